@@ -1,0 +1,664 @@
+//! policy-drift: restores the baseline key policy, rotation and key state of managed keys.
+
+use std::collections::HashSet;
+
+use aws_sdk_kms::types::KeyState;
+use futures::stream::{self, StreamExt};
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use shared::aws::{arn_partition, AwsClients};
+use shared::baseline::{self, Baseline};
+use shared::config::{Config, ManagedSelector, Mode};
+use shared::events::{parse_trigger, CloudTrailDetail, CloudTrailEvent, KeyLocator, Trigger};
+use shared::kms::{self, KeyInfo};
+use shared::managed::{management, Management};
+use shared::notify::{change_block, key_block, Notification};
+use shared::outcome::{Action, Finding, KeyFailure, KeyOutcome, Outcome, Status, SweepReport};
+use shared::policy::Policy;
+use shared::GuardrailError;
+use tracing::{error, info, info_span, warn, Instrument};
+
+/// CloudTrail events that can move a key away from its baseline.
+pub const HANDLED_EVENTS: &[&str] = &[
+    "PutKeyPolicy",
+    "DisableKeyRotation",
+    "EnableKeyRotation",
+    "ScheduleKeyDeletion",
+    "DisableKey",
+    "CreateKey",
+    "TagResource",
+];
+
+pub struct Deps {
+    pub config: Config,
+    pub clients: AwsClients,
+}
+
+pub async fn function_handler(
+    event: LambdaEvent<Value>,
+    deps: &Deps,
+) -> Result<Outcome, GuardrailError> {
+    let outcome = match parse_trigger(&event.payload) {
+        Ok(Trigger::CloudTrail(event)) => handle_cloudtrail(&event, deps).await,
+        Ok(Trigger::Scheduled { id, time }) => {
+            let span = info_span!("sweep", event_id = id.as_deref().unwrap_or("unknown"));
+            sweep(deps, time.as_deref()).instrument(span).await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &outcome {
+        error!(error_type = e.error_type(), error = %e, "invocation failed");
+    }
+    outcome
+}
+
+fn skipped(detail: &CloudTrailDetail, reason: String) -> Result<Outcome, GuardrailError> {
+    info!(reason = %reason, "event skipped");
+    Ok(Outcome::Skipped {
+        event_id: detail.event_id().to_string(),
+        event_name: detail.event_name.clone(),
+        reason,
+    })
+}
+
+/// True when the function's own role made the call: answering our own writes would loop.
+pub fn caused_by_role(detail: &CloudTrailDetail, role_arn: &str) -> bool {
+    if detail.session_issuer_arn() == Some(role_arn) {
+        return true;
+    }
+    // Records without sessionContext still carry the assumed-role session ARN.
+    let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);
+    let account = shared::aws::arn_account(role_arn).unwrap_or_default();
+    detail.user_identity.arn.as_deref().is_some_and(|arn| {
+        arn.split_once(":sts::")
+            .and_then(|(_, rest)| rest.strip_prefix(account))
+            .and_then(|rest| rest.strip_prefix(":assumed-role/"))
+            .is_some_and(|rest| rest.split('/').next() == Some(role_name))
+    })
+}
+
+async fn handle_cloudtrail(
+    event: &CloudTrailEvent,
+    deps: &Deps,
+) -> Result<Outcome, GuardrailError> {
+    let detail = &event.detail;
+    let span = info_span!(
+        "event",
+        event_id = detail.event_id(),
+        event_name = %detail.event_name,
+        key = tracing::field::Empty
+    );
+    async {
+        if detail.event_source != "kms.amazonaws.com" {
+            return skipped(
+                detail,
+                format!("event source {} is not KMS", detail.event_source),
+            );
+        }
+        if !HANDLED_EVENTS.contains(&detail.event_name.as_str()) {
+            return skipped(
+                detail,
+                format!("policy-drift does not act on {} events", detail.event_name),
+            );
+        }
+        if let Some(code) = &detail.error_code {
+            return skipped(
+                detail,
+                format!(
+                    "the {} call failed ({code}), so nothing changed",
+                    detail.event_name
+                ),
+            );
+        }
+        if caused_by_role(detail, &deps.config.self_role_arn) {
+            return skipped(
+                detail,
+                "caused by this function's own role (loop prevention)".to_string(),
+            );
+        }
+        let locator = detail.key_locator(&deps.config.region)?;
+        let client = deps.clients.kms(&locator.region);
+        let key = match kms::describe_key(&client, &locator.identifier, &locator.region).await {
+            Ok(key) => key,
+            Err(e) if e.is_not_found() => {
+                return skipped(
+                    detail,
+                    format!("key {} no longer exists", locator.identifier),
+                );
+            }
+            Err(e) => return Err(e),
+        };
+        tracing::Span::current().record("key", key.arn.as_str());
+        if key.account != deps.config.account_id {
+            return skipped(
+                detail,
+                format!(
+                    "key belongs to account {}, not {}",
+                    key.account, deps.config.account_id
+                ),
+            );
+        }
+        if let Management::Unmanaged(reason) =
+            management(&deps.config.managed, &client, &key).await?
+        {
+            return skipped(detail, format!("unmanaged key: {reason}"));
+        }
+        audit_key(deps, &key, Some(detail), None)
+            .await
+            .map(Outcome::Key)
+    }
+    .instrument(span)
+    .await
+}
+
+/// A write that brings the key back to its baseline, in the order they must run: a key pending
+/// deletion or disabled refuses PutKeyPolicy and EnableKeyRotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Correction {
+    CancelKeyDeletion,
+    EnableKey,
+    PutKeyPolicy,
+    EnableKeyRotation,
+}
+
+impl Correction {
+    fn operation(self) -> &'static str {
+        match self {
+            Correction::CancelKeyDeletion => "CancelKeyDeletion",
+            Correction::EnableKey => "EnableKey",
+            Correction::PutKeyPolicy => "PutKeyPolicy",
+            Correction::EnableKeyRotation => "EnableKeyRotation",
+        }
+    }
+}
+
+struct Audit {
+    findings: Vec<Finding>,
+    corrections: Vec<Correction>,
+}
+
+async fn inspect(
+    deps: &Deps,
+    client: &aws_sdk_kms::Client,
+    key: &KeyInfo,
+    baseline: &Baseline,
+) -> Result<Audit, GuardrailError> {
+    let mut audit = Audit {
+        findings: Vec::new(),
+        corrections: Vec::new(),
+    };
+    match key.state {
+        KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => {
+            audit.findings.push(Finding {
+                kind: "pending_deletion",
+                summary: "the key is scheduled for deletion".into(),
+                diff: None,
+            });
+            // CancelKeyDeletion leaves the key Disabled.
+            audit
+                .corrections
+                .extend([Correction::CancelKeyDeletion, Correction::EnableKey]);
+        }
+        KeyState::Disabled => {
+            audit.findings.push(Finding {
+                kind: "key_disabled",
+                summary: "the key is disabled".into(),
+                diff: None,
+            });
+            audit.corrections.push(Correction::EnableKey);
+        }
+        _ => {}
+    }
+
+    let actual = kms::key_policy(client, &key.arn).await?;
+    match Policy::parse(&actual) {
+        Ok(policy) => {
+            let diff = policy.diff_against(&baseline.policy);
+            if !diff.is_empty() {
+                audit.findings.push(Finding {
+                    kind: "policy_drift",
+                    summary: format!(
+                        "the key policy differs from the baseline: {} missing, {} extra, {} changed statement(s){}",
+                        diff.missing.len(),
+                        diff.extra.len(),
+                        diff.changed.len(),
+                        if diff.version.is_some() { ", different Version" } else { "" }
+                    ),
+                    diff: Some(diff.to_string()),
+                });
+                audit.corrections.push(Correction::PutKeyPolicy);
+            }
+        }
+        Err(e) => {
+            audit.findings.push(Finding {
+                kind: "policy_unreadable",
+                summary: format!(
+                    "the key policy is not a policy the baseline can be compared with ({e})"
+                ),
+                diff: None,
+            });
+            audit.corrections.push(Correction::PutKeyPolicy);
+        }
+    }
+
+    let rotation = deps.config.rotation;
+    // Replicas share the primary's rotation; asymmetric, HMAC and imported keys cannot rotate.
+    if rotation.enabled && key.rotatable && !key.is_replica() {
+        let status = kms::rotation_status(client, &key.arn).await?;
+        if !status.enabled {
+            audit.findings.push(Finding {
+                kind: "rotation_disabled",
+                summary: format!(
+                    "automatic rotation is disabled (baseline: every {} days)",
+                    rotation.period_days
+                ),
+                diff: None,
+            });
+            audit.corrections.push(Correction::EnableKeyRotation);
+        } else if let Some(period) = status.period_days.filter(|p| *p != rotation.period_days) {
+            audit.findings.push(Finding {
+                kind: "rotation_period",
+                summary: format!(
+                    "rotation period is {period} days (baseline: {} days)",
+                    rotation.period_days
+                ),
+                diff: None,
+            });
+            audit.corrections.push(Correction::EnableKeyRotation);
+        }
+    }
+    audit.corrections.sort();
+    Ok(audit)
+}
+
+async fn apply(
+    deps: &Deps,
+    client: &aws_sdk_kms::Client,
+    key: &KeyInfo,
+    baseline: &Baseline,
+    correction: Correction,
+) -> Result<String, GuardrailError> {
+    let arn = key.arn.as_str();
+    let op = correction.operation();
+    match correction {
+        Correction::CancelKeyDeletion => {
+            client
+                .cancel_key_deletion()
+                .key_id(arn)
+                .send()
+                .await
+                .map_err(|e| GuardrailError::aws(op, arn, e))?;
+            Ok("cancelled the scheduled deletion".into())
+        }
+        Correction::EnableKey => {
+            client
+                .enable_key()
+                .key_id(arn)
+                .send()
+                .await
+                .map_err(|e| GuardrailError::aws(op, arn, e))?;
+            Ok("enabled the key".into())
+        }
+        Correction::PutKeyPolicy => {
+            client
+                .put_key_policy()
+                .key_id(arn)
+                .policy_name(kms::DEFAULT_POLICY_NAME)
+                .policy(&baseline.document)
+                // Never bypass: KMS's own lockout check is a second line of defence.
+                .bypass_policy_lockout_safety_check(false)
+                .send()
+                .await
+                .map_err(|e| GuardrailError::aws(op, arn, e))?;
+            Ok("restored the baseline key policy".into())
+        }
+        Correction::EnableKeyRotation => {
+            let days = deps.config.rotation.period_days;
+            client
+                .enable_key_rotation()
+                .key_id(arn)
+                .rotation_period_in_days(days)
+                .send()
+                .await
+                .map_err(|e| GuardrailError::aws(op, arn, e))?;
+            Ok(format!("enabled automatic rotation every {days} days"))
+        }
+    }
+}
+
+fn planned_detail(correction: Correction, deps: &Deps) -> String {
+    match correction {
+        Correction::CancelKeyDeletion => "would cancel the scheduled deletion".into(),
+        Correction::EnableKey => "would enable the key".into(),
+        Correction::PutKeyPolicy => "would restore the baseline key policy".into(),
+        Correction::EnableKeyRotation => {
+            format!(
+                "would enable automatic rotation every {} days",
+                deps.config.rotation.period_days
+            )
+        }
+    }
+}
+
+/// Compares one managed key with its baseline, corrects it in enforce mode and notifies when
+/// anything was found. Writes nothing when nothing drifted.
+async fn audit_key(
+    deps: &Deps,
+    key: &KeyInfo,
+    detail: Option<&CloudTrailDetail>,
+    sweep_time: Option<&str>,
+) -> Result<KeyOutcome, GuardrailError> {
+    let mut outcome = KeyOutcome {
+        key_arn: key.arn.clone(),
+        key_id: key.key_id.clone(),
+        region: key.region.clone(),
+        alias: None,
+        status: Status::Compliant,
+        findings: Vec::new(),
+        actions: Vec::new(),
+        reason: None,
+        notification_id: None,
+    };
+    if !matches!(
+        key.state,
+        KeyState::Enabled
+            | KeyState::Disabled
+            | KeyState::PendingDeletion
+            | KeyState::PendingReplicaDeletion
+    ) {
+        let reason = format!(
+            "key is in state {}; nothing is written until it settles",
+            key.state.as_str()
+        );
+        info!(key = %key.arn, reason = %reason, "key skipped");
+        outcome.status = Status::Skipped;
+        outcome.reason = Some(reason);
+        return Ok(outcome);
+    }
+    let client = deps.clients.kms(&key.region);
+    let baseline = baseline::render(
+        &deps.config.baseline,
+        &key.account,
+        &key.region,
+        arn_partition(&key.arn),
+    )
+    .map_err(|e| {
+        GuardrailError::Configuration(shared::config::ConfigError { problems: vec![e] })
+    })?;
+    let audit = inspect(deps, &client, key, &baseline).await?;
+    if audit.findings.is_empty() {
+        info!(key = %key.arn, "key matches its baseline");
+        return Ok(outcome);
+    }
+    outcome.findings = audit.findings;
+
+    let mut failure = None;
+    for correction in audit.corrections {
+        if deps.config.mode == Mode::Report {
+            outcome.actions.push(Action {
+                operation: correction.operation(),
+                detail: planned_detail(correction, deps),
+                done: false,
+            });
+            continue;
+        }
+        match apply(deps, &client, key, &baseline, correction).await {
+            Ok(detail) => {
+                info!(key = %key.arn, operation = correction.operation(), "{detail}");
+                outcome.actions.push(Action {
+                    operation: correction.operation(),
+                    detail,
+                    done: true,
+                });
+            }
+            Err(e) => {
+                error!(key = %key.arn, operation = correction.operation(), error_type = e.error_type(), error = %e, "correction failed");
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    outcome.status = match deps.config.mode {
+        Mode::Report => Status::Reported,
+        Mode::Enforce => Status::Corrected,
+    };
+
+    outcome.alias = match kms::aliases(&client, &key.key_id).await {
+        Ok(names) => names.into_iter().next(),
+        Err(e) => {
+            warn!(error = %e, "aliases unavailable for the notification");
+            None
+        }
+    };
+    let notification =
+        build_notification(deps, key, &outcome, detail, sweep_time, failure.as_ref());
+    outcome.notification_id = Some(
+        notification
+            .publish(&deps.clients, &deps.config.notify_topic_arn)
+            .await?,
+    );
+    info!(
+        key = %key.arn,
+        status = ?outcome.status,
+        findings = outcome.findings.len(),
+        writes = outcome.writes(),
+        "drift handled"
+    );
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(outcome),
+    }
+}
+
+fn build_notification(
+    deps: &Deps,
+    key: &KeyInfo,
+    outcome: &KeyOutcome,
+    detail: Option<&CloudTrailDetail>,
+    sweep_time: Option<&str>,
+    failure: Option<&GuardrailError>,
+) -> Notification {
+    let name = outcome.alias.as_deref().unwrap_or(&key.key_id);
+    let what = if outcome
+        .findings
+        .iter()
+        .any(|f| f.kind.starts_with("policy"))
+    {
+        "KMS key policy drift"
+    } else {
+        "KMS key drift"
+    };
+    let verb = match (deps.config.mode, failure) {
+        (_, Some(_)) => "NOT corrected",
+        (Mode::Enforce, None) => "corrected",
+        (Mode::Report, None) => "found",
+    };
+    let env = deps
+        .config
+        .environment
+        .as_deref()
+        .map(|e| format!("[{e}] "))
+        .unwrap_or_default();
+    let subject = format!("{env}{what} {verb}: {name} ({})", key.region);
+
+    let mut body = format!("kms-guardrails policy-drift, mode {}\n\n", deps.config.mode);
+    body.push_str(&key_block(key, outcome.alias.as_deref()));
+    body.push('\n');
+    body.push_str(&change_block(detail, sweep_time));
+    body.push_str("\nFindings:\n");
+    for finding in &outcome.findings {
+        body.push_str(&format!("- {}\n", finding.summary));
+        if let Some(diff) = &finding.diff {
+            body.push_str("  Statement diff (- baseline only, + actual only):\n");
+            for line in diff.lines() {
+                body.push_str(&format!("  {line}\n"));
+            }
+        }
+    }
+    let heading = match deps.config.mode {
+        Mode::Enforce => "\nActions taken:\n",
+        Mode::Report => "\nReport mode: nothing was changed. Enforce mode would:\n",
+    };
+    body.push_str(heading);
+    for action in &outcome.actions {
+        body.push_str(&format!("- {}: {}\n", action.operation, action.detail));
+    }
+    if let Some(e) = failure {
+        body.push_str(&format!(
+            "\nCorrection FAILED ({}): {e}\nThe key is still out of baseline. Check that the function's role may call this operation on the key (key policy and IAM), then let the next sweep retry.\n",
+            e.error_type()
+        ));
+    }
+    Notification::new(&subject, body)
+        .attribute("function", "policy-drift")
+        .attribute(
+            "severity",
+            if failure.is_some() {
+                "critical"
+            } else {
+                "high"
+            },
+        )
+        .attribute("mode", deps.config.mode.to_string())
+        .attribute("key_id", key.key_id.clone())
+        .attribute("region", key.region.clone())
+        .attribute(
+            "event_name",
+            detail
+                .map(|d| d.event_name.clone())
+                .unwrap_or_else(|| "ScheduledSweep".into()),
+        )
+        .attribute(
+            "environment",
+            deps.config.environment.clone().unwrap_or_default(),
+        )
+}
+
+/// Where the sweep looks: the configured list, or every key of every sweep Region.
+async fn sweep_candidates(deps: &Deps) -> Result<Vec<KeyLocator>, GuardrailError> {
+    let config = &deps.config;
+    match &config.managed {
+        ManagedSelector::Keys(entries) => entries
+            .iter()
+            .map(|e| {
+                KeyLocator::parse(e, &config.region)
+                    .map_err(|msg| GuardrailError::InvalidEvent(format!("MANAGED_KEYS: {msg}")))
+            })
+            .collect(),
+        ManagedSelector::Tag { .. } => {
+            let mut all = Vec::new();
+            for region in &config.sweep_regions {
+                let arns = kms::list_key_arns(&deps.clients.kms(region)).await?;
+                all.extend(arns.into_iter().map(|arn| KeyLocator {
+                    region: region.clone(),
+                    identifier: arn,
+                }));
+            }
+            Ok(all)
+        }
+    }
+}
+
+/// A managed key of this account, or `None` when the candidate is not ours to audit.
+async fn resolve_managed(
+    deps: &Deps,
+    locator: &KeyLocator,
+) -> Result<Option<KeyInfo>, GuardrailError> {
+    let client = deps.clients.kms(&locator.region);
+    let key = kms::describe_key(&client, &locator.identifier, &locator.region).await?;
+    if key.account != deps.config.account_id || !key.customer_managed {
+        return Ok(None);
+    }
+    Ok(
+        match management(&deps.config.managed, &client, &key).await? {
+            Management::Managed => Some(key),
+            Management::Unmanaged(_) => None,
+        },
+    )
+}
+
+async fn sweep(deps: &Deps, time: Option<&str>) -> Result<Outcome, GuardrailError> {
+    let candidates = sweep_candidates(deps).await?;
+    let concurrency = deps.config.sweep_concurrency;
+    let mut report = SweepReport {
+        regions: deps.config.sweep_regions.clone(),
+        keys_examined: candidates.len(),
+        ..SweepReport::default()
+    };
+
+    let resolved: Vec<(KeyLocator, Result<Option<KeyInfo>, GuardrailError>)> =
+        stream::iter(candidates)
+            .map(|locator| async move {
+                let result = resolve_managed(deps, &locator).await;
+                (locator, result)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+    let mut seen = HashSet::new();
+    let mut managed = Vec::new();
+    for (locator, result) in resolved {
+        match result {
+            Ok(Some(key)) if seen.insert(key.arn.clone()) => managed.push(key),
+            Ok(_) => {}
+            Err(e) => report.failed.push(KeyFailure {
+                key: locator.identifier,
+                error_type: e.error_type().to_string(),
+                error: e.to_string(),
+            }),
+        }
+    }
+    report.managed = managed.len();
+
+    let audited: Vec<(String, Result<KeyOutcome, GuardrailError>)> = stream::iter(managed)
+        .map(|key| async move {
+            let span = info_span!("key", key = %key.arn);
+            let result = audit_key(deps, &key, None, time).instrument(span).await;
+            (key.arn, result)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (arn, result) in audited {
+        match result {
+            Ok(outcome) => {
+                match outcome.status {
+                    Status::Compliant | Status::Skipped => {
+                        report.compliant += usize::from(outcome.status == Status::Compliant)
+                    }
+                    Status::Corrected => report.corrected += 1,
+                    Status::Reported => report.reported += 1,
+                }
+                if !outcome.findings.is_empty() {
+                    report.drifted.push(outcome);
+                }
+            }
+            Err(e) => report.failed.push(KeyFailure {
+                key: arn,
+                error_type: e.error_type().to_string(),
+                error: e.to_string(),
+            }),
+        }
+    }
+    report.drifted.sort_by(|a, b| a.key_arn.cmp(&b.key_arn));
+    info!(
+        keys_examined = report.keys_examined,
+        managed = report.managed,
+        compliant = report.compliant,
+        corrected = report.corrected,
+        reported = report.reported,
+        failed = report.failed.len(),
+        "sweep finished"
+    );
+    if let Some(first) = report.failed.first() {
+        return Err(GuardrailError::Incomplete(format!(
+            "sweep finished with {} of {} keys failed; first: {} ({}): {}",
+            report.failed.len(),
+            report.keys_examined,
+            first.key,
+            first.error_type,
+            first.error
+        )));
+    }
+    Ok(Outcome::Sweep(report))
+}

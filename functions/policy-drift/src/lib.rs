@@ -1,0 +1,6 @@
+//! policy-drift: the handler as a library, so tests and the local demo drive the same code the
+//! Lambda binary runs.
+
+pub mod handler;
+
+pub use handler::{function_handler, Deps};

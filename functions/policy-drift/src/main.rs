@@ -1,0 +1,19 @@
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use policy_drift::{function_handler, Deps};
+use serde_json::Value;
+use shared::aws::{load_sdk_config, AwsClients};
+use shared::config::Config;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+    let deps = Deps {
+        config,
+        clients: AwsClients::new(load_sdk_config().await),
+    };
+    run(service_fn(|event: LambdaEvent<Value>| {
+        function_handler(event, &deps)
+    }))
+    .await
+}

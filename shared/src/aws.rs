@@ -1,0 +1,143 @@
+//! AWS client construction: one shared SDK configuration, one client per Region (a key ARN in
+//! another Region sends the call there), the endpoint override for local runs and standard
+//! retries with backoff for throttling and transient errors.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// Attempts per call, first try included. Throttling and 5xx are retried with jittered
+/// exponential backoff; AccessDenied and validation errors are not.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+}
+
+/// The SDK configuration from the environment. `AWS_ENDPOINT_URL` (local runs against moto)
+/// is honoured by the SDK itself.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry_config())
+        .load()
+        .await
+}
+
+/// Region of an ARN (`arn:partition:service:region:account:resource`).
+pub fn arn_region(arn: &str) -> Option<&str> {
+    arn.split(':').nth(3).filter(|r| !r.is_empty())
+}
+
+/// Partition of an ARN, `aws` when it cannot be read.
+pub fn arn_partition(arn: &str) -> &str {
+    arn.split(':')
+        .nth(1)
+        .filter(|p| !p.is_empty())
+        .unwrap_or("aws")
+}
+
+/// Account of an ARN.
+pub fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// Clients per Region, built on first use from one SDK configuration.
+pub struct AwsClients {
+    sdk: SdkConfig,
+    kms: Mutex<HashMap<String, aws_sdk_kms::Client>>,
+    sns: Mutex<HashMap<String, aws_sdk_sns::Client>>,
+}
+
+impl AwsClients {
+    pub fn new(sdk: SdkConfig) -> AwsClients {
+        AwsClients {
+            sdk,
+            kms: Mutex::default(),
+            sns: Mutex::default(),
+        }
+    }
+
+    /// Uses `client` for every KMS call to `region`; tests hand in mocked clients this way.
+    pub fn with_kms_client(self, region: &str, client: aws_sdk_kms::Client) -> AwsClients {
+        self.kms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(region.to_string(), client);
+        self
+    }
+
+    pub fn with_sns_client(self, region: &str, client: aws_sdk_sns::Client) -> AwsClients {
+        self.sns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(region.to_string(), client);
+        self
+    }
+
+    pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
+        let mut clients = self.kms.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                let config = aws_sdk_kms::config::Builder::from(&self.sdk)
+                    .region(Region::new(region.to_string()))
+                    .build();
+                aws_sdk_kms::Client::from_conf(config)
+            })
+            .clone()
+    }
+
+    pub fn sns(&self, region: &str) -> aws_sdk_sns::Client {
+        let mut clients = self.sns.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                let config = aws_sdk_sns::config::Builder::from(&self.sdk)
+                    .region(Region::new(region.to_string()))
+                    .build();
+                aws_sdk_sns::Client::from_conf(config)
+            })
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arn_parts() {
+        let arn = "arn:aws-cn:kms:cn-north-1:111122223333:key/abc";
+        assert_eq!(arn_region(arn), Some("cn-north-1"));
+        assert_eq!(arn_partition(arn), "aws-cn");
+        assert_eq!(arn_account(arn), Some("111122223333"));
+        assert_eq!(arn_region("alias/x"), None);
+    }
+
+    #[tokio::test]
+    async fn clients_follow_the_requested_region() {
+        let sdk = SdkConfig::builder()
+            .region(Region::new("eu-west-1"))
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let clients = AwsClients::new(sdk);
+        assert_eq!(
+            clients
+                .kms("ap-northeast-2")
+                .config()
+                .region()
+                .map(|r| r.as_ref()),
+            Some("ap-northeast-2")
+        );
+        assert_eq!(
+            clients
+                .sns("us-east-1")
+                .config()
+                .region()
+                .map(|r| r.as_ref()),
+            Some("us-east-1")
+        );
+    }
+}

@@ -1,0 +1,505 @@
+//! Typed configuration read once from the environment at cold start.
+//!
+//! Every variable is checked before the function serves an event, and all problems are
+//! reported together so one deploy fixes them all.
+
+use std::fmt;
+
+use crate::baseline::{self, BaselineParts, BaselineSource};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Correct what drifted.
+    Enforce,
+    /// Dry run: find and notify, write nothing to any key.
+    Report,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Enforce => "enforce",
+            Mode::Report => "report",
+        })
+    }
+}
+
+/// How managed keys are chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManagedSelector {
+    /// Keys carrying this tag with this value.
+    Tag { key: String, value: String },
+    /// Exactly these keys: key ARNs, key ids, alias names or alias ARNs.
+    Keys(Vec<String>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RotationBaseline {
+    /// When false, rotation is not enforced (keys may rotate or not).
+    pub enabled: bool,
+    pub period_days: i32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mode: Mode,
+    pub account_id: String,
+    /// The Region the function runs in; events without a Region-bearing ARN resolve here.
+    pub region: String,
+    pub baseline: BaselineSource,
+    pub rotation: RotationBaseline,
+    pub managed: ManagedSelector,
+    pub notify_topic_arn: String,
+    /// The function's own execution role: events it caused are skipped (loop prevention).
+    pub self_role_arn: String,
+    pub sweep_regions: Vec<String>,
+    pub sweep_concurrency: usize,
+    /// A label such as `prod`, shown in notification subjects.
+    pub environment: Option<String>,
+}
+
+/// Every configuration problem found, one line each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration ({} problem", self.problems.len())?;
+        if self.problems.len() != 1 {
+            f.write_str("s")?;
+        }
+        write!(f, "): {}", self.problems.join("; "))
+    }
+}
+
+pub const DEFAULT_MANAGED_TAG: &str = "guardrails:managed=true";
+const DEFAULT_ROTATION_DAYS: i32 = 365;
+const DEFAULT_SWEEP_CONCURRENCY: usize = 8;
+
+/// Reads variables through `lookup`, collecting problems instead of stopping at the first.
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&mut self, name: &str, hint: &str) -> String {
+        self.optional(name).unwrap_or_else(|| {
+            self.problems.push(format!("{name} is not set ({hint})"));
+            String::new()
+        })
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        self.optional(name)
+            .map(|v| {
+                v.split([',', '\n'])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn bool(&mut self, name: &str, default: bool) -> bool {
+        match self.optional(name).map(|v| v.to_ascii_lowercase()) {
+            None => default,
+            Some(v) if v == "true" => true,
+            Some(v) if v == "false" => false,
+            Some(v) => {
+                self.problems
+                    .push(format!("{name} must be true or false, got {v:?}"));
+                default
+            }
+        }
+    }
+
+    fn number<T: std::str::FromStr>(
+        &mut self,
+        name: &str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> T
+    where
+        T: PartialOrd + fmt::Display + Copy,
+    {
+        let Some(raw) = self.optional(name) else {
+            return default;
+        };
+        match raw.parse::<T>() {
+            Ok(v) if range.contains(&v) => v,
+            _ => {
+                self.problems.push(format!(
+                    "{name} must be a whole number from {} to {}, got {raw:?}",
+                    range.start(),
+                    range.end()
+                ));
+                default
+            }
+        }
+    }
+
+    fn problem(&mut self, problem: String) {
+        self.problems.push(problem);
+    }
+}
+
+fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_arn_of(s: &str, service: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == service
+        && !parts[5].is_empty()
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// The same as [`Config::from_env`] with variables from `lookup`; tests use a map.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut r = Reader {
+            lookup,
+            problems: Vec::new(),
+        };
+
+        let mode = match r
+            .optional("MODE")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("report") => Mode::Report,
+            Some("enforce") => Mode::Enforce,
+            Some(other) => {
+                r.problem(format!("MODE must be enforce or report, got {other:?}"));
+                Mode::Report
+            }
+        };
+
+        let account_id = r.required(
+            "ACCOUNT_ID",
+            "the 12-digit id of the account whose keys are guarded",
+        );
+        if !account_id.is_empty() && !is_account_id(&account_id) {
+            r.problem(format!("ACCOUNT_ID must be 12 digits, got {account_id:?}"));
+        }
+        let region = r.required(
+            "AWS_REGION",
+            "set by Lambda; set it yourself for local runs",
+        );
+        if !region.is_empty() && !is_region(&region) {
+            r.problem(format!("AWS_REGION is not a Region name: {region:?}"));
+        }
+
+        let notify_topic_arn =
+            r.required("NOTIFY_TOPIC_ARN", "the SNS topic that receives findings");
+        if !notify_topic_arn.is_empty() && !is_arn_of(&notify_topic_arn, "sns") {
+            r.problem(format!(
+                "NOTIFY_TOPIC_ARN is not an SNS topic ARN: {notify_topic_arn:?}"
+            ));
+        }
+        let self_role_arn = r.required(
+            "SELF_ROLE_ARN",
+            "the function's own execution role ARN, for loop prevention",
+        );
+        if !self_role_arn.is_empty() && !is_arn_of(&self_role_arn, "iam") {
+            r.problem(format!(
+                "SELF_ROLE_ARN is not an IAM role ARN: {self_role_arn:?}"
+            ));
+        }
+
+        let rotation = RotationBaseline {
+            enabled: r.bool("ROTATION_ENABLED", true),
+            // KMS accepts rotation periods from 90 to 2560 days.
+            period_days: r.number("ROTATION_PERIOD_DAYS", DEFAULT_ROTATION_DAYS, 90..=2560),
+        };
+
+        let managed_keys = r.list("MANAGED_KEYS");
+        let managed = if managed_keys.is_empty() {
+            let tag = r
+                .optional("MANAGED_TAG")
+                .unwrap_or_else(|| DEFAULT_MANAGED_TAG.to_string());
+            match tag.split_once('=') {
+                Some((key, value)) if !key.trim().is_empty() => ManagedSelector::Tag {
+                    key: key.trim().to_string(),
+                    value: value.trim().to_string(),
+                },
+                _ => {
+                    r.problem(format!("MANAGED_TAG must look like key=value, got {tag:?}"));
+                    ManagedSelector::Tag {
+                        key: String::new(),
+                        value: String::new(),
+                    }
+                }
+            }
+        } else {
+            for entry in &managed_keys {
+                if crate::events::KeyLocator::parse(entry, "us-east-1").is_err() {
+                    r.problem(format!(
+                        "MANAGED_KEYS entry {entry:?} is not a key ARN, key id, alias name or alias ARN"
+                    ));
+                }
+            }
+            ManagedSelector::Keys(managed_keys)
+        };
+
+        let baseline = read_baseline(&mut r);
+
+        let mut sweep_regions = r.list("SWEEP_REGIONS");
+        if sweep_regions.is_empty() && !region.is_empty() {
+            sweep_regions.push(region.clone());
+        }
+        for bad in sweep_regions.iter().filter(|s| !is_region(s)) {
+            r.problems
+                .push(format!("SWEEP_REGIONS entry {bad:?} is not a Region name"));
+        }
+        let sweep_concurrency = r.number("SWEEP_CONCURRENCY", DEFAULT_SWEEP_CONCURRENCY, 1..=64);
+        let environment = r.optional("ENVIRONMENT");
+
+        let config = Config {
+            mode,
+            account_id,
+            region,
+            baseline,
+            rotation,
+            managed,
+            notify_topic_arn,
+            self_role_arn,
+            sweep_regions,
+            sweep_concurrency,
+            environment,
+        };
+        if r.problems.is_empty() {
+            // Prove the baseline renders and cannot lock a key out before any event arrives.
+            if let Err(problem) = baseline::check_baseline(&config) {
+                r.problems.push(problem);
+            }
+        }
+        if r.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                problems: r.problems,
+            })
+        }
+    }
+}
+
+fn read_baseline(r: &mut Reader<'_>) -> BaselineSource {
+    let parts = BaselineParts {
+        root_access: r.bool("ROOT_ACCESS", true),
+        admin_role_arns: r.list("KMS_ADMIN_ROLE_ARNS"),
+        key_user_arns: r.list("KEY_USER_ARNS"),
+        service_principals: r.list("SERVICE_PRINCIPALS"),
+        additional_principals: r.list("ADDITIONAL_PRINCIPALS"),
+    };
+    for (name, values) in [
+        ("KMS_ADMIN_ROLE_ARNS", &parts.admin_role_arns),
+        ("KEY_USER_ARNS", &parts.key_user_arns),
+    ] {
+        for bad in values.iter().filter(|v| !is_arn_of(v, "iam")) {
+            r.problems
+                .push(format!("{name} entry {bad:?} is not an IAM ARN"));
+        }
+    }
+    for bad in parts
+        .additional_principals
+        .iter()
+        .filter(|v| !is_arn_of(v, "iam") && !is_account_id(v))
+    {
+        r.problems.push(format!(
+            "ADDITIONAL_PRINCIPALS entry {bad:?} is not an IAM ARN or account id"
+        ));
+    }
+    for bad in parts
+        .service_principals
+        .iter()
+        .filter(|v| !v.ends_with(".amazonaws.com"))
+    {
+        r.problems.push(format!(
+            "SERVICE_PRINCIPALS entry {bad:?} is not a service principal such as s3.amazonaws.com"
+        ));
+    }
+
+    match r.optional("BASELINE_POLICY") {
+        None => BaselineSource::Parts(parts),
+        Some(document) => {
+            let set: Vec<&str> = [
+                ("KMS_ADMIN_ROLE_ARNS", !parts.admin_role_arns.is_empty()),
+                ("KEY_USER_ARNS", !parts.key_user_arns.is_empty()),
+                ("SERVICE_PRINCIPALS", !parts.service_principals.is_empty()),
+                (
+                    "ADDITIONAL_PRINCIPALS",
+                    !parts.additional_principals.is_empty(),
+                ),
+                ("ROOT_ACCESS", r.optional("ROOT_ACCESS").is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, present)| present.then_some(name))
+            .collect();
+            if !set.is_empty() {
+                r.problems.push(format!(
+                    "BASELINE_POLICY is a complete policy, so {} must not be set as well",
+                    set.join(", ")
+                ));
+            }
+            BaselineSource::Document(document)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub(crate) fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut map: HashMap<String, String> = [
+            ("ACCOUNT_ID", "111122223333"),
+            ("AWS_REGION", "eu-west-1"),
+            (
+                "NOTIFY_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:111122223333:kms-guardrails",
+            ),
+            (
+                "SELF_ROLE_ARN",
+                "arn:aws:iam::111122223333:role/policy-drift",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            map.insert(k.to_string(), v.to_string());
+        }
+        map
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map = env(pairs);
+        Config::from_lookup(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn minimal_configuration_has_safe_defaults() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.mode, Mode::Report);
+        assert_eq!(
+            c.managed,
+            ManagedSelector::Tag {
+                key: "guardrails:managed".into(),
+                value: "true".into()
+            }
+        );
+        assert_eq!(
+            c.rotation,
+            RotationBaseline {
+                enabled: true,
+                period_days: 365
+            }
+        );
+        assert_eq!(c.sweep_regions, vec!["eu-west-1"]);
+    }
+
+    #[test]
+    fn every_bad_variable_is_named_in_one_error() {
+        let map: HashMap<String, String> = [
+            ("MODE", "fix-it"),
+            ("ACCOUNT_ID", "12345"),
+            ("ROTATION_PERIOD_DAYS", "30"),
+            ("ROOT_ACCESS", "maybe"),
+            ("KMS_ADMIN_ROLE_ARNS", "admin"),
+            ("SWEEP_CONCURRENCY", "0"),
+            ("MANAGED_TAG", "novalue"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let err = Config::from_lookup(&|k| map.get(k).cloned()).unwrap_err();
+        let text = err.to_string();
+        for name in [
+            "MODE",
+            "ACCOUNT_ID must be 12 digits",
+            "AWS_REGION is not set",
+            "NOTIFY_TOPIC_ARN is not set",
+            "SELF_ROLE_ARN is not set",
+            "ROTATION_PERIOD_DAYS",
+            "ROOT_ACCESS",
+            "KMS_ADMIN_ROLE_ARNS entry \"admin\"",
+            "SWEEP_CONCURRENCY",
+            "MANAGED_TAG",
+        ] {
+            assert!(text.contains(name), "{name} missing from: {text}");
+        }
+        assert_eq!(err.problems.len(), 10, "{text}");
+    }
+
+    #[test]
+    fn a_baseline_that_would_lock_keys_out_is_refused() {
+        let err = load(&[("ROOT_ACCESS", "false")]).unwrap_err();
+        assert!(err.to_string().contains("lock"), "{err}");
+        let ok = load(&[
+            ("ROOT_ACCESS", "false"),
+            (
+                "KMS_ADMIN_ROLE_ARNS",
+                "arn:aws:iam::111122223333:role/kms-admin",
+            ),
+        ]);
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn a_complete_baseline_document_excludes_the_parts() {
+        let err = load(&[
+            ("BASELINE_POLICY", r#"{"Statement":[]}"#),
+            (
+                "KMS_ADMIN_ROLE_ARNS",
+                "arn:aws:iam::111122223333:role/kms-admin",
+            ),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("must not be set as well"), "{err}");
+        let err = load(&[("BASELINE_POLICY", "{not json")]).unwrap_err();
+        assert!(err.to_string().contains("BASELINE_POLICY"), "{err}");
+    }
+
+    #[test]
+    fn explicit_key_list_is_validated() {
+        let c = load(&[("MANAGED_KEYS", "alias/app-data, arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab")]).unwrap();
+        assert!(matches!(c.managed, ManagedSelector::Keys(ref k) if k.len() == 2));
+        let err = load(&[("MANAGED_KEYS", "my-key")]).unwrap_err();
+        assert!(
+            err.to_string().contains("MANAGED_KEYS entry \"my-key\""),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! EventBridge envelopes and the CloudTrail record inside them, parsed leniently, and key
+//! resolution from whatever identifier the record carries.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::GuardrailError;
+
+pub const API_CALL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
+pub const SERVICE_EVENT_DETAIL_TYPE: &str = "AWS Service Event via CloudTrail";
+pub const SCHEDULED_DETAIL_TYPE: &str = "Scheduled Event";
+
+/// What invoked the function.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    /// A CloudTrail record delivered by EventBridge.
+    CloudTrail(Box<CloudTrailEvent>),
+    /// An EventBridge schedule: audit every managed key.
+    Scheduled {
+        id: Option<String>,
+        time: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct CloudTrailEvent {
+    /// The EventBridge envelope id.
+    pub envelope_id: Option<String>,
+    pub detail: CloudTrailDetail,
+}
+
+/// A CloudTrail record. Every field a real record may omit is optional: AwsServiceEvent
+/// records (KMS `RotateKey`, `DeleteExpiredKeyMaterial`) have no `userIdentity.type`,
+/// `requestID` or `requestParameters`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudTrailDetail {
+    #[serde(default)]
+    pub event_version: Option<String>,
+    #[serde(default)]
+    pub user_identity: UserIdentity,
+    #[serde(default)]
+    pub event_time: Option<String>,
+    pub event_source: String,
+    pub event_name: String,
+    #[serde(default)]
+    pub aws_region: Option<String>,
+    #[serde(default, rename = "sourceIPAddress")]
+    pub source_ip_address: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub error_code: Option<String>,
+    #[serde(default)]
+    pub error_message: Option<String>,
+    #[serde(default)]
+    pub request_parameters: Option<Value>,
+    #[serde(default)]
+    pub response_elements: Option<Value>,
+    #[serde(default, rename = "requestID")]
+    pub request_id: Option<String>,
+    #[serde(default, rename = "eventID")]
+    pub event_id: Option<String>,
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    #[serde(default)]
+    pub resources: Vec<TrailResource>,
+    #[serde(default)]
+    pub event_type: Option<String>,
+    #[serde(default)]
+    pub recipient_account_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentity {
+    #[serde(default, rename = "type")]
+    pub identity_type: Option<String>,
+    #[serde(default)]
+    pub principal_id: Option<String>,
+    #[serde(default)]
+    pub arn: Option<String>,
+    #[serde(default)]
+    pub account_id: Option<String>,
+    #[serde(default)]
+    pub invoked_by: Option<String>,
+    #[serde(default)]
+    pub session_context: Option<SessionContext>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionContext {
+    #[serde(default)]
+    pub session_issuer: Option<SessionIssuer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIssuer {
+    #[serde(default, rename = "type")]
+    pub issuer_type: Option<String>,
+    #[serde(default)]
+    pub arn: Option<String>,
+    #[serde(default)]
+    pub user_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TrailResource {
+    #[serde(default, rename = "ARN")]
+    pub arn: Option<String>,
+    #[serde(default, rename = "type")]
+    pub resource_type: Option<String>,
+}
+
+fn invalid(msg: impl Into<String>) -> GuardrailError {
+    GuardrailError::InvalidEvent(msg.into())
+}
+
+/// Parses what Lambda handed the function. Errors name what is wrong with the event.
+pub fn parse_trigger(payload: &Value) -> Result<Trigger, GuardrailError> {
+    if !payload.is_object() {
+        return Err(invalid(format!(
+            "expected an EventBridge event (a JSON object), got {}",
+            short_json(payload)
+        )));
+    }
+    let envelope: EventBridgeEvent<Value> = serde_json::from_value(payload.clone())
+        .map_err(|e| invalid(format!("not an EventBridge event: {e}")))?;
+    match envelope.detail_type.as_str() {
+        API_CALL_DETAIL_TYPE | SERVICE_EVENT_DETAIL_TYPE => {
+            let detail: CloudTrailDetail = serde_json::from_value(envelope.detail)
+                .map_err(|e| invalid(format!("the CloudTrail record in detail is malformed: {e}")))?;
+            Ok(Trigger::CloudTrail(Box::new(CloudTrailEvent {
+                envelope_id: envelope.id,
+                detail,
+            })))
+        }
+        SCHEDULED_DETAIL_TYPE if envelope.source == "aws.events" || envelope.source == "aws.scheduler" => {
+            Ok(Trigger::Scheduled {
+                id: envelope.id,
+                time: envelope.time.map(|t| t.to_rfc3339()),
+            })
+        }
+        other => Err(invalid(format!(
+            "unsupported detail-type {other:?} from source {:?}; expected {API_CALL_DETAIL_TYPE:?} or {SCHEDULED_DETAIL_TYPE:?}",
+            envelope.source
+        ))),
+    }
+}
+
+fn short_json(value: &Value) -> String {
+    let text = value.to_string();
+    if text.len() > 80 {
+        format!(
+            "{}...",
+            &text[..text.char_indices().nth(77).map_or(text.len(), |(i, _)| i)]
+        )
+    } else {
+        text
+    }
+}
+
+impl CloudTrailDetail {
+    /// The id that ties logs and notifications to the CloudTrail record.
+    pub fn event_id(&self) -> &str {
+        self.event_id.as_deref().unwrap_or("unknown")
+    }
+
+    /// Who made the call, for people: the identity ARN, else the service that acted.
+    pub fn actor(&self) -> String {
+        let id = &self.user_identity;
+        id.arn
+            .clone()
+            .or_else(|| id.invoked_by.clone())
+            .or_else(|| id.principal_id.clone())
+            .unwrap_or_else(|| "unknown (no userIdentity in the record)".to_string())
+    }
+
+    /// The IAM role behind an assumed-role session, if any.
+    pub fn session_issuer_arn(&self) -> Option<&str> {
+        self.user_identity
+            .session_context
+            .as_ref()
+            .and_then(|c| c.session_issuer.as_ref())
+            .and_then(|i| i.arn.as_deref())
+    }
+
+    /// Where the key this record is about lives and how to name it to DescribeKey.
+    /// Tries the record's resources, the created key's metadata, then the request's keyId.
+    pub fn key_locator(&self, default_region: &str) -> Result<KeyLocator, GuardrailError> {
+        let region = self.aws_region.as_deref().unwrap_or(default_region);
+        let from_resources = self.resources.iter().find_map(|r| {
+            let arn = r.arn.as_deref()?;
+            (r.resource_type
+                .as_deref()
+                .is_none_or(|t| t == "AWS::KMS::Key")
+                && arn.contains(":key/"))
+            .then_some(arn)
+        });
+        let from_response = self
+            .response_elements
+            .as_ref()
+            .and_then(|r| r.pointer("/keyMetadata/arn"))
+            .and_then(Value::as_str);
+        let from_request = self
+            .request_parameters
+            .as_ref()
+            .and_then(|r| r.get("keyId"))
+            .and_then(Value::as_str);
+        let reference = from_resources.or(from_response).or(from_request).ok_or_else(|| {
+            invalid(format!(
+                "{} event {} names no key: no KMS key in resources, responseElements.keyMetadata or requestParameters.keyId",
+                self.event_name,
+                self.event_id()
+            ))
+        })?;
+        KeyLocator::parse(reference, region).map_err(|e| {
+            invalid(format!(
+                "{} event {}: {e}",
+                self.event_name,
+                self.event_id()
+            ))
+        })
+    }
+}
+
+/// A key reference resolved to a Region and an identifier DescribeKey accepts there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLocator {
+    pub region: String,
+    /// A key ARN, key id, alias name or alias ARN.
+    pub identifier: String,
+}
+
+fn is_key_id(s: &str) -> bool {
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(mrk) = s.strip_prefix("mrk-") {
+        return mrk.len() == 32 && hex(mrk);
+    }
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]) && groups.iter().all(|g| hex(g))
+}
+
+fn is_alias_name(s: &str) -> bool {
+    s.strip_prefix("alias/").is_some_and(|n| {
+        !n.is_empty()
+            && n.len() <= 250
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-'))
+    })
+}
+
+impl KeyLocator {
+    /// Accepts a bare key id, an `mrk-` id, an alias name, an alias ARN or a key ARN. An ARN's
+    /// own Region wins over `default_region`: the call must go where the key lives.
+    pub fn parse(reference: &str, default_region: &str) -> Result<KeyLocator, String> {
+        let reference = reference.trim();
+        if let Some(rest) = reference.strip_prefix("arn:") {
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            let well_formed = parts.len() == 5
+                && !parts[0].is_empty()
+                && parts[1] == "kms"
+                && !parts[2].is_empty()
+                && parts[3].len() == 12
+                && match parts[4].split_once('/') {
+                    Some(("key", id)) => is_key_id(id),
+                    Some(("alias", _)) => is_alias_name(parts[4]),
+                    _ => false,
+                };
+            if !well_formed {
+                return Err(format!("{reference:?} is not a KMS key or alias ARN"));
+            }
+            return Ok(KeyLocator {
+                region: parts[2].to_string(),
+                identifier: reference.to_string(),
+            });
+        }
+        if is_key_id(reference) || is_alias_name(reference) {
+            return Ok(KeyLocator {
+                region: default_region.to_string(),
+                identifier: reference.to_string(),
+            });
+        }
+        Err(format!(
+            "{reference:?} is not a key ARN, key id, mrk- id, alias name or alias ARN"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    #[test]
+    fn every_key_reference_form_resolves() {
+        let cases = [
+            (KEY_ID, "eu-west-1", KEY_ID),
+            (
+                "mrk-1234abcd12ab34cd56ef1234567890ab",
+                "eu-west-1",
+                "mrk-1234abcd12ab34cd56ef1234567890ab",
+            ),
+            ("alias/app-data", "eu-west-1", "alias/app-data"),
+            (
+                "arn:aws:kms:us-east-2:111122223333:alias/app-data",
+                "us-east-2",
+                "arn:aws:kms:us-east-2:111122223333:alias/app-data",
+            ),
+            (
+                "arn:aws:kms:ap-northeast-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                "ap-northeast-2",
+                "arn:aws:kms:ap-northeast-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            ),
+        ];
+        for (reference, region, identifier) in cases {
+            let loc = KeyLocator::parse(reference, "eu-west-1").unwrap();
+            assert_eq!(loc.region, region, "{reference}");
+            assert_eq!(loc.identifier, identifier);
+        }
+    }
+
+    #[test]
+    fn malformed_key_references_are_refused() {
+        for bad in [
+            "",
+            "my-key",
+            "alias/",
+            "arn:aws:s3:::bucket",
+            "arn:aws:kms:us-east-1:111122223333:key/nope",
+            "1234",
+        ] {
+            assert!(KeyLocator::parse(bad, "eu-west-1").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn non_events_are_clear_errors() {
+        for (payload, expected) in [
+            (serde_json::json!("hello"), "expected an EventBridge event"),
+            (serde_json::json!({"foo": 1}), "not an EventBridge event"),
+            (
+                serde_json::json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}}),
+                "unsupported detail-type",
+            ),
+            (
+                serde_json::json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.kms", "detail": {"eventName": 5}}),
+                "CloudTrail record in detail is malformed",
+            ),
+        ] {
+            let err = parse_trigger(&payload).unwrap_err();
+            assert_eq!(err.error_type(), "InvalidEvent");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_record_without_a_key_says_so() {
+        let payload = serde_json::json!({
+            "detail-type": "AWS API Call via CloudTrail", "source": "aws.kms",
+            "detail": {"eventSource": "kms.amazonaws.com", "eventName": "PutKeyPolicy", "eventID": "e-1",
+                       "awsRegion": "eu-west-1", "requestParameters": {"policyName": "default"}}
+        });
+        let Trigger::CloudTrail(event) = parse_trigger(&payload).unwrap() else {
+            panic!("expected a CloudTrail trigger");
+        };
+        let err = event.detail.key_locator("eu-west-1").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("PutKeyPolicy event e-1 names no key"),
+            "{err}"
+        );
+    }
+}

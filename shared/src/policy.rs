@@ -1,0 +1,739 @@
+//! The key-policy model: parsing, canonical form and a semantic, statement-level diff.
+//!
+//! Two policies are equal when they grant the same thing. Statement order, `Sid`, a single
+//! value versus a one-element list, JSON whitespace and key order, the case of action names
+//! and condition keys, and the bare-account-id versus `arn:...:root` spelling of an account
+//! principal are not differences. Everything else in a statement is.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// IAM's default when a policy omits `Version`.
+const IMPLICIT_VERSION: &str = "2008-10-17";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid key policy: {0}")]
+pub struct PolicyError(pub String);
+
+fn invalid(msg: impl Into<String>) -> PolicyError {
+    PolicyError(msg.into())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Effect::Allow => "Allow",
+            Effect::Deny => "Deny",
+        })
+    }
+}
+
+/// Principal type (`AWS`, `Service`, `Federated`, `CanonicalUser`) to a set of values.
+pub type PrincipalMap = BTreeMap<String, BTreeSet<String>>;
+/// Condition operator to condition key (lower case) to a set of values.
+pub type ConditionMap = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+/// Everything a statement grants or denies, in canonical form. `Sid` is deliberately absent:
+/// renaming a statement changes nothing it does.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StatementBody {
+    pub effect: Effect,
+    pub principal: Option<PrincipalMap>,
+    pub not_principal: Option<PrincipalMap>,
+    pub action: Option<BTreeSet<String>>,
+    pub not_action: Option<BTreeSet<String>>,
+    pub resource: Option<BTreeSet<String>>,
+    pub not_resource: Option<BTreeSet<String>>,
+    pub condition: ConditionMap,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    pub sid: Option<String>,
+    pub body: StatementBody,
+}
+
+impl Statement {
+    /// A label for people: the Sid, or a short description when there is none.
+    pub fn label(&self) -> String {
+        match &self.sid {
+            Some(sid) if !sid.is_empty() => format!("\"{sid}\""),
+            _ => "(no Sid)".to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub version: String,
+    pub id: Option<String>,
+    pub statements: Vec<Statement>,
+}
+
+impl Policy {
+    pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+        Policy::from_value(&value)
+    }
+
+    pub fn from_value(value: &Value) -> Result<Policy, PolicyError> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| invalid("the document is not a JSON object"))?;
+        let version = match obj.get("Version") {
+            None => IMPLICIT_VERSION.to_string(),
+            Some(Value::String(v)) => v.clone(),
+            Some(other) => return Err(invalid(format!("Version must be a string, got {other}"))),
+        };
+        let id = obj.get("Id").and_then(Value::as_str).map(str::to_string);
+        let statements = match obj.get("Statement") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    parse_statement(s).map_err(|e| invalid(format!("Statement[{i}]: {}", e.0)))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(single @ Value::Object(_)) => vec![parse_statement(single)?],
+            Some(_) => return Err(invalid("Statement must be an object or a list of objects")),
+            None => return Err(invalid("the document has no Statement")),
+        };
+        Ok(Policy {
+            version,
+            id,
+            statements,
+        })
+    }
+
+    /// The distinct statement bodies: a duplicated statement grants nothing more.
+    pub fn bodies(&self) -> BTreeSet<&StatementBody> {
+        self.statements.iter().map(|s| &s.body).collect()
+    }
+
+    pub fn semantically_equal(&self, other: &Policy) -> bool {
+        self.diff_against(other).is_empty()
+    }
+
+    /// How `self` (the actual policy) differs from `baseline`.
+    pub fn diff_against(&self, baseline: &Policy) -> PolicyDiff {
+        diff(baseline, self)
+    }
+}
+
+fn parse_statement(value: &Value) -> Result<Statement, PolicyError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| invalid("a statement is not a JSON object"))?;
+    for key in obj.keys() {
+        if !matches!(
+            key.as_str(),
+            "Sid"
+                | "Effect"
+                | "Principal"
+                | "NotPrincipal"
+                | "Action"
+                | "NotAction"
+                | "Resource"
+                | "NotResource"
+                | "Condition"
+        ) {
+            return Err(invalid(format!("unknown statement element {key:?}")));
+        }
+    }
+    let effect = match obj.get("Effect").and_then(Value::as_str) {
+        Some("Allow") => Effect::Allow,
+        Some("Deny") => Effect::Deny,
+        Some(other) => {
+            return Err(invalid(format!(
+                "Effect must be Allow or Deny, got {other:?}"
+            )))
+        }
+        None => return Err(invalid("a statement has no Effect")),
+    };
+    let body = StatementBody {
+        effect,
+        principal: obj.get("Principal").map(principal_map).transpose()?,
+        not_principal: obj.get("NotPrincipal").map(principal_map).transpose()?,
+        action: obj
+            .get("Action")
+            .map(|v| string_set(v, "Action", true))
+            .transpose()?,
+        not_action: obj
+            .get("NotAction")
+            .map(|v| string_set(v, "NotAction", true))
+            .transpose()?,
+        resource: obj
+            .get("Resource")
+            .map(|v| string_set(v, "Resource", false))
+            .transpose()?,
+        not_resource: obj
+            .get("NotResource")
+            .map(|v| string_set(v, "NotResource", false))
+            .transpose()?,
+        condition: obj
+            .get("Condition")
+            .map(condition_map)
+            .transpose()?
+            .unwrap_or_default(),
+    };
+    if body.action.is_none() && body.not_action.is_none() {
+        return Err(invalid("a statement has neither Action nor NotAction"));
+    }
+    Ok(Statement {
+        sid: obj.get("Sid").and_then(Value::as_str).map(str::to_string),
+        body,
+    })
+}
+
+fn scalar_string(value: &Value, field: &str) -> Result<String, PolicyError> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(invalid(format!(
+            "{field} values must be strings, got {other}"
+        ))),
+    }
+}
+
+fn string_set(
+    value: &Value,
+    field: &str,
+    case_insensitive: bool,
+) -> Result<BTreeSet<String>, PolicyError> {
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        single => vec![single],
+    };
+    items
+        .into_iter()
+        .map(|v| {
+            let s = scalar_string(v, field)?;
+            Ok(if case_insensitive {
+                s.to_ascii_lowercase()
+            } else {
+                s
+            })
+        })
+        .collect()
+}
+
+/// `arn:<partition>:iam::<account>:root` and a bare account id name the same principal.
+fn canonical_aws_principal(value: String) -> String {
+    if let Some(rest) = value.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.split(':').collect();
+        if parts.len() == 5 && parts[1] == "iam" && parts[2].is_empty() && parts[4] == "root" {
+            return parts[3].to_string();
+        }
+    }
+    value
+}
+
+fn principal_map(value: &Value) -> Result<PrincipalMap, PolicyError> {
+    match value {
+        // "Principal": "*" is the same as {"AWS": "*"}.
+        Value::String(s) if s == "*" => Ok(BTreeMap::from([(
+            "AWS".to_string(),
+            BTreeSet::from(["*".to_string()]),
+        )])),
+        Value::Object(map) => map
+            .iter()
+            .map(|(kind, values)| {
+                let set = string_set(values, "Principal", false)?;
+                let set = if kind == "AWS" {
+                    set.into_iter().map(canonical_aws_principal).collect()
+                } else {
+                    set
+                };
+                Ok((kind.clone(), set))
+            })
+            .collect(),
+        other => Err(invalid(format!(
+            "Principal must be \"*\" or an object, got {other}"
+        ))),
+    }
+}
+
+fn condition_map(value: &Value) -> Result<ConditionMap, PolicyError> {
+    let ops: &Map<String, Value> = value
+        .as_object()
+        .ok_or_else(|| invalid("Condition must be an object"))?;
+    ops.iter()
+        .map(|(op, keys)| {
+            let keys = keys.as_object().ok_or_else(|| {
+                invalid(format!("Condition operator {op} must map keys to values"))
+            })?;
+            let keys = keys
+                .iter()
+                .map(|(k, v)| Ok((k.to_ascii_lowercase(), string_set(v, "Condition", false)?)))
+                .collect::<Result<BTreeMap<_, _>, PolicyError>>()?;
+            Ok((op.clone(), keys))
+        })
+        .collect()
+}
+
+/// One element of a statement that differs between baseline and actual.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldChange {
+    /// `Effect`, `Principal.AWS`, `Action`, `Condition.StringEquals.kms:viaservice`, ...
+    pub field: String,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementChange {
+    pub sid: String,
+    pub changes: Vec<FieldChange>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyDiff {
+    /// (baseline, actual) when the policy language version differs.
+    pub version: Option<(String, String)>,
+    /// Baseline statements with no equivalent in the actual policy.
+    pub missing: Vec<Statement>,
+    /// Actual statements with no equivalent in the baseline.
+    pub extra: Vec<Statement>,
+    /// Statements present on both sides under the same Sid but with different content.
+    pub changed: Vec<StatementChange>,
+}
+
+impl PolicyDiff {
+    pub fn is_empty(&self) -> bool {
+        self.version.is_none()
+            && self.missing.is_empty()
+            && self.extra.is_empty()
+            && self.changed.is_empty()
+    }
+}
+
+fn diff(baseline: &Policy, actual: &Policy) -> PolicyDiff {
+    let baseline_bodies = baseline.bodies();
+    let actual_bodies = actual.bodies();
+    let mut missing = unmatched(&baseline.statements, &actual_bodies);
+    let mut extra = unmatched(&actual.statements, &baseline_bodies);
+
+    // A statement that kept its Sid but changed content reads better as a field-level change.
+    let mut changed = Vec::new();
+    missing.retain(|m| {
+        let Some(sid) = m.sid.as_deref().filter(|s| !s.is_empty()) else {
+            return true;
+        };
+        let Some(pos) = extra.iter().position(|e| e.sid.as_deref() == Some(sid)) else {
+            return true;
+        };
+        let e = extra.remove(pos);
+        changed.push(StatementChange {
+            sid: sid.to_string(),
+            changes: field_changes(&m.body, &e.body),
+        });
+        false
+    });
+
+    PolicyDiff {
+        version: (baseline.version != actual.version)
+            .then(|| (baseline.version.clone(), actual.version.clone())),
+        missing,
+        extra,
+        changed,
+    }
+}
+
+/// Statements of `side` whose body is not among `other`, each distinct body once.
+fn unmatched(side: &[Statement], other: &BTreeSet<&StatementBody>) -> Vec<Statement> {
+    let mut seen = BTreeSet::new();
+    side.iter()
+        .filter(|s| !other.contains(&s.body) && seen.insert(&s.body))
+        .cloned()
+        .collect()
+}
+
+fn set_change(
+    field: &str,
+    before: &BTreeSet<String>,
+    after: &BTreeSet<String>,
+) -> Option<FieldChange> {
+    let added: Vec<String> = after.difference(before).cloned().collect();
+    let removed: Vec<String> = before.difference(after).cloned().collect();
+    (!added.is_empty() || !removed.is_empty()).then(|| FieldChange {
+        field: field.to_string(),
+        added,
+        removed,
+    })
+}
+
+fn optional_set_change(
+    field: &str,
+    before: &Option<BTreeSet<String>>,
+    after: &Option<BTreeSet<String>>,
+) -> Option<FieldChange> {
+    let empty = BTreeSet::new();
+    set_change(
+        field,
+        before.as_ref().unwrap_or(&empty),
+        after.as_ref().unwrap_or(&empty),
+    )
+}
+
+fn map_changes<V: Ord + Clone>(
+    prefix: &str,
+    before: &BTreeMap<String, BTreeSet<V>>,
+    after: &BTreeMap<String, BTreeSet<V>>,
+    out: &mut Vec<FieldChange>,
+) where
+    V: ToString,
+{
+    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let empty = BTreeSet::new();
+    for key in keys {
+        let b: BTreeSet<String> = before
+            .get(key)
+            .unwrap_or(&empty)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let a: BTreeSet<String> = after
+            .get(key)
+            .unwrap_or(&empty)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        out.extend(set_change(&format!("{prefix}.{key}"), &b, &a));
+    }
+}
+
+fn field_changes(baseline: &StatementBody, actual: &StatementBody) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    if baseline.effect != actual.effect {
+        out.push(FieldChange {
+            field: "Effect".into(),
+            added: vec![actual.effect.to_string()],
+            removed: vec![baseline.effect.to_string()],
+        });
+    }
+    let empty = PrincipalMap::new();
+    map_changes(
+        "Principal",
+        baseline.principal.as_ref().unwrap_or(&empty),
+        actual.principal.as_ref().unwrap_or(&empty),
+        &mut out,
+    );
+    map_changes(
+        "NotPrincipal",
+        baseline.not_principal.as_ref().unwrap_or(&empty),
+        actual.not_principal.as_ref().unwrap_or(&empty),
+        &mut out,
+    );
+    out.extend(optional_set_change(
+        "Action",
+        &baseline.action,
+        &actual.action,
+    ));
+    out.extend(optional_set_change(
+        "NotAction",
+        &baseline.not_action,
+        &actual.not_action,
+    ));
+    out.extend(optional_set_change(
+        "Resource",
+        &baseline.resource,
+        &actual.resource,
+    ));
+    out.extend(optional_set_change(
+        "NotResource",
+        &baseline.not_resource,
+        &actual.not_resource,
+    ));
+    let ops: BTreeSet<&String> = baseline
+        .condition
+        .keys()
+        .chain(actual.condition.keys())
+        .collect();
+    let no_keys = BTreeMap::new();
+    for op in ops {
+        map_changes(
+            &format!("Condition.{op}"),
+            baseline.condition.get(op).unwrap_or(&no_keys),
+            actual.condition.get(op).unwrap_or(&no_keys),
+            &mut out,
+        );
+    }
+    out
+}
+
+fn join(set: &BTreeSet<String>) -> String {
+    set.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+impl fmt::Display for StatementBody {
+    /// One line, e.g. `Allow AWS=arn:aws:iam::1:role/x Action=kms:decrypt Resource=*`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.effect)?;
+        for (label, map) in [("", &self.principal), ("Not", &self.not_principal)] {
+            for (kind, values) in map.iter().flatten() {
+                write!(f, " {label}{kind}={}", join(values))?;
+            }
+        }
+        for (label, set) in [
+            ("Action", &self.action),
+            ("NotAction", &self.not_action),
+            ("Resource", &self.resource),
+            ("NotResource", &self.not_resource),
+        ] {
+            if let Some(set) = set {
+                write!(f, " {label}={}", join(set))?;
+            }
+        }
+        for (op, keys) in &self.condition {
+            for (key, values) in keys {
+                write!(f, " If {op}({key}={})", join(values))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for PolicyDiff {
+    /// A statement-level diff for people: `+` is in the actual policy only, `-` in the baseline only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((baseline, actual)) = &self.version {
+            writeln!(f, "~ Version: baseline {baseline}, actual {actual}")?;
+        }
+        for s in &self.missing {
+            writeln!(f, "- missing statement {}: {}", s.label(), s.body)?;
+        }
+        for s in &self.extra {
+            writeln!(f, "+ extra statement {}: {}", s.label(), s.body)?;
+        }
+        for c in &self.changed {
+            writeln!(f, "~ changed statement \"{}\":", c.sid)?;
+            for change in &c.changes {
+                for v in &change.removed {
+                    writeln!(f, "    - {}: {v}", change.field)?;
+                }
+                for v in &change.added {
+                    writeln!(f, "    + {}: {v}", change.field)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `pattern` (an IAM action pattern such as `kms:Put*`) matches `action`.
+pub fn action_matches(pattern: &str, action: &str) -> bool {
+    wildcard_match(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase())
+}
+
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"{
+      "Version": "2012-10-17",
+      "Statement": [
+        {"Sid": "EnableRootAccess", "Effect": "Allow",
+         "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "AllowCloudWatchLogs", "Effect": "Allow",
+         "Principal": {"Service": "logs.eu-west-1.amazonaws.com"},
+         "Action": ["kms:Encrypt*", "kms:Decrypt*"], "Resource": "*",
+         "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:eu-west-1:111122223333:*"}}}
+      ]}"#;
+
+    fn base() -> Policy {
+        Policy::parse(BASE).unwrap()
+    }
+
+    #[test]
+    fn reordered_statements_renamed_sids_and_reformatted_json_are_equal() {
+        let actual = Policy::parse(
+            r#"{"Statement":[{"Effect":"Allow","Resource":["*"],"Action":["kms:decrypt*","KMS:Encrypt*"],
+              "Principal":{"Service":["logs.eu-west-1.amazonaws.com"]},"Sid":"Logs",
+              "Condition":{"ArnLike":{"KMS:EncryptionContext:aws:logs:arn":["arn:aws:logs:eu-west-1:111122223333:*"]}}},
+              {"Effect":"Allow","Principal":{"AWS":["111122223333"]},"Action":["kms:*"],"Resource":"*"}],
+              "Version":"2012-10-17"}"#,
+        )
+        .unwrap();
+        let diff = actual.diff_against(&base());
+        assert!(diff.is_empty(), "unexpected drift:\n{diff}");
+    }
+
+    #[test]
+    fn a_duplicated_statement_is_not_drift() {
+        let mut actual = base();
+        actual.statements.push(actual.statements[0].clone());
+        assert!(actual.semantically_equal(&base()));
+    }
+
+    #[test]
+    fn an_added_principal_is_drift_shown_at_field_level() {
+        let text = BASE.replace(
+            r#""AWS": "arn:aws:iam::111122223333:root""#,
+            r#""AWS": ["arn:aws:iam::111122223333:root", "arn:aws:iam::444455556666:user/mallory"]"#,
+        );
+        let diff = Policy::parse(&text).unwrap().diff_against(&base());
+        assert_eq!(
+            diff.changed,
+            vec![StatementChange {
+                sid: "EnableRootAccess".into(),
+                changes: vec![FieldChange {
+                    field: "Principal.AWS".into(),
+                    added: vec!["arn:aws:iam::444455556666:user/mallory".into()],
+                    removed: vec![],
+                }],
+            }]
+        );
+        assert!(diff
+            .to_string()
+            .contains("+ Principal.AWS: arn:aws:iam::444455556666:user/mallory"));
+    }
+
+    #[test]
+    fn a_removed_condition_is_drift() {
+        let mut value: Value = serde_json::from_str(BASE).unwrap();
+        value["Statement"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("Condition");
+        let diff = Policy::from_value(&value).unwrap().diff_against(&base());
+        assert!(!diff.is_empty());
+        assert_eq!(
+            diff.changed[0].changes[0].field,
+            "Condition.ArnLike.kms:encryptioncontext:aws:logs:arn"
+        );
+        assert_eq!(
+            diff.changed[0].changes[0].removed,
+            vec!["arn:aws:logs:eu-west-1:111122223333:*"]
+        );
+    }
+
+    #[test]
+    fn a_widened_action_is_drift() {
+        let text = BASE.replace(r#"["kms:Encrypt*", "kms:Decrypt*"]"#, r#""kms:*""#);
+        let diff = Policy::parse(&text).unwrap().diff_against(&base());
+        let change = &diff.changed[0].changes[0];
+        assert_eq!(change.field, "Action");
+        assert_eq!(change.added, vec!["kms:*"]);
+        assert_eq!(change.removed, vec!["kms:decrypt*", "kms:encrypt*"]);
+    }
+
+    #[test]
+    fn a_changed_effect_is_drift() {
+        let text = BASE.replacen(r#""Effect": "Allow""#, r#""Effect": "Deny""#, 1);
+        let diff = Policy::parse(&text).unwrap().diff_against(&base());
+        assert_eq!(diff.changed[0].changes[0].field, "Effect");
+    }
+
+    #[test]
+    fn an_extra_and_a_missing_statement_are_drift() {
+        let mut value: Value = serde_json::from_str(BASE).unwrap();
+        let statements = value["Statement"].as_array_mut().unwrap();
+        statements.remove(1);
+        statements.push(serde_json::json!({"Sid": "Backdoor", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"}));
+        let diff = Policy::from_value(&value).unwrap().diff_against(&base());
+        assert_eq!(diff.missing.len(), 1);
+        assert_eq!(diff.missing[0].sid.as_deref(), Some("AllowCloudWatchLogs"));
+        assert_eq!(diff.extra.len(), 1);
+        let text = diff.to_string();
+        assert!(
+            text.contains(
+                "+ extra statement \"Backdoor\": Allow AWS=* Action=kms:decrypt Resource=*"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("- missing statement \"AllowCloudWatchLogs\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_changed_version_or_resource_is_drift() {
+        let text = BASE.replace("2012-10-17", "2008-10-17");
+        assert!(Policy::parse(&text)
+            .unwrap()
+            .diff_against(&base())
+            .version
+            .is_some());
+        let text = BASE.replacen(r#""Resource": "*""#, r#""Resource": "arn:aws:kms:*""#, 1);
+        assert!(!Policy::parse(&text).unwrap().semantically_equal(&base()));
+    }
+
+    #[test]
+    fn a_single_statement_object_parses() {
+        let p = Policy::parse(r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Principal":"*","NotAction":"kms:Decrypt","Resource":"*"}}"#).unwrap();
+        assert_eq!(p.statements.len(), 1);
+        assert_eq!(p.statements[0].body.effect, Effect::Deny);
+    }
+
+    #[test]
+    fn malformed_policies_are_clear_errors() {
+        for (text, expected) in [
+            ("not json", "not JSON"),
+            ("[]", "not a JSON object"),
+            (r#"{"Version":"2012-10-17"}"#, "no Statement"),
+            (
+                r#"{"Statement":[{"Effect":"Maybe","Action":"kms:*"}]}"#,
+                "Effect must be Allow or Deny",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Resource":"*"}]}"#,
+                "neither Action nor NotAction",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Actions":"x"}]}"#,
+                "unknown statement element",
+            ),
+            (
+                r#"{"Statement":[{"Effect":"Allow","Action":[{"a":1}]}]}"#,
+                "must be strings",
+            ),
+        ] {
+            let err = Policy::parse(text).unwrap_err();
+            assert!(err.to_string().contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn action_patterns_match_like_iam() {
+        assert!(action_matches("kms:*", "kms:PutKeyPolicy"));
+        assert!(action_matches("kms:Put*", "kms:PutKeyPolicy"));
+        assert!(action_matches("KMS:putkeypolicy", "kms:PutKeyPolicy"));
+        assert!(action_matches("*", "kms:PutKeyPolicy"));
+        assert!(action_matches("kms:?etKeyPolicy", "kms:GetKeyPolicy"));
+        assert!(!action_matches("kms:Get*", "kms:PutKeyPolicy"));
+        assert!(!action_matches("kms:PutKeyPolicy", "kms:PutKeyPolicyX"));
+    }
+}

@@ -375,4 +375,63 @@ mod tests {
             "{err}"
         );
     }
+
+    fn sample_files(folder: &str) -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../events")
+            .join(folder);
+        let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| {
+                let path = entry.unwrap().path();
+                (
+                    path.display().to_string(),
+                    std::fs::read_to_string(&path).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn every_sample_event_parses_and_names_its_key() {
+        let samples = sample_files("policy-drift");
+        assert!(
+            samples.len() >= 10,
+            "expected the policy-drift samples, found {}",
+            samples.len()
+        );
+        for (path, text) in samples {
+            let payload: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+            match parse_trigger(&payload).unwrap_or_else(|e| panic!("{path}: {e}")) {
+                Trigger::CloudTrail(event) => {
+                    let locator = event
+                        .detail
+                        .key_locator("us-east-1")
+                        .unwrap_or_else(|e| panic!("{path}: {e}"));
+                    assert_eq!(locator.region, "eu-west-1", "{path}");
+                    assert!(locator.identifier.contains(KEY_ID), "{path}: {locator:?}");
+                    assert!(event.detail.event_id.is_some(), "{path}");
+                }
+                Trigger::Scheduled { id, .. } => assert!(id.is_some(), "{path}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_invalid_sample_is_a_clear_error() {
+        for (path, text) in sample_files("invalid") {
+            let result = serde_json::from_str::<Value>(&text)
+                .map_err(|e| GuardrailError::InvalidEvent(format!("not JSON: {e}")))
+                .and_then(|payload| parse_trigger(&payload))
+                .and_then(|trigger| match trigger {
+                    Trigger::CloudTrail(event) => event.detail.key_locator("eu-west-1").map(|_| ()),
+                    Trigger::Scheduled { .. } => Ok(()),
+                });
+            let err = result.expect_err(&path);
+            assert_eq!(err.error_type(), "InvalidEvent", "{path}: {err}");
+        }
+    }
 }

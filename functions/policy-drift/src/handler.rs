@@ -662,3 +662,321 @@ async fn sweep(deps: &Deps, time: Option<&str>) -> Result<Outcome, GuardrailErro
     }
     Ok(Outcome::Sweep(report))
 }
+
+#[cfg(test)]
+mod tests {
+    //! SDK failures moto cannot produce, against the real SDK clients with mocked responses.
+
+    use super::*;
+    use aws_sdk_kms::operation::describe_key::{DescribeKeyError, DescribeKeyOutput};
+    use aws_sdk_kms::operation::get_key_policy::{GetKeyPolicyError, GetKeyPolicyOutput};
+    use aws_sdk_kms::operation::get_key_rotation_status::GetKeyRotationStatusOutput;
+    use aws_sdk_kms::operation::list_aliases::ListAliasesOutput;
+    use aws_sdk_kms::operation::list_resource_tags::ListResourceTagsOutput;
+    use aws_sdk_kms::operation::put_key_policy::PutKeyPolicyError;
+    use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, OriginType, Tag};
+    use aws_sdk_kms::Client as KmsClient;
+    use aws_sdk_sns::operation::publish::PublishOutput;
+    use aws_sdk_sns::Client as SnsClient;
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+    use aws_smithy_types::error::ErrorMetadata;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    const KEY_ARN: &str =
+        "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const PUT_KEY_POLICY: &str = include_str!("../../../events/policy-drift/put-key-policy.json");
+    const BY_SELF: &str = include_str!("../../../events/policy-drift/put-key-policy-by-self.json");
+    const FAILED_CALL: &str =
+        include_str!("../../../events/policy-drift/put-key-policy-failed.json");
+    const ROTATE_KEY: &str =
+        include_str!("../../../events/policy-drift/rotate-key-service-event.json");
+
+    fn config(mode: &str) -> Config {
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("MODE", mode),
+            ("ACCOUNT_ID", "111122223333"),
+            ("AWS_REGION", "eu-west-1"),
+            ("NOTIFY_TOPIC_ARN", "arn:aws:sns:eu-west-1:111122223333:kms-guardrails"),
+            (
+                "SELF_ROLE_ARN",
+                "arn:aws:iam::111122223333:role/kms-guardrails-PolicyDriftFunctionRole-1A2B3C4D5E6F",
+            ),
+        ]);
+        Config::from_lookup(&|k| env.get(k).map(|v| v.to_string())).unwrap()
+    }
+
+    /// Clients whose every call is answered by `kms` and `sns` rules, with the production retry
+    /// policy (fast backoff so the test does not sleep for seconds).
+    fn deps(mode: &str, kms: &[&Rule], sns: &[&Rule]) -> Deps {
+        let retry = shared::aws::retry_config().with_initial_backoff(Duration::from_millis(1));
+        let kms_retry = retry.clone();
+        let kms_client: KmsClient = mock_client!(aws_sdk_kms, RuleMode::MatchAny, kms, |b| b
+            .retry_config(kms_retry.clone())
+            .region(aws_sdk_kms::config::Region::new("eu-west-1")));
+        let sns_client: SnsClient = mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, |b| b
+            .retry_config(retry.clone()));
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        Deps {
+            config: config(mode),
+            clients: AwsClients::new(sdk)
+                .with_kms_client("eu-west-1", kms_client)
+                .with_sns_client("eu-west-1", sns_client),
+        }
+    }
+
+    fn event(text: &str) -> LambdaEvent<Value> {
+        LambdaEvent::new(
+            serde_json::from_str(text).unwrap(),
+            lambda_runtime::Context::default(),
+        )
+    }
+
+    fn describe_ok() -> Rule {
+        mock!(KmsClient::describe_key).then_output(|| {
+            DescribeKeyOutput::builder()
+                .key_metadata(
+                    KeyMetadata::builder()
+                        .key_id("1234abcd-12ab-34cd-56ef-1234567890ab")
+                        .arn(KEY_ARN)
+                        .aws_account_id("111122223333")
+                        .key_state(KeyState::Enabled)
+                        .key_manager(KeyManagerType::Customer)
+                        .key_spec(KeySpec::SymmetricDefault)
+                        .origin(OriginType::AwsKms)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+    }
+
+    fn managed_tag() -> Rule {
+        mock!(KmsClient::list_resource_tags).then_output(|| {
+            ListResourceTagsOutput::builder()
+                .tags(
+                    Tag::builder()
+                        .tag_key("guardrails:managed")
+                        .tag_value("true")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+    }
+
+    fn rotation_on() -> Rule {
+        mock!(KmsClient::get_key_rotation_status).then_output(|| {
+            GetKeyRotationStatusOutput::builder()
+                .key_rotation_enabled(true)
+                .rotation_period_in_days(365)
+                .build()
+        })
+    }
+
+    fn no_aliases() -> Rule {
+        mock!(KmsClient::list_aliases).then_output(|| ListAliasesOutput::builder().build())
+    }
+
+    fn drifted_policy() -> Rule {
+        mock!(KmsClient::get_key_policy).then_output(|| {
+            GetKeyPolicyOutput::builder()
+                .policy(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"}]}"#)
+                .build()
+        })
+    }
+
+    fn publish_ok() -> Rule {
+        mock!(SnsClient::publish)
+            .then_output(|| PublishOutput::builder().message_id("msg-1").build())
+    }
+
+    fn error(code: &str, message: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message(message).build()
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_then_the_policy_is_restored() {
+        let throttled_then_ok = mock!(KmsClient::get_key_policy)
+            .sequence()
+            .error(|| GetKeyPolicyError::generic(error("ThrottlingException", "Rate exceeded")))
+            .output(|| {
+                GetKeyPolicyOutput::builder()
+                    .policy(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}]}"#)
+                    .build()
+            })
+            .build();
+        let put = mock!(KmsClient::put_key_policy)
+            .match_requests(|r| {
+                r.bypass_policy_lockout_safety_check() == Some(false)
+                    && r.policy_name() == Some("default")
+            })
+            .then_output(|| {
+                aws_sdk_kms::operation::put_key_policy::PutKeyPolicyOutput::builder().build()
+            });
+        let publish = publish_ok();
+        let (describe, tags, rotation, aliases) =
+            (describe_ok(), managed_tag(), rotation_on(), no_aliases());
+        let deps = deps(
+            "enforce",
+            &[
+                &describe,
+                &tags,
+                &throttled_then_ok,
+                &put,
+                &rotation,
+                &aliases,
+            ],
+            &[&publish],
+        );
+
+        let outcome = function_handler(event(PUT_KEY_POLICY), &deps)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            throttled_then_ok.num_calls(),
+            2,
+            "the throttled GetKeyPolicy is retried once"
+        );
+        assert_eq!(put.num_calls(), 1);
+        assert_eq!(publish.num_calls(), 1);
+        let Outcome::Key(key) = outcome else {
+            panic!("expected a key outcome")
+        };
+        assert_eq!(key.status, Status::Corrected);
+        assert_eq!(key.actions[0].operation, "PutKeyPolicy");
+    }
+
+    #[tokio::test]
+    async fn access_denied_on_put_is_not_retried_and_names_operation_and_key() {
+        let put = mock!(KmsClient::put_key_policy).then_error(|| {
+            PutKeyPolicyError::generic(error(
+                "AccessDeniedException",
+                "User is not authorized to perform: kms:PutKeyPolicy",
+            ))
+        });
+        let publish = mock!(SnsClient::publish)
+            .match_requests(|r| {
+                r.subject().is_some_and(|s| s.contains("NOT corrected"))
+                    && r.message()
+                        .is_some_and(|m| m.contains("Correction FAILED (AccessDenied)"))
+            })
+            .then_output(|| PublishOutput::builder().message_id("msg-2").build());
+        let (describe, tags, policy, rotation, aliases) = (
+            describe_ok(),
+            managed_tag(),
+            drifted_policy(),
+            rotation_on(),
+            no_aliases(),
+        );
+        let deps = deps(
+            "enforce",
+            &[&describe, &tags, &policy, &put, &rotation, &aliases],
+            &[&publish],
+        );
+
+        let err = function_handler(event(PUT_KEY_POLICY), &deps)
+            .await
+            .unwrap_err();
+
+        assert_eq!(put.num_calls(), 1, "AccessDenied is not retried");
+        assert_eq!(
+            publish.num_calls(),
+            1,
+            "people hear that the correction failed"
+        );
+        let diagnostic: lambda_runtime::Diagnostic = err.into();
+        assert_eq!(diagnostic.error_type, "AccessDenied");
+        assert!(
+            diagnostic.error_message.starts_with(&format!(
+                "PutKeyPolicy on {KEY_ARN} failed: AccessDeniedException"
+            )),
+            "{}",
+            diagnostic.error_message
+        );
+    }
+
+    #[tokio::test]
+    async fn access_denied_on_describe_surfaces_with_the_key() {
+        let describe = mock!(KmsClient::describe_key).then_error(|| {
+            DescribeKeyError::generic(error("AccessDeniedException", "no kms:DescribeKey"))
+        });
+        let deps = deps("enforce", &[&describe], &[]);
+        let err = function_handler(event(PUT_KEY_POLICY), &deps)
+            .await
+            .unwrap_err();
+        assert_eq!(describe.num_calls(), 1);
+        assert_eq!(err.error_type(), "AccessDenied");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("DescribeKey on {KEY_ARN} failed")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn throttling_that_never_stops_gives_up_after_the_retry_budget() {
+        let describe = mock!(KmsClient::describe_key).then_error(|| {
+            DescribeKeyError::generic(error("ThrottlingException", "Rate exceeded"))
+        });
+        let deps = deps("enforce", &[&describe], &[]);
+        let err = function_handler(event(PUT_KEY_POLICY), &deps)
+            .await
+            .unwrap_err();
+        assert_eq!(describe.num_calls(), shared::aws::MAX_ATTEMPTS as usize);
+        assert_eq!(err.error_type(), "Throttling");
+    }
+
+    #[tokio::test]
+    async fn events_that_change_nothing_make_no_aws_call() {
+        // Any AWS call would hit a client with no rules and fail the test.
+        for (text, reason) in [
+            (BY_SELF, "own role"),
+            (FAILED_CALL, "call failed (AccessDeniedException)"),
+            (ROTATE_KEY, "does not act on RotateKey"),
+        ] {
+            let deps = deps("enforce", &[], &[]);
+            let outcome = function_handler(event(text), &deps).await.unwrap();
+            let Outcome::Skipped { reason: actual, .. } = outcome else {
+                panic!("expected a skip")
+            };
+            assert!(actual.contains(reason), "{actual}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_that_no_longer_exists_is_a_logged_skip() {
+        let describe = mock!(KmsClient::describe_key).then_error(|| {
+            DescribeKeyError::generic(error("NotFoundException", "Key does not exist"))
+        });
+        let deps = deps("enforce", &[&describe], &[]);
+        let outcome = function_handler(event(PUT_KEY_POLICY), &deps)
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, Outcome::Skipped { ref reason, .. } if reason.contains("no longer exists")),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn own_role_is_recognised_with_or_without_session_context() {
+        let role =
+            "arn:aws:iam::111122223333:role/kms-guardrails-PolicyDriftFunctionRole-1A2B3C4D5E6F";
+        let Trigger::CloudTrail(mut ev) =
+            parse_trigger(&serde_json::from_str(BY_SELF).unwrap()).unwrap()
+        else {
+            panic!()
+        };
+        assert!(caused_by_role(&ev.detail, role));
+        ev.detail.user_identity.session_context = None;
+        assert!(caused_by_role(&ev.detail, role));
+        assert!(!caused_by_role(
+            &ev.detail,
+            "arn:aws:iam::111122223333:role/other"
+        ));
+    }
+}

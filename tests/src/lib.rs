@@ -1,1 +1,435 @@
+//! The local test bed: a moto server on a free loopback port, seeded with keys and an SNS topic
+//! whose SQS subscription lets tests and the demo read notifications back.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_kms::types::{KeyMetadata, Tag};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use serde_json::Value;
+use shared::aws::AwsClients;
+use shared::config::Config;
+
+/// The account moto plays; the sample events in `events/` use the same one.
+pub const ACCOUNT_ID: &str = "111122223333";
+pub const REGION: &str = "eu-west-1";
+/// The key id the sample events name; tests substitute the id moto gave their key.
+pub const SAMPLE_KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
+/// The function role the samples' self-caused event names.
+pub const SELF_ROLE_ARN: &str =
+    "arn:aws:iam::111122223333:role/kms-guardrails-PolicyDriftFunctionRole-1A2B3C4D5E6F";
+pub const ADMIN_ROLE_ARN: &str = "arn:aws:iam::111122223333:role/kms-admin";
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn moto_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let path = workspace_root().join(".venv/moto/bin/moto_server");
+    assert!(
+        path.exists(),
+        "moto server not found at {}: run `bash scripts/bootstrap.sh` (or set MOTO_SERVER)",
+        path.display()
+    );
+    path
+}
+
+/// A moto server process, stopped when dropped.
+pub struct MotoServer {
+    child: Child,
+    pub port: u16,
+    pub endpoint: String,
+}
+
+impl MotoServer {
+    pub fn start() -> MotoServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("no free loopback port")
+            .port();
+        let log_dir = workspace_root().join("target/moto-logs");
+        std::fs::create_dir_all(&log_dir).expect("cannot create target/moto-logs");
+        let log = std::fs::File::create(log_dir.join(format!("moto-{port}.log")))
+            .expect("cannot create moto log");
+        let child = Command::new(moto_binary())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_ACCOUNT_ID", ACCOUNT_ID)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("cannot start moto server");
+        let server = MotoServer {
+            child,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.http("GET", "/moto-api/data.json").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto server on port {port} did not answer within 60 s; see target/moto-logs/moto-{port}.log"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// A minimal HTTP/1.1 request to moto's own API; returns the body.
+    pub fn http(&self, method: &str, path: &str) -> std::io::Result<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+            return Err(std::io::Error::other(
+                head.lines().next().unwrap_or("no status").to_string(),
+            ));
+        }
+        Ok(body.to_string())
+    }
+
+    pub fn reset(&self) {
+        self.http("POST", "/moto-api/reset")
+            .expect("moto reset failed");
+    }
+
+    /// The SDK configuration a function would build with `AWS_ENDPOINT_URL` pointing here.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new(REGION))
+            .credentials_provider(aws_sdk_kms::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .retry_config(shared::aws::retry_config())
+            .load()
+            .await
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Configuration as the template would set it, with `extra` on top.
+pub fn config(topic_arn: &str, extra: &[(&str, &str)]) -> Config {
+    let mut env: Vec<(String, String)> = vec![
+        ("ACCOUNT_ID".into(), ACCOUNT_ID.into()),
+        ("AWS_REGION".into(), REGION.into()),
+        ("NOTIFY_TOPIC_ARN".into(), topic_arn.into()),
+        ("SELF_ROLE_ARN".into(), SELF_ROLE_ARN.into()),
+        ("KMS_ADMIN_ROLE_ARNS".into(), ADMIN_ROLE_ARN.into()),
+        (
+            "SERVICE_PRINCIPALS".into(),
+            "logs.eu-west-1.amazonaws.com".into(),
+        ),
+        ("ENVIRONMENT".into(), "test".into()),
+    ];
+    for (k, v) in extra {
+        env.retain(|(name, _)| name != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    Config::from_lookup(&|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        .unwrap_or_else(|e| panic!("test configuration: {e}"))
+}
+
+/// Everything a test needs: the server, clients on it and a topic whose notifications land in a queue.
+pub struct TestBed {
+    pub moto: MotoServer,
+    pub sdk: SdkConfig,
+    pub kms: aws_sdk_kms::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub topic_arn: String,
+    pub queue_url: String,
+}
+
+impl TestBed {
+    pub async fn start() -> TestBed {
+        let moto = MotoServer::start();
+        let sdk = moto.sdk_config().await;
+        let kms = aws_sdk_kms::Client::new(&sdk);
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let topic_arn = sns
+            .create_topic()
+            .name("kms-guardrails-notifications")
+            .send()
+            .await
+            .expect("create topic")
+            .topic_arn
+            .expect("topic arn");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name("notifications-inbox")
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:notifications-inbox");
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .expect("subscribe queue");
+        TestBed {
+            moto,
+            sdk,
+            kms,
+            sqs,
+            topic_arn,
+            queue_url,
+        }
+    }
+
+    pub fn clients(&self) -> AwsClients {
+        AwsClients::new(self.sdk.clone())
+    }
+
+    /// A customer managed key with `tags` and, when given, `policy`.
+    pub async fn create_key(
+        &self,
+        description: &str,
+        tags: &[(&str, &str)],
+        policy: Option<&str>,
+    ) -> KeyMetadata {
+        let mut request = self.kms.create_key().description(description);
+        for (k, v) in tags {
+            request = request.tags(
+                Tag::builder()
+                    .tag_key(*k)
+                    .tag_value(*v)
+                    .build()
+                    .expect("tag"),
+            );
+        }
+        if let Some(policy) = policy {
+            request = request.policy(policy);
+        }
+        request
+            .send()
+            .await
+            .expect("create key")
+            .key_metadata
+            .expect("key metadata")
+    }
+
+    pub async fn create_alias(&self, alias: &str, key_id: &str) {
+        self.kms
+            .create_alias()
+            .alias_name(alias)
+            .target_key_id(key_id)
+            .send()
+            .await
+            .expect("create alias");
+    }
+
+    pub async fn key_policy(&self, key_id: &str) -> String {
+        self.kms
+            .get_key_policy()
+            .key_id(key_id)
+            .policy_name("default")
+            .send()
+            .await
+            .expect("get key policy")
+            .policy
+            .unwrap_or_default()
+    }
+
+    pub async fn put_key_policy(&self, key_id: &str, policy: &str) {
+        self.kms
+            .put_key_policy()
+            .key_id(key_id)
+            .policy_name("default")
+            .policy(policy)
+            .send()
+            .await
+            .expect("put key policy");
+    }
+
+    pub async fn rotation_enabled(&self, key_id: &str) -> bool {
+        self.kms
+            .get_key_rotation_status()
+            .key_id(key_id)
+            .send()
+            .await
+            .expect("rotation status")
+            .key_rotation_enabled
+    }
+
+    pub async fn key_state(&self, key_id: &str) -> String {
+        self.kms
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .expect("describe key")
+            .key_metadata
+            .and_then(|m| m.key_state)
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Every notification delivered so far, drained from the queue.
+    pub async fn notifications(&self) -> Vec<SnsMessage> {
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive messages");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return all;
+            }
+            for m in messages {
+                let envelope: Value =
+                    serde_json::from_str(m.body().unwrap_or("{}")).expect("SNS envelope JSON");
+                all.push(SnsMessage {
+                    subject: envelope["Subject"].as_str().unwrap_or_default().to_string(),
+                    message: envelope["Message"].as_str().unwrap_or_default().to_string(),
+                    attributes: envelope["MessageAttributes"].clone(),
+                });
+                if let Some(handle) = m.receipt_handle() {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("delete message");
+                }
+            }
+        }
+    }
+
+    /// Clients for a function under test, with every KMS call it makes recorded.
+    pub fn recorded_clients(&self) -> (AwsClients, CallLog) {
+        let log = CallLog::default();
+        let kms_config = aws_sdk_kms::config::Builder::from(&self.sdk)
+            .interceptor(log.clone())
+            .build();
+        let clients = self
+            .clients()
+            .with_kms_client(REGION, aws_sdk_kms::Client::from_conf(kms_config));
+        (clients, log)
+    }
+
+    /// moto's own view of its state (`GET /moto-api/data.json`).
+    pub fn moto_state(&self) -> Value {
+        serde_json::from_str(
+            &self
+                .moto
+                .http("GET", "/moto-api/data.json")
+                .expect("moto state"),
+        )
+        .expect("moto state JSON")
+    }
+}
+
+/// The KMS operations a client sent, in order: an independent count of reads and writes.
+#[derive(Debug, Clone, Default)]
+pub struct CallLog(Arc<Mutex<Vec<String>>>);
+
+/// KMS operations that change a key.
+const KMS_WRITES: &[&str] = &[
+    "PutKeyPolicy",
+    "EnableKeyRotation",
+    "DisableKeyRotation",
+    "CancelKeyDeletion",
+    "ScheduleKeyDeletion",
+    "EnableKey",
+    "DisableKey",
+    "CreateGrant",
+    "RevokeGrant",
+    "RetireGrant",
+    "TagResource",
+    "UntagResource",
+];
+
+impl CallLog {
+    pub fn operations(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn writes(&self) -> Vec<String> {
+        self.operations()
+            .into_iter()
+            .filter(|op| KMS_WRITES.contains(&op.as_str()))
+            .collect()
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+impl Intercept for CallLog {
+    fn name(&self) -> &'static str {
+        "CallLog"
+    }
+
+    /// Reads the operation off the wire request (`X-Amz-Target: TrentService.PutKeyPolicy`),
+    /// so every HTTP request sent is counted, retries included.
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or(target).to_string();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(operation);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SnsMessage {
+    pub subject: String,
+    pub message: String,
+    pub attributes: Value,
+}
+
+/// A sample event from `events/`, rewritten to name the key moto created.
+pub fn sample_event(name: &str, key_id: &str) -> Value {
+    let path = workspace_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text.replace(SAMPLE_KEY_ID, key_id)).expect("sample event JSON")
+}

@@ -278,13 +278,15 @@ async fn apply(
     baseline: &Baseline,
     correction: Correction,
 ) -> Result<String, GuardrailError> {
-    let arn = key.arn.as_str();
+    // Writes name the key by id on its own Region's client: AWS accepts id or ARN, and moto
+    // only the id for EnableKey and CancelKeyDeletion. Errors still name the full ARN.
+    let (id, arn) = (key.key_id.as_str(), key.arn.as_str());
     let op = correction.operation();
     match correction {
         Correction::CancelKeyDeletion => {
             client
                 .cancel_key_deletion()
-                .key_id(arn)
+                .key_id(id)
                 .send()
                 .await
                 .map_err(|e| GuardrailError::aws(op, arn, e))?;
@@ -293,7 +295,7 @@ async fn apply(
         Correction::EnableKey => {
             client
                 .enable_key()
-                .key_id(arn)
+                .key_id(id)
                 .send()
                 .await
                 .map_err(|e| GuardrailError::aws(op, arn, e))?;
@@ -302,7 +304,7 @@ async fn apply(
         Correction::PutKeyPolicy => {
             client
                 .put_key_policy()
-                .key_id(arn)
+                .key_id(id)
                 .policy_name(kms::DEFAULT_POLICY_NAME)
                 .policy(&baseline.document)
                 // Never bypass: KMS's own lockout check is a second line of defence.
@@ -316,7 +318,7 @@ async fn apply(
             let days = deps.config.rotation.period_days;
             client
                 .enable_key_rotation()
-                .key_id(arn)
+                .key_id(id)
                 .rotation_period_in_days(days)
                 .send()
                 .await

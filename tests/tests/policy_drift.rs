@@ -1,0 +1,540 @@
+//! policy-drift end to end: the real handler and the real AWS SDK against a moto server.
+
+use integration_tests::{config, sample_event, TestBed, ACCOUNT_ID, REGION};
+use lambda_runtime::{Context, LambdaEvent};
+use policy_drift::{function_handler, Deps};
+use serde_json::Value;
+use shared::baseline;
+use shared::config::Config;
+use shared::outcome::{Outcome, Status};
+use shared::policy::Policy;
+
+const MANAGED: (&str, &str) = ("guardrails:managed", "true");
+
+const DRIFTED_POLICY: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Sid": "EnableRootAccess", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
+    {"Sid": "TemporaryDebugAccess", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}
+  ]
+}"#;
+
+fn baseline_document(config: &Config) -> String {
+    baseline::render(&config.baseline, ACCOUNT_ID, REGION, "aws")
+        .unwrap()
+        .document
+}
+
+async fn run(deps: &Deps, event: Value) -> Result<Outcome, shared::GuardrailError> {
+    function_handler(LambdaEvent::new(event, Context::default()), deps).await
+}
+
+/// A managed key exactly at its baseline: baseline policy, rotation on, enabled.
+async fn key_at_baseline(bed: &TestBed, config: &Config, alias: &str) -> String {
+    let key = bed
+        .create_key("app-data key", &[MANAGED], Some(&baseline_document(config)))
+        .await;
+    bed.kms
+        .enable_key_rotation()
+        .key_id(&key.key_id)
+        .send()
+        .await
+        .unwrap();
+    bed.create_alias(alias, &key.key_id).await;
+    key.key_id
+}
+
+fn assert_policy_is_baseline(actual: &str, config: &Config) {
+    let actual = Policy::parse(actual).unwrap();
+    let expected = Policy::parse(&baseline_document(config)).unwrap();
+    let diff = actual.diff_against(&expected);
+    assert!(
+        diff.is_empty(),
+        "policy still differs from baseline:\n{diff}"
+    );
+}
+
+#[tokio::test]
+async fn a_drifted_policy_is_restored_and_the_notification_reads_back() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let key_id = key_at_baseline(&bed, &config, "alias/app-data").await;
+    bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+    let (clients, calls) = bed.recorded_clients();
+    let deps = Deps { config, clients };
+
+    let outcome = run(
+        &deps,
+        sample_event("policy-drift/put-key-policy.json", &key_id),
+    )
+    .await
+    .unwrap();
+
+    assert_policy_is_baseline(&bed.key_policy(&key_id).await, &deps.config);
+    assert_eq!(calls.writes(), vec!["PutKeyPolicy"]);
+    let Outcome::Key(key) = outcome else {
+        panic!("expected a key outcome, got {outcome:?}")
+    };
+    assert_eq!(key.status, Status::Corrected);
+
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = &notes[0];
+    assert_eq!(
+        note.subject,
+        "[test] KMS key policy drift corrected: alias/app-data (eu-west-1)"
+    );
+    for expected in [
+        &format!("Key id:      {key_id}") as &str,
+        "Alias:       alias/app-data",
+        "Changed by:  arn:aws:sts::111122223333:assumed-role/Developer/alice",
+        "Source IP:   203.0.113.24",
+        "Time:        2026-11-20T09:14:27Z",
+        "Event:       PutKeyPolicy (event id b0c5e2d1-8f3a-4e6b-a9c7-1d2e3f4a5b01)",
+        "+ extra statement \"TemporaryDebugAccess\": Allow AWS=444455556666 Action=kms:decrypt, kms:describekey Resource=*",
+        "- missing statement \"AllowKmsAdminRole\"",
+        "- missing statement \"AllowCloudWatchLogs\"",
+        "- PutKeyPolicy: restored the baseline key policy",
+    ] {
+        assert!(note.message.contains(expected), "notification lacks {expected:?}:\n{}", note.message);
+    }
+    assert_eq!(note.attributes["severity"]["Value"], "high");
+    assert_eq!(note.attributes["key_id"]["Value"], key_id.as_str());
+}
+
+#[tokio::test]
+async fn rotation_is_re_enabled() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let key_id = key_at_baseline(&bed, &config, "alias/rotating").await;
+    bed.kms
+        .disable_key_rotation()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
+    let (clients, calls) = bed.recorded_clients();
+    let deps = Deps { config, clients };
+
+    run(
+        &deps,
+        sample_event("policy-drift/disable-key-rotation.json", &key_id),
+    )
+    .await
+    .unwrap();
+
+    assert!(bed.rotation_enabled(&key_id).await);
+    assert_eq!(calls.writes(), vec!["EnableKeyRotation"]);
+    let notes = bed.notifications().await;
+    assert_eq!(
+        notes[0].subject,
+        "[test] KMS key drift corrected: alias/rotating (eu-west-1)"
+    );
+    assert!(notes[0]
+        .message
+        .contains("automatic rotation is disabled (baseline: every 365 days)"));
+    assert!(notes[0]
+        .message
+        .contains("EnableKeyRotation: enabled automatic rotation every 365 days"));
+}
+
+#[tokio::test]
+async fn a_scheduled_deletion_is_cancelled_and_the_key_enabled_again() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let key_id = key_at_baseline(&bed, &config, "alias/precious").await;
+    bed.kms
+        .schedule_key_deletion()
+        .key_id(&key_id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bed.key_state(&key_id).await, "PendingDeletion");
+    let (clients, calls) = bed.recorded_clients();
+    let deps = Deps { config, clients };
+
+    run(
+        &deps,
+        sample_event("policy-drift/schedule-key-deletion.json", &key_id),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(bed.key_state(&key_id).await, "Enabled");
+    assert_eq!(calls.writes(), vec!["CancelKeyDeletion", "EnableKey"]);
+    assert!(bed.notifications().await[0]
+        .message
+        .contains("the key is scheduled for deletion"));
+}
+
+#[tokio::test]
+async fn a_disabled_key_is_enabled_again() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let key_id = key_at_baseline(&bed, &config, "alias/disabled").await;
+    bed.kms.disable_key().key_id(&key_id).send().await.unwrap();
+    let (clients, calls) = bed.recorded_clients();
+    let deps = Deps { config, clients };
+
+    run(
+        &deps,
+        sample_event("policy-drift/disable-key.json", &key_id),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(bed.key_state(&key_id).await, "Enabled");
+    assert_eq!(calls.writes(), vec!["EnableKey"]);
+}
+
+#[tokio::test]
+async fn an_unmanaged_key_is_left_untouched() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let key = bed
+        .create_key(
+            "someone else's key",
+            &[("team", "data")],
+            Some(DRIFTED_POLICY),
+        )
+        .await;
+    let (clients, calls) = bed.recorded_clients();
+    let deps = Deps { config, clients };
+
+    let outcome = run(
+        &deps,
+        sample_event("policy-drift/put-key-policy.json", &key.key_id),
+    )
+    .await
+    .unwrap();
+
+    let Outcome::Skipped { reason, .. } = outcome else {
+        panic!("expected a skip, got {outcome:?}")
+    };
+    assert_eq!(reason, "unmanaged key: no guardrails:managed tag");
+    assert_eq!(bed.key_policy(&key.key_id).await, DRIFTED_POLICY);
+    assert!(calls.writes().is_empty());
+    assert!(bed.notifications().await.is_empty());
+}
+
+#[tokio::test]
+async fn report_mode_writes_nothing_but_notifies() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "report")]);
+    let key_id = key_at_baseline(&bed, &config, "alias/reported").await;
+    bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+    bed.kms
+        .disable_key_rotation()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
+    let (clients, calls) = bed.recorded_clients();
+    let deps = Deps { config, clients };
+
+    let outcome = run(
+        &deps,
+        sample_event("policy-drift/put-key-policy.json", &key_id),
+    )
+    .await
+    .unwrap();
+
+    assert!(
+        calls.writes().is_empty(),
+        "report mode wrote: {:?}",
+        calls.writes()
+    );
+    assert_eq!(bed.key_policy(&key_id).await, DRIFTED_POLICY);
+    assert!(!bed.rotation_enabled(&key_id).await);
+    let Outcome::Key(key) = outcome else {
+        panic!("expected a key outcome")
+    };
+    assert_eq!(key.status, Status::Reported);
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(
+        notes[0].subject,
+        "[test] KMS key policy drift found: alias/reported (eu-west-1)"
+    );
+    assert!(notes[0]
+        .message
+        .contains("Report mode: nothing was changed. Enforce mode would:"));
+    assert!(notes[0]
+        .message
+        .contains("- PutKeyPolicy: would restore the baseline key policy"));
+    assert!(notes[0]
+        .message
+        .contains("- EnableKeyRotation: would enable automatic rotation every 365 days"));
+}
+
+#[tokio::test]
+async fn an_event_from_the_functions_own_role_is_skipped() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let key_id = key_at_baseline(&bed, &config, "alias/self").await;
+    bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+    let (clients, calls) = bed.recorded_clients();
+    let deps = Deps { config, clients };
+
+    let outcome = run(
+        &deps,
+        sample_event("policy-drift/put-key-policy-by-self.json", &key_id),
+    )
+    .await
+    .unwrap();
+
+    assert!(
+        matches!(outcome, Outcome::Skipped { ref reason, .. } if reason.contains("loop prevention")),
+        "{outcome:?}"
+    );
+    assert!(
+        calls.operations().is_empty(),
+        "made calls: {:?}",
+        calls.operations()
+    );
+    assert_eq!(bed.key_policy(&key_id).await, DRIFTED_POLICY);
+    assert!(bed.notifications().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_same_event_twice_writes_only_once() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let key_id = key_at_baseline(&bed, &config, "alias/twice").await;
+    bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+    let (clients, calls) = bed.recorded_clients();
+    let deps = Deps { config, clients };
+    let event = sample_event("policy-drift/put-key-policy.json", &key_id);
+
+    run(&deps, event.clone()).await.unwrap();
+    assert_eq!(calls.writes(), vec!["PutKeyPolicy"]);
+    calls.clear();
+    let second = run(&deps, event).await.unwrap();
+
+    assert!(
+        calls.writes().is_empty(),
+        "second run wrote: {:?}",
+        calls.writes()
+    );
+    let Outcome::Key(key) = second else {
+        panic!("expected a key outcome")
+    };
+    assert_eq!(key.status, Status::Compliant);
+    assert_eq!(
+        bed.notifications().await.len(),
+        1,
+        "the second run has nothing to announce"
+    );
+}
+
+#[tokio::test]
+async fn a_created_key_with_a_non_baseline_policy_is_corrected() {
+    let bed = TestBed::start().await;
+    let config = config(
+        &bed.topic_arn,
+        &[("MODE", "enforce"), ("ROTATION_ENABLED", "false")],
+    );
+    // moto gives a key created without a policy the AWS default policy (root only).
+    let key = bed.create_key("new key", &[MANAGED], None).await;
+    let (clients, calls) = bed.recorded_clients();
+    let deps = Deps { config, clients };
+
+    run(
+        &deps,
+        sample_event("policy-drift/create-key.json", &key.key_id),
+    )
+    .await
+    .unwrap();
+
+    assert_policy_is_baseline(&bed.key_policy(&key.key_id).await, &deps.config);
+    assert_eq!(calls.writes(), vec!["PutKeyPolicy"]);
+}
+
+#[tokio::test]
+async fn the_scheduled_sweep_corrects_only_drifted_managed_keys() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let compliant = key_at_baseline(&bed, &config, "alias/fine").await;
+    let drifted = key_at_baseline(&bed, &config, "alias/drifted").await;
+    bed.put_key_policy(&drifted, DRIFTED_POLICY).await;
+    let unmanaged = bed
+        .create_key("not ours", &[], Some(DRIFTED_POLICY))
+        .await
+        .key_id;
+    let (clients, calls) = bed.recorded_clients();
+    let deps = Deps { config, clients };
+
+    let outcome = run(
+        &deps,
+        sample_event("policy-drift/scheduled-sweep.json", "unused"),
+    )
+    .await
+    .unwrap();
+
+    let Outcome::Sweep(report) = outcome else {
+        panic!("expected a sweep report, got {outcome:?}")
+    };
+    assert_eq!(
+        (
+            report.keys_examined,
+            report.managed,
+            report.compliant,
+            report.corrected
+        ),
+        (3, 2, 1, 1)
+    );
+    assert_eq!(report.drifted.len(), 1);
+    assert!(report.drifted[0].key_arn.ends_with(&drifted));
+    assert_eq!(calls.writes(), vec!["PutKeyPolicy"]);
+    assert_policy_is_baseline(&bed.key_policy(&drifted).await, &deps.config);
+    assert_policy_is_baseline(&bed.key_policy(&compliant).await, &deps.config);
+    assert_eq!(bed.key_policy(&unmanaged).await, DRIFTED_POLICY);
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0]
+            .message
+            .contains("Found by:    scheduled sweep at 2026-11-20T12:00:00+00:00"),
+        "{}",
+        notes[0].message
+    );
+}
+
+#[tokio::test]
+async fn an_explicit_key_list_selects_keys_by_alias() {
+    let bed = TestBed::start().await;
+    let listed_config = config(
+        &bed.topic_arn,
+        &[("MODE", "enforce"), ("MANAGED_KEYS", "alias/listed")],
+    );
+    // No managed tag: the list alone decides.
+    let listed = bed
+        .create_key("listed", &[], Some(DRIFTED_POLICY))
+        .await
+        .key_id;
+    bed.kms
+        .enable_key_rotation()
+        .key_id(&listed)
+        .send()
+        .await
+        .unwrap();
+    bed.create_alias("alias/listed", &listed).await;
+    let other = bed
+        .create_key("other", &[MANAGED], Some(DRIFTED_POLICY))
+        .await
+        .key_id;
+    let deps = Deps {
+        config: listed_config,
+        clients: bed.clients(),
+    };
+
+    let outcome = run(
+        &deps,
+        sample_event("policy-drift/put-key-policy.json", &other),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(outcome, Outcome::Skipped { ref reason, .. } if reason == "unmanaged key: not in MANAGED_KEYS"),
+        "{outcome:?}"
+    );
+    let outcome = run(
+        &deps,
+        sample_event("policy-drift/scheduled-sweep.json", "unused"),
+    )
+    .await
+    .unwrap();
+
+    let Outcome::Sweep(report) = outcome else {
+        panic!("expected a sweep report")
+    };
+    assert_eq!(
+        (report.keys_examined, report.managed, report.corrected),
+        (1, 1, 1)
+    );
+    assert_policy_is_baseline(&bed.key_policy(&listed).await, &deps.config);
+    assert_eq!(bed.key_policy(&other).await, DRIFTED_POLICY);
+}
+
+#[tokio::test]
+async fn a_key_arn_in_another_region_is_handled_there() {
+    let bed = TestBed::start().await;
+    let config = config(
+        &bed.topic_arn,
+        &[("MODE", "enforce"), ("ROTATION_ENABLED", "false")],
+    );
+    let us_east = aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::config::Builder::from(&bed.sdk)
+            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .build(),
+    );
+    let key = us_east
+        .create_key()
+        .tags(
+            aws_sdk_kms::types::Tag::builder()
+                .tag_key(MANAGED.0)
+                .tag_value(MANAGED.1)
+                .build()
+                .unwrap(),
+        )
+        .policy(DRIFTED_POLICY)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    // The event names the key by its full ARN; the record's awsRegion says eu-west-1.
+    let mut event = sample_event("policy-drift/disable-key.json", &key.key_id);
+    let arn = key.arn.clone().unwrap();
+    event["detail"]["requestParameters"]["keyId"] = Value::from(arn.clone());
+    event["detail"]["resources"] = Value::Array(vec![]);
+    let deps = Deps {
+        config,
+        clients: bed.clients(),
+    };
+
+    let outcome = run(&deps, event).await.unwrap();
+
+    let Outcome::Key(outcome) = outcome else {
+        panic!("expected a key outcome, got {outcome:?}")
+    };
+    assert_eq!(outcome.region, "us-east-1");
+    let policy = us_east
+        .get_key_policy()
+        .key_id(&key.key_id)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    let expected = baseline::render(&deps.config.baseline, ACCOUNT_ID, "us-east-1", "aws").unwrap();
+    assert!(Policy::parse(&policy)
+        .unwrap()
+        .semantically_equal(&expected.policy));
+}
+
+#[tokio::test]
+async fn malformed_events_are_clear_errors_and_write_nothing() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let (clients, calls) = bed.recorded_clients();
+    let deps = Deps { config, clients };
+    for name in [
+        "invalid/wrong-detail-type.json",
+        "invalid/missing-key-id.json",
+        "invalid/missing-event-name.json",
+    ] {
+        let err = run(&deps, sample_event(name, "unused")).await.unwrap_err();
+        let diagnostic: lambda_runtime::Diagnostic = err.into();
+        assert_eq!(
+            diagnostic.error_type, "InvalidEvent",
+            "{name}: {}",
+            diagnostic.error_message
+        );
+    }
+    let err = run(&deps, Value::from("not an event")).await.unwrap_err();
+    assert_eq!(err.error_type(), "InvalidEvent");
+    assert!(calls.operations().is_empty());
+}

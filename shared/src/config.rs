@@ -124,14 +124,14 @@ impl Reader<'_> {
         }
     }
 
-    fn number<T: std::str::FromStr>(
+    fn number<T>(
         &mut self,
         name: &str,
         default: T,
         range: std::ops::RangeInclusive<T>,
     ) -> T
     where
-        T: PartialOrd + fmt::Display + Copy,
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
     {
         let Some(raw) = self.optional(name) else {
             return default;

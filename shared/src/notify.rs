@@ -110,33 +110,6 @@ fn truncate_message(body: String) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subjects_are_one_ascii_line_of_at_most_100_chars() {
-        assert_eq!(
-            subject_line("Drift on\nalias/app \u{2014} key\t\u{00e9}"),
-            "Drift on alias/app - key ?"
-        );
-        let long = subject_line(&"x".repeat(300));
-        assert_eq!(long.len(), 100);
-        assert!(long.ends_with("..."));
-        assert_eq!(subject_line(" \n "), "kms-guardrails notification");
-        for s in [subject_line("Ключ изменён"), subject_line("키 정책 변경")] {
-            assert!(s.is_ascii() && !s.contains('\n') && s.len() <= 100, "{s}");
-        }
-    }
-
-    #[test]
-    fn oversized_messages_are_truncated_under_the_sns_limit() {
-        let n = Notification::new("s", "é".repeat(200_000));
-        assert!(n.body.len() < 256 * 1024);
-        assert!(n.body.ends_with("see the function's logs for the rest]"));
-    }
-}
-
 /// The "which key" block of a message body.
 pub fn key_block(key: &crate::kms::KeyInfo, alias: Option<&str>) -> String {
     let mut out = format!(
@@ -172,5 +145,32 @@ pub fn change_block(
             "Found by:    scheduled sweep at {}\n             (no CloudTrail event was processed for this change: it may have been\n             missed or delivered late; look it up in CloudTrail for who made it)\n",
             sweep_time.unwrap_or("unknown time")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_are_one_ascii_line_of_at_most_100_chars() {
+        assert_eq!(
+            subject_line("Drift on\nalias/app \u{2014} key\t\u{00e9}"),
+            "Drift on alias/app - key ?"
+        );
+        let long = subject_line(&"x".repeat(300));
+        assert_eq!(long.len(), 100);
+        assert!(long.ends_with("..."));
+        assert_eq!(subject_line(" \n "), "kms-guardrails notification");
+        for s in [subject_line("Ключ изменён"), subject_line("키 정책 변경")] {
+            assert!(s.is_ascii() && !s.contains('\n') && s.len() <= 100, "{s}");
+        }
+    }
+
+    #[test]
+    fn oversized_messages_are_truncated_under_the_sns_limit() {
+        let n = Notification::new("s", "é".repeat(200_000));
+        assert!(n.body.len() < 256 * 1024);
+        assert!(n.body.ends_with("see the function's logs for the rest]"));
     }
 }

@@ -59,6 +59,8 @@ pub struct StatementBody {
 pub struct Statement {
     pub sid: Option<String>,
     pub body: StatementBody,
+    /// The statement as written, so people see their own spelling in diffs.
+    pub raw: Value,
 }
 
 impl Statement {
@@ -191,6 +193,7 @@ fn parse_statement(value: &Value) -> Result<Statement, PolicyError> {
     Ok(Statement {
         sid: obj.get("Sid").and_then(Value::as_str).map(str::to_string),
         body,
+        raw: value.clone(),
     })
 }
 
@@ -333,9 +336,17 @@ fn diff(baseline: &Policy, actual: &Policy) -> PolicyDiff {
             return true;
         };
         let e = extra.remove(pos);
+        let changes = field_changes(&m.body, &e.body)
+            .into_iter()
+            .map(|c| FieldChange {
+                added: c.added.iter().map(|v| spelling(&e.raw, &c.field, v)).collect(),
+                removed: c.removed.iter().map(|v| spelling(&m.raw, &c.field, v)).collect(),
+                field: c.field,
+            })
+            .collect();
         changed.push(StatementChange {
             sid: sid.to_string(),
-            changes: field_changes(&m.body, &e.body),
+            changes,
         });
         false
     });
@@ -356,6 +367,27 @@ fn unmatched(side: &[Statement], other: &BTreeSet<&StatementBody>) -> Vec<Statem
         .filter(|s| !other.contains(&s.body) && seen.insert(&s.body))
         .cloned()
         .collect()
+}
+
+/// The value as `raw` spells it, for a canonical `value` of `field` (`Action`, `Principal.AWS`).
+fn spelling(raw: &Value, field: &str, value: &str) -> String {
+    let mut path = field.splitn(2, '.');
+    let element = raw.get(path.next().unwrap_or_default());
+    let values = match (element, path.next()) {
+        (Some(Value::Object(map)), Some(kind)) if field.contains("Principal") => map.get(kind),
+        (Some(v), None) => Some(v),
+        _ => None,
+    };
+    let candidates: Vec<&str> = match values {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    candidates
+        .into_iter()
+        .find(|c| c.eq_ignore_ascii_case(value) || canonical_aws_principal(c.to_string()) == value)
+        .unwrap_or(value)
+        .to_string()
 }
 
 fn set_change(
@@ -385,13 +417,13 @@ fn optional_set_change(
     )
 }
 
-fn map_changes<V: Ord + Clone>(
+fn map_changes<V>(
     prefix: &str,
     before: &BTreeMap<String, BTreeSet<V>>,
     after: &BTreeMap<String, BTreeSet<V>>,
     out: &mut Vec<FieldChange>,
 ) where
-    V: ToString,
+    V: Ord + ToString,
 {
     let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     let empty = BTreeSet::new();
@@ -471,32 +503,40 @@ fn field_changes(baseline: &StatementBody, actual: &StatementBody) -> Vec<FieldC
     out
 }
 
-fn join(set: &BTreeSet<String>) -> String {
-    set.iter().cloned().collect::<Vec<_>>().join(", ")
+fn raw_values(value: &Value) -> String {
+    match value {
+        Value::Array(items) => items.iter().map(raw_values).collect::<Vec<_>>().join(", "),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
-impl fmt::Display for StatementBody {
-    /// One line, e.g. `Allow AWS=arn:aws:iam::1:role/x Action=kms:decrypt Resource=*`.
+impl fmt::Display for Statement {
+    /// One line in the statement's own spelling, e.g.
+    /// `Allow AWS=arn:aws:iam::1:role/x Action=kms:Decrypt Resource=*`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.effect)?;
-        for (label, map) in [("", &self.principal), ("Not", &self.not_principal)] {
-            for (kind, values) in map.iter().flatten() {
-                write!(f, " {label}{kind}={}", join(values))?;
+        write!(f, "{}", self.body.effect)?;
+        for (label, key) in [("", "Principal"), ("Not", "NotPrincipal")] {
+            match self.raw.get(key) {
+                Some(Value::Object(map)) => {
+                    for (kind, values) in map {
+                        write!(f, " {label}{kind}={}", raw_values(values))?;
+                    }
+                }
+                Some(other) => write!(f, " {label}Principal={}", raw_values(other))?,
+                None => {}
             }
         }
-        for (label, set) in [
-            ("Action", &self.action),
-            ("NotAction", &self.not_action),
-            ("Resource", &self.resource),
-            ("NotResource", &self.not_resource),
-        ] {
-            if let Some(set) = set {
-                write!(f, " {label}={}", join(set))?;
+        for key in ["Action", "NotAction", "Resource", "NotResource"] {
+            if let Some(values) = self.raw.get(key) {
+                write!(f, " {key}={}", raw_values(values))?;
             }
         }
-        for (op, keys) in &self.condition {
-            for (key, values) in keys {
-                write!(f, " If {op}({key}={})", join(values))?;
+        if let Some(Value::Object(ops)) = self.raw.get("Condition") {
+            for (op, keys) in ops {
+                for (key, values) in keys.as_object().into_iter().flatten() {
+                    write!(f, " If {op}({key}={})", raw_values(values))?;
+                }
             }
         }
         Ok(())
@@ -510,10 +550,10 @@ impl fmt::Display for PolicyDiff {
             writeln!(f, "~ Version: baseline {baseline}, actual {actual}")?;
         }
         for s in &self.missing {
-            writeln!(f, "- missing statement {}: {}", s.label(), s.body)?;
+            writeln!(f, "- missing statement {}: {s}", s.label())?;
         }
         for s in &self.extra {
-            writeln!(f, "+ extra statement {}: {}", s.label(), s.body)?;
+            writeln!(f, "+ extra statement {}: {s}", s.label())?;
         }
         for c in &self.changed {
             writeln!(f, "~ changed statement \"{}\":", c.sid)?;
@@ -646,7 +686,7 @@ mod tests {
         let change = &diff.changed[0].changes[0];
         assert_eq!(change.field, "Action");
         assert_eq!(change.added, vec!["kms:*"]);
-        assert_eq!(change.removed, vec!["kms:decrypt*", "kms:encrypt*"]);
+        assert_eq!(change.removed, vec!["kms:Decrypt*", "kms:Encrypt*"], "shown as written");
     }
 
     #[test]
@@ -669,7 +709,7 @@ mod tests {
         let text = diff.to_string();
         assert!(
             text.contains(
-                "+ extra statement \"Backdoor\": Allow AWS=* Action=kms:decrypt Resource=*"
+                "+ extra statement \"Backdoor\": Allow Principal=* Action=kms:Decrypt Resource=*"
             ),
             "{text}"
         );

@@ -91,7 +91,7 @@ async fn a_drifted_policy_is_restored_and_the_notification_reads_back() {
         "Source IP:   203.0.113.24",
         "Time:        2026-11-20T09:14:27Z",
         "Event:       PutKeyPolicy (event id b0c5e2d1-8f3a-4e6b-a9c7-1d2e3f4a5b01)",
-        "+ extra statement \"TemporaryDebugAccess\": Allow AWS=444455556666 Action=kms:decrypt, kms:describekey Resource=*",
+        "+ extra statement \"TemporaryDebugAccess\": Allow AWS=arn:aws:iam::444455556666:root Action=kms:Decrypt, kms:DescribeKey Resource=*",
         "- missing statement \"AllowKmsAdminRole\"",
         "- missing statement \"AllowCloudWatchLogs\"",
         "- PutKeyPolicy: restored the baseline key policy",

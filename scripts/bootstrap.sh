@@ -18,4 +18,4 @@ venv() {
 }
 
 venv moto scripts/requirements-moto.txt
-venv lint scripts/requirements-lint.txt
+venv template scripts/requirements-template.txt

@@ -11,6 +11,8 @@ echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked --workspace
-echo "== cfn-lint template.yaml"
-.venv/lint/bin/cfn-lint template.yaml
-echo "template.yaml: cfn-lint passed"
+echo "== template.yaml: cfn-lint, sam validate --lint, checkov"
+.venv/template/bin/cfn-lint template.yaml
+SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-west-1 .venv/template/bin/sam validate --lint --template template.yaml
+.venv/template/bin/checkov --skip-download --quiet --compact --framework cloudformation -f template.yaml
+echo "template.yaml: cfn-lint, sam validate and checkov passed"

@@ -124,12 +124,7 @@ impl Reader<'_> {
         }
     }
 
-    fn number<T>(
-        &mut self,
-        name: &str,
-        default: T,
-        range: std::ops::RangeInclusive<T>,
-    ) -> T
+    fn number<T>(&mut self, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
     where
         T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
     {

@@ -339,8 +339,16 @@ fn diff(baseline: &Policy, actual: &Policy) -> PolicyDiff {
         let changes = field_changes(&m.body, &e.body)
             .into_iter()
             .map(|c| FieldChange {
-                added: c.added.iter().map(|v| spelling(&e.raw, &c.field, v)).collect(),
-                removed: c.removed.iter().map(|v| spelling(&m.raw, &c.field, v)).collect(),
+                added: c
+                    .added
+                    .iter()
+                    .map(|v| spelling(&e.raw, &c.field, v))
+                    .collect(),
+                removed: c
+                    .removed
+                    .iter()
+                    .map(|v| spelling(&m.raw, &c.field, v))
+                    .collect(),
                 field: c.field,
             })
             .collect();
@@ -686,7 +694,11 @@ mod tests {
         let change = &diff.changed[0].changes[0];
         assert_eq!(change.field, "Action");
         assert_eq!(change.added, vec!["kms:*"]);
-        assert_eq!(change.removed, vec!["kms:Decrypt*", "kms:Encrypt*"], "shown as written");
+        assert_eq!(
+            change.removed,
+            vec!["kms:Decrypt*", "kms:Encrypt*"],
+            "shown as written"
+        );
     }
 
     #[test]

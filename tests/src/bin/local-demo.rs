@@ -20,20 +20,39 @@ const DRIFTED_POLICY: &str = r#"{
 }"#;
 
 fn heading(text: &str) {
-    println!("\n=== {text} {}", "=".repeat(70usize.saturating_sub(text.len())));
+    println!(
+        "\n=== {text} {}",
+        "=".repeat(70usize.saturating_sub(text.len()))
+    );
 }
 
 async fn show_key(bed: &TestBed, key_id: &str) {
     println!("state:    {}", bed.key_state(key_id).await);
-    println!("rotation: {}", if bed.rotation_enabled(key_id).await { "enabled" } else { "disabled" });
+    println!(
+        "rotation: {}",
+        if bed.rotation_enabled(key_id).await {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    );
     println!("policy:\n{}", bed.key_policy(key_id).await);
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let scenario = std::env::args().nth(1).unwrap_or_else(|| "put-key-policy".to_string());
+    let scenario = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "put-key-policy".to_string());
     let mode = std::env::var("MODE").unwrap_or_else(|_| "enforce".to_string());
-    if !["put-key-policy", "disable-key-rotation", "schedule-key-deletion", "disable-key"].contains(&scenario.as_str()) {
+    if ![
+        "put-key-policy",
+        "disable-key-rotation",
+        "schedule-key-deletion",
+        "disable-key",
+    ]
+    .contains(&scenario.as_str())
+    {
         return Err(format!(
             "unknown scenario {scenario:?}: use put-key-policy, disable-key-rotation, schedule-key-deletion or disable-key"
         )
@@ -46,9 +65,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bed = TestBed::start().await;
     println!("moto server: {}", bed.moto.endpoint);
     let config = config(&bed.topic_arn, &[("MODE", &mode)]);
-    let baseline = shared::baseline::render(&config.baseline, integration_tests::ACCOUNT_ID, integration_tests::REGION, "aws")?;
+    let baseline = shared::baseline::render(
+        &config.baseline,
+        integration_tests::ACCOUNT_ID,
+        integration_tests::REGION,
+        "aws",
+    )?;
     let key = bed
-        .create_key("app-data key", &[("guardrails:managed", "true")], Some(&baseline.document))
+        .create_key(
+            "app-data key",
+            &[("guardrails:managed", "true")],
+            Some(&baseline.document),
+        )
         .await;
     let key_id = key.key_id.clone();
     bed.kms.enable_key_rotation().key_id(&key_id).send().await?;
@@ -59,10 +87,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match scenario.as_str() {
         "put-key-policy" => bed.put_key_policy(&key_id, DRIFTED_POLICY).await,
         "disable-key-rotation" => {
-            bed.kms.disable_key_rotation().key_id(&key_id).send().await?;
+            bed.kms
+                .disable_key_rotation()
+                .key_id(&key_id)
+                .send()
+                .await?;
         }
         "schedule-key-deletion" => {
-            bed.kms.schedule_key_deletion().key_id(&key_id).pending_window_in_days(7).send().await?;
+            bed.kms
+                .schedule_key_deletion()
+                .key_id(&key_id)
+                .pending_window_in_days(7)
+                .send()
+                .await?;
         }
         _ => {
             bed.kms.disable_key().key_id(&key_id).send().await?;

@@ -434,17 +434,20 @@ async fn audit_key(
     };
     let notification =
         build_notification(deps, key, &outcome, detail, sweep_time, failure.as_ref());
+    // Logged before publishing: if SNS fails, a retry finds the key compliant and has nothing
+    // to announce, so the log is the record of what was done.
+    info!(
+        key = %key.arn,
+        status = ?outcome.status,
+        findings = ?outcome.findings.iter().map(|f| f.kind).collect::<Vec<_>>(),
+        actions = ?outcome.actions.iter().map(|a| a.operation).collect::<Vec<_>>(),
+        writes = outcome.writes(),
+        "drift handled"
+    );
     outcome.notification_id = Some(
         notification
             .publish(&deps.clients, &deps.config.notify_topic_arn)
             .await?,
-    );
-    info!(
-        key = %key.arn,
-        status = ?outcome.status,
-        findings = outcome.findings.len(),
-        writes = outcome.writes(),
-        "drift handled"
     );
     match failure {
         Some(e) => Err(e),
@@ -567,7 +570,12 @@ async fn resolve_managed(
     locator: &KeyLocator,
 ) -> Result<Option<KeyInfo>, GuardrailError> {
     let client = deps.clients.kms(&locator.region);
-    let key = kms::describe_key(&client, &locator.identifier, &locator.region).await?;
+    let key = match kms::describe_key(&client, &locator.identifier, &locator.region).await {
+        Ok(key) => key,
+        // Deleted between ListKeys and now: nothing left to guard.
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
     if key.account != deps.config.account_id || !key.customer_managed {
         return Ok(None);
     }
@@ -962,6 +970,44 @@ mod tests {
             matches!(outcome, Outcome::Skipped { ref reason, .. } if reason.contains("no longer exists")),
             "{outcome:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_key_deleted_during_the_sweep_is_not_a_failure() {
+        use aws_sdk_kms::operation::list_keys::ListKeysOutput;
+        use aws_sdk_kms::types::KeyListEntry;
+        let gone = "arn:aws:kms:eu-west-1:111122223333:key/00000000-0000-0000-0000-000000000000";
+        let list = mock!(KmsClient::list_keys).then_output(move || {
+            ListKeysOutput::builder()
+                .keys(KeyListEntry::builder().key_arn(gone).build())
+                .keys(KeyListEntry::builder().key_arn(KEY_ARN).build())
+                .build()
+        });
+        let describe_gone = mock!(KmsClient::describe_key)
+            .match_requests(move |r| r.key_id() == Some(gone))
+            .then_error(|| {
+                DescribeKeyError::generic(error("NotFoundException", "Key does not exist"))
+            });
+        let unmanaged = mock!(KmsClient::list_resource_tags)
+            .then_output(|| ListResourceTagsOutput::builder().build());
+        let describe = describe_ok();
+        let deps = deps(
+            "enforce",
+            &[&list, &describe_gone, &describe, &unmanaged],
+            &[],
+        );
+        let sweep = include_str!("../../../events/policy-drift/scheduled-sweep.json");
+
+        let outcome = function_handler(event(sweep), &deps).await.unwrap();
+
+        let Outcome::Sweep(report) = outcome else {
+            panic!("expected a sweep report")
+        };
+        assert_eq!(
+            (report.keys_examined, report.managed, report.failed.len()),
+            (2, 0, 0)
+        );
+        assert_eq!(describe_gone.num_calls(), 1);
     }
 
     #[test]

@@ -7,6 +7,9 @@ use std::sync::Mutex;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_kms::config::{Credentials, SharedCredentialsProvider};
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// Attempts per call, first try included. Throttling and 5xx are retried with jittered
 /// exponential backoff; AccessDenied and validation errors are not.
@@ -16,13 +19,59 @@ pub fn retry_config() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
 }
 
-/// The SDK configuration from the environment. `AWS_ENDPOINT_URL` (local runs against moto)
-/// is honoured by the SDK itself.
+/// The HTTPS client every SDK client shares: rustls with ring and the platform's root
+/// certificates. Connectors are built on first use.
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+/// The SDK configuration. Lambda puts the Region and the role's credentials in the
+/// environment, so that case is built directly (well under a millisecond); anything else
+/// (profiles, SSO, IMDS) goes through the full default provider chain. `AWS_ENDPOINT_URL`
+/// (local runs against moto) is honoured either way.
 pub async fn load_sdk_config() -> SdkConfig {
+    let http = http_client();
+    if let Some(config) = from_lambda_environment(&|name| std::env::var(name).ok(), http.clone()) {
+        return config;
+    }
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
         .retry_config(retry_config())
         .load()
         .await
+}
+
+/// The configuration Lambda's environment fully describes: Region and static or session
+/// credentials in environment variables. `None` when anything is missing.
+pub fn from_lambda_environment(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    http: SharedHttpClient,
+) -> Option<SdkConfig> {
+    let present = |name: &str| lookup(name).filter(|v| !v.is_empty());
+    let region = present("AWS_REGION").or_else(|| present("AWS_DEFAULT_REGION"))?;
+    let access_key = present("AWS_ACCESS_KEY_ID")?;
+    let secret_key = present("AWS_SECRET_ACCESS_KEY")?;
+    let credentials = Credentials::new(
+        access_key,
+        secret_key,
+        present("AWS_SESSION_TOKEN"),
+        None,
+        "Environment",
+    );
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .retry_config(retry_config())
+        .http_client(http);
+    if let Some(endpoint) = present("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(endpoint);
+    }
+    Some(builder.build())
 }
 
 /// Region of an ARN (`arn:partition:service:region:account:resource`).
@@ -114,6 +163,32 @@ mod tests {
         assert_eq!(arn_partition(arn), "aws-cn");
         assert_eq!(arn_account(arn), Some("111122223333"));
         assert_eq!(arn_region("alias/x"), None);
+    }
+
+    #[test]
+    fn lambda_environment_builds_the_config_directly() {
+        let env = |name: &str| {
+            match name {
+                "AWS_REGION" => Some("eu-west-1"),
+                "AWS_ACCESS_KEY_ID" => Some("ASIAEXAMPLE"),
+                "AWS_SECRET_ACCESS_KEY" => Some("secret"),
+                "AWS_SESSION_TOKEN" => Some("token"),
+                "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:5000"),
+                _ => None,
+            }
+            .map(str::to_string)
+        };
+        let config = from_lambda_environment(&env, http_client()).unwrap();
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+        assert_eq!(
+            config.retry_config().map(|r| r.max_attempts()),
+            Some(MAX_ATTEMPTS)
+        );
+        assert!(config.credentials_provider().is_some());
+        // Without credentials in the environment the full provider chain is used instead.
+        let no_keys = |name: &str| (name == "AWS_REGION").then(|| "eu-west-1".to_string());
+        assert!(from_lambda_environment(&no_keys, http_client()).is_none());
     }
 
     #[tokio::test]

@@ -8,10 +8,11 @@ use shared::config::Config;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let deps = Deps {
-        config,
-        clients: AwsClients::new(load_sdk_config().await),
-    };
+    let clients = AwsClients::new(load_sdk_config().await);
+    // Built now, in the init phase, not on the first event.
+    clients.kms(&config.region);
+    clients.sns(shared::aws::arn_region(&config.notify_topic_arn).unwrap_or(&config.region));
+    let deps = Deps { config, clients };
     run(service_fn(|event: LambdaEvent<Value>| {
         function_handler(event, &deps)
     }))

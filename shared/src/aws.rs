@@ -19,14 +19,53 @@ pub fn retry_config() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
 }
 
-/// The HTTPS client every SDK client shares: rustls with ring and the platform's root
-/// certificates. Connectors are built on first use.
-pub fn http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
+/// The roots of Amazon Trust Services, which sign every AWS API endpoint's certificate.
+const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+
+/// Which certificate authorities TLS connections trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// Only Amazon Trust Services. Parsing five roots instead of the system's ~140 is what keeps
+    /// the cold start within budget, and nothing but AWS is ever called.
+    AmazonTrustServices,
+    /// The system's certificate store: for an https `AWS_ENDPOINT_URL` (a proxy, an emulator)
+    /// or when `TLS_TRUST_SYSTEM_ROOTS=true`.
+    System,
+}
+
+impl TrustRoots {
+    pub fn from_env(lookup: &dyn Fn(&str) -> Option<String>) -> TrustRoots {
+        let custom_https_endpoint =
+            lookup("AWS_ENDPOINT_URL").is_some_and(|url| url.starts_with("https://"));
+        let asked =
+            lookup("TLS_TRUST_SYSTEM_ROOTS").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if custom_https_endpoint || asked {
+            TrustRoots::System
+        } else {
+            TrustRoots::AmazonTrustServices
+        }
+    }
+}
+
+/// The HTTPS client every SDK client shares: rustls with ring.
+pub fn http_client(roots: TrustRoots) -> SharedHttpClient {
+    let builder = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(
+        tls::rustls_provider::CryptoMode::Ring,
+    ));
+    let trust_store = match roots {
+        TrustRoots::System => return builder.build_https(),
+        TrustRoots::AmazonTrustServices => tls::TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS),
+    };
+    match tls::TlsContext::builder()
+        .with_trust_store(trust_store)
+        .build()
+    {
+        Ok(context) => builder.tls_context(context).build_https(),
+        // Unreachable with the bundled roots (a unit test parses them); never fail open.
+        Err(_) => builder.build_https(),
+    }
 }
 
 /// The SDK configuration. Lambda puts the Region and the role's credentials in the
@@ -34,7 +73,7 @@ pub fn http_client() -> SharedHttpClient {
 /// (profiles, SSO, IMDS) goes through the full default provider chain. `AWS_ENDPOINT_URL`
 /// (local runs against moto) is honoured either way.
 pub async fn load_sdk_config() -> SdkConfig {
-    let http = http_client();
+    let http = http_client(TrustRoots::from_env(&|name| std::env::var(name).ok()));
     if let Some(config) = from_lambda_environment(&|name| std::env::var(name).ok(), http.clone()) {
         return config;
     }
@@ -178,7 +217,8 @@ mod tests {
             }
             .map(str::to_string)
         };
-        let config = from_lambda_environment(&env, http_client()).unwrap();
+        let config =
+            from_lambda_environment(&env, http_client(TrustRoots::AmazonTrustServices)).unwrap();
         assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
         assert_eq!(
@@ -188,7 +228,51 @@ mod tests {
         assert!(config.credentials_provider().is_some());
         // Without credentials in the environment the full provider chain is used instead.
         let no_keys = |name: &str| (name == "AWS_REGION").then(|| "eu-west-1".to_string());
-        assert!(from_lambda_environment(&no_keys, http_client()).is_none());
+        assert!(
+            from_lambda_environment(&no_keys, http_client(TrustRoots::AmazonTrustServices))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_bundled_amazon_roots_load_into_a_client() {
+        // Connectors, and with them the trust store, are built with the client: a bad PEM panics here.
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .http_client(http_client(TrustRoots::AmazonTrustServices))
+            .build();
+        let _client = aws_sdk_kms::Client::new(&sdk);
+        let text = std::str::from_utf8(AMAZON_TRUST_SERVICES_ROOTS).unwrap();
+        assert_eq!(text.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+    }
+
+    #[test]
+    fn system_roots_only_when_asked_or_for_a_custom_https_endpoint() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            TrustRoots::from_env(&env(&[])),
+            TrustRoots::AmazonTrustServices
+        );
+        assert_eq!(
+            TrustRoots::from_env(&env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")])),
+            TrustRoots::AmazonTrustServices
+        );
+        assert_eq!(
+            TrustRoots::from_env(&env(&[("AWS_ENDPOINT_URL", "https://proxy.internal")])),
+            TrustRoots::System
+        );
+        assert_eq!(
+            TrustRoots::from_env(&env(&[("TLS_TRUST_SYSTEM_ROOTS", "true")])),
+            TrustRoots::System
+        );
     }
 
     #[tokio::test]

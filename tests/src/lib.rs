@@ -115,7 +115,9 @@ impl MotoServer {
     /// The SDK configuration a function would build with `AWS_ENDPOINT_URL` pointing here.
     pub async fn sdk_config(&self) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
-            .http_client(shared::aws::http_client())
+            .http_client(shared::aws::http_client(
+                shared::aws::TrustRoots::AmazonTrustServices,
+            ))
             .endpoint_url(&self.endpoint)
             .region(Region::new(REGION))
             .credentials_provider(aws_sdk_kms::config::Credentials::new(

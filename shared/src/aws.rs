@@ -149,46 +149,48 @@ impl AwsClients {
 
     /// Uses `client` for every KMS call to `region`; tests hand in mocked clients this way.
     pub fn with_kms_client(self, region: &str, client: aws_sdk_kms::Client) -> AwsClients {
-        self.kms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(region.to_string(), client);
+        lock(&self.kms).insert(region.to_string(), client);
         self
     }
 
     pub fn with_sns_client(self, region: &str, client: aws_sdk_sns::Client) -> AwsClients {
-        self.sns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(region.to_string(), client);
+        lock(&self.sns).insert(region.to_string(), client);
         self
     }
 
     pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
-        let mut clients = self.kms.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(region.to_string())
-            .or_insert_with(|| {
-                let config = aws_sdk_kms::config::Builder::from(&self.sdk)
-                    .region(Region::new(region.to_string()))
-                    .build();
-                aws_sdk_kms::Client::from_conf(config)
-            })
-            .clone()
+        cached(&self.kms, region, || {
+            let config = aws_sdk_kms::config::Builder::from(&self.sdk)
+                .region(Region::new(region.to_string()))
+                .build();
+            aws_sdk_kms::Client::from_conf(config)
+        })
     }
 
     pub fn sns(&self, region: &str) -> aws_sdk_sns::Client {
-        let mut clients = self.sns.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(region.to_string())
-            .or_insert_with(|| {
-                let config = aws_sdk_sns::config::Builder::from(&self.sdk)
-                    .region(Region::new(region.to_string()))
-                    .build();
-                aws_sdk_sns::Client::from_conf(config)
-            })
-            .clone()
+        cached(&self.sns, region, || {
+            let config = aws_sdk_sns::config::Builder::from(&self.sdk)
+                .region(Region::new(region.to_string()))
+                .build();
+            aws_sdk_sns::Client::from_conf(config)
+        })
     }
+}
+
+/// A poisoned lock only means another thread panicked mid-insert; the map is still usable.
+fn lock<C>(clients: &Mutex<HashMap<String, C>>) -> std::sync::MutexGuard<'_, HashMap<String, C>> {
+    clients.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn cached<C: Clone>(
+    clients: &Mutex<HashMap<String, C>>,
+    region: &str,
+    build: impl FnOnce() -> C,
+) -> C {
+    lock(clients)
+        .entry(region.to_string())
+        .or_insert_with(build)
+        .clone()
 }
 
 #[cfg(test)]

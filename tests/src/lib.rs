@@ -29,6 +29,16 @@ pub const SELF_ROLE_ARN: &str =
     "arn:aws:iam::111122223333:role/kms-guardrails-PolicyDriftFunctionRole-1A2B3C4D5E6F";
 pub const ADMIN_ROLE_ARN: &str = "arn:aws:iam::111122223333:role/kms-admin";
 
+/// What someone puts on a key by hand: the root plus debug access for another account, the
+/// policy the `put-key-policy.json` sample records.
+pub const DRIFTED_POLICY: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Sid": "EnableRootAccess", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
+    {"Sid": "TemporaryDebugAccess", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}
+  ]
+}"#;
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

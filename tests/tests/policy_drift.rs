@@ -1,6 +1,8 @@
 //! policy-drift end to end: the real handler and the real AWS SDK against a moto server.
 
-use integration_tests::{config, sample_event, TestBed, ACCOUNT_ID, REGION};
+use integration_tests::{
+    config, sample_event, CallLog, TestBed, ACCOUNT_ID, DRIFTED_POLICY, REGION,
+};
 use lambda_runtime::{Context, LambdaEvent};
 use policy_drift::{function_handler, Deps};
 use serde_json::Value;
@@ -11,18 +13,16 @@ use shared::policy::Policy;
 
 const MANAGED: (&str, &str) = ("guardrails:managed", "true");
 
-const DRIFTED_POLICY: &str = r#"{
-  "Version": "2012-10-17",
-  "Statement": [
-    {"Sid": "EnableRootAccess", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
-    {"Sid": "TemporaryDebugAccess", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}
-  ]
-}"#;
-
 fn baseline_document(config: &Config) -> String {
     baseline::render(&config.baseline, ACCOUNT_ID, REGION, "aws")
         .unwrap()
         .document
+}
+
+/// The function's dependencies on the test bed, with every KMS call it makes recorded.
+fn recorded_deps(bed: &TestBed, config: Config) -> (Deps, CallLog) {
+    let (clients, calls) = bed.recorded_clients();
+    (Deps { config, clients }, calls)
 }
 
 async fn run(deps: &Deps, event: Value) -> Result<Outcome, shared::GuardrailError> {
@@ -60,8 +60,7 @@ async fn a_drifted_policy_is_restored_and_the_notification_reads_back() {
     let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
     let key_id = key_at_baseline(&bed, &config, "alias/app-data").await;
     bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
-    let (clients, calls) = bed.recorded_clients();
-    let deps = Deps { config, clients };
+    let (deps, calls) = recorded_deps(&bed, config);
 
     let outcome = run(
         &deps,
@@ -113,8 +112,7 @@ async fn rotation_is_re_enabled() {
         .send()
         .await
         .unwrap();
-    let (clients, calls) = bed.recorded_clients();
-    let deps = Deps { config, clients };
+    let (deps, calls) = recorded_deps(&bed, config);
 
     run(
         &deps,
@@ -151,8 +149,7 @@ async fn a_scheduled_deletion_is_cancelled_and_the_key_enabled_again() {
         .await
         .unwrap();
     assert_eq!(bed.key_state(&key_id).await, "PendingDeletion");
-    let (clients, calls) = bed.recorded_clients();
-    let deps = Deps { config, clients };
+    let (deps, calls) = recorded_deps(&bed, config);
 
     run(
         &deps,
@@ -174,8 +171,7 @@ async fn a_disabled_key_is_enabled_again() {
     let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
     let key_id = key_at_baseline(&bed, &config, "alias/disabled").await;
     bed.kms.disable_key().key_id(&key_id).send().await.unwrap();
-    let (clients, calls) = bed.recorded_clients();
-    let deps = Deps { config, clients };
+    let (deps, calls) = recorded_deps(&bed, config);
 
     run(
         &deps,
@@ -199,8 +195,7 @@ async fn an_unmanaged_key_is_left_untouched() {
             Some(DRIFTED_POLICY),
         )
         .await;
-    let (clients, calls) = bed.recorded_clients();
-    let deps = Deps { config, clients };
+    let (deps, calls) = recorded_deps(&bed, config);
 
     let outcome = run(
         &deps,
@@ -230,8 +225,7 @@ async fn report_mode_writes_nothing_but_notifies() {
         .send()
         .await
         .unwrap();
-    let (clients, calls) = bed.recorded_clients();
-    let deps = Deps { config, clients };
+    let (deps, calls) = recorded_deps(&bed, config);
 
     let outcome = run(
         &deps,
@@ -274,8 +268,7 @@ async fn an_event_from_the_functions_own_role_is_skipped() {
     let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
     let key_id = key_at_baseline(&bed, &config, "alias/self").await;
     bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
-    let (clients, calls) = bed.recorded_clients();
-    let deps = Deps { config, clients };
+    let (deps, calls) = recorded_deps(&bed, config);
 
     let outcome = run(
         &deps,
@@ -303,8 +296,7 @@ async fn the_same_event_twice_writes_only_once() {
     let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
     let key_id = key_at_baseline(&bed, &config, "alias/twice").await;
     bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
-    let (clients, calls) = bed.recorded_clients();
-    let deps = Deps { config, clients };
+    let (deps, calls) = recorded_deps(&bed, config);
     let event = sample_event("policy-drift/put-key-policy.json", &key_id);
 
     run(&deps, event.clone()).await.unwrap();
@@ -337,8 +329,7 @@ async fn a_created_key_with_a_non_baseline_policy_is_corrected() {
     );
     // moto gives a key created without a policy the AWS default policy (root only).
     let key = bed.create_key("new key", &[MANAGED], None).await;
-    let (clients, calls) = bed.recorded_clients();
-    let deps = Deps { config, clients };
+    let (deps, calls) = recorded_deps(&bed, config);
 
     run(
         &deps,
@@ -362,8 +353,7 @@ async fn the_scheduled_sweep_corrects_only_drifted_managed_keys() {
         .create_key("not ours", &[], Some(DRIFTED_POLICY))
         .await
         .key_id;
-    let (clients, calls) = bed.recorded_clients();
-    let deps = Deps { config, clients };
+    let (deps, calls) = recorded_deps(&bed, config);
 
     let outcome = run(
         &deps,
@@ -519,8 +509,7 @@ async fn a_key_arn_in_another_region_is_handled_there() {
 async fn malformed_events_are_clear_errors_and_write_nothing() {
     let bed = TestBed::start().await;
     let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
-    let (clients, calls) = bed.recorded_clients();
-    let deps = Deps { config, clients };
+    let (deps, calls) = recorded_deps(&bed, config);
     for name in [
         "invalid/wrong-detail-type.json",
         "invalid/missing-key-id.json",

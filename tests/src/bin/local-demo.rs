@@ -7,17 +7,9 @@
 //! Usage: local-demo [put-key-policy | disable-key-rotation | schedule-key-deletion | disable-key]
 //! MODE=report shows the dry run.
 
-use integration_tests::{config, sample_event, TestBed};
+use integration_tests::{config, sample_event, TestBed, DRIFTED_POLICY};
 use lambda_runtime::{Context, LambdaEvent};
 use policy_drift::{function_handler, Deps};
-
-const DRIFTED_POLICY: &str = r#"{
-  "Version": "2012-10-17",
-  "Statement": [
-    {"Sid": "EnableRootAccess", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
-    {"Sid": "TemporaryDebugAccess", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"}
-  ]
-}"#;
 
 fn heading(text: &str) {
     println!(

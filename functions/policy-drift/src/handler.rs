@@ -745,22 +745,29 @@ mod tests {
     }
 
     fn describe_ok() -> Rule {
-        mock!(KmsClient::describe_key).then_output(|| {
-            DescribeKeyOutput::builder()
-                .key_metadata(
-                    KeyMetadata::builder()
-                        .key_id("1234abcd-12ab-34cd-56ef-1234567890ab")
-                        .arn(KEY_ARN)
-                        .aws_account_id("111122223333")
-                        .key_state(KeyState::Enabled)
-                        .key_manager(KeyManagerType::Customer)
-                        .key_spec(KeySpec::SymmetricDefault)
-                        .origin(OriginType::AwsKms)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-        })
+        describe_as(KEY_ARN, KeyManagerType::Customer)
+    }
+
+    /// DescribeKey for `arn` (named by its ARN) with the given manager.
+    fn describe_as(arn: &'static str, manager: KeyManagerType) -> Rule {
+        mock!(KmsClient::describe_key)
+            .match_requests(move |r| r.key_id() == Some(arn))
+            .then_output(move || {
+                DescribeKeyOutput::builder()
+                    .key_metadata(
+                        KeyMetadata::builder()
+                            .key_id(arn.rsplit('/').next().unwrap())
+                            .arn(arn)
+                            .aws_account_id("111122223333")
+                            .key_state(KeyState::Enabled)
+                            .key_manager(manager.clone())
+                            .key_spec(KeySpec::SymmetricDefault)
+                            .origin(OriginType::AwsKms)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            })
     }
 
     fn managed_tag() -> Rule {
@@ -1008,6 +1015,145 @@ mod tests {
             (2, 0, 0)
         );
         assert_eq!(describe_gone.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_changed_rotation_period_is_drift_and_is_set_back() {
+        let rotation = mock!(KmsClient::get_key_rotation_status).then_output(|| {
+            GetKeyRotationStatusOutput::builder()
+                .key_rotation_enabled(true)
+                .rotation_period_in_days(2560)
+                .build()
+        });
+        let enable = mock!(KmsClient::enable_key_rotation)
+            .match_requests(|r| r.rotation_period_in_days() == Some(365))
+            .then_output(|| {
+                aws_sdk_kms::operation::enable_key_rotation::EnableKeyRotationOutput::builder()
+                    .build()
+            });
+        let baseline_policy = mock!(KmsClient::get_key_policy).then_output(|| {
+            let baseline = baseline::render(
+                &config("enforce").baseline,
+                "111122223333",
+                "eu-west-1",
+                "aws",
+            )
+            .unwrap();
+            GetKeyPolicyOutput::builder()
+                .policy(baseline.document)
+                .build()
+        });
+        let (describe, tags, aliases, publish) =
+            (describe_ok(), managed_tag(), no_aliases(), publish_ok());
+        let deps = deps(
+            "enforce",
+            &[
+                &describe,
+                &tags,
+                &baseline_policy,
+                &rotation,
+                &enable,
+                &aliases,
+            ],
+            &[&publish],
+        );
+        let event = include_str!("../../../events/policy-drift/enable-key-rotation-period.json");
+
+        let outcome = function_handler(
+            LambdaEvent::new(
+                serde_json::from_str(event).unwrap(),
+                lambda_runtime::Context::default(),
+            ),
+            &deps,
+        )
+        .await
+        .unwrap();
+
+        assert_eq!(
+            enable.num_calls(),
+            1,
+            "EnableKeyRotation with the baseline period of 365 days"
+        );
+        let Outcome::Key(key) = outcome else {
+            panic!("expected a key outcome")
+        };
+        assert_eq!(
+            key.findings[0].summary,
+            "rotation period is 2560 days (baseline: 365 days)"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_aws_managed_key_is_skipped() {
+        let describe = describe_as(KEY_ARN, KeyManagerType::Aws);
+        let deps = deps("enforce", &[&describe], &[]);
+        let outcome = function_handler(event(PUT_KEY_POLICY), &deps)
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, Outcome::Skipped { ref reason, .. } if reason == "unmanaged key: AWS managed key: its policy is not ours to change"),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_failing_key_does_not_stop_the_sweep() {
+        use aws_sdk_kms::operation::list_keys::ListKeysOutput;
+        use aws_sdk_kms::types::KeyListEntry;
+        const OTHER: &str =
+            "arn:aws:kms:eu-west-1:111122223333:key/0fff0000-1111-2222-3333-444455556666";
+        let list = mock!(KmsClient::list_keys).then_output(|| {
+            ListKeysOutput::builder()
+                .keys(KeyListEntry::builder().key_arn(OTHER).build())
+                .keys(KeyListEntry::builder().key_arn(KEY_ARN).build())
+                .build()
+        });
+        let denied = mock!(KmsClient::get_key_policy)
+            .match_requests(|r| r.key_id() == Some(OTHER))
+            .then_error(|| {
+                GetKeyPolicyError::generic(error("AccessDeniedException", "no kms:GetKeyPolicy"))
+            });
+        let put = mock!(KmsClient::put_key_policy).then_output(|| {
+            aws_sdk_kms::operation::put_key_policy::PutKeyPolicyOutput::builder().build()
+        });
+        let (describe, describe_other) =
+            (describe_ok(), describe_as(OTHER, KeyManagerType::Customer));
+        let (tags, policy, rotation, aliases, publish) = (
+            managed_tag(),
+            drifted_policy(),
+            rotation_on(),
+            no_aliases(),
+            publish_ok(),
+        );
+        let deps = deps(
+            "enforce",
+            &[
+                &list,
+                &describe,
+                &describe_other,
+                &tags,
+                &denied,
+                &policy,
+                &put,
+                &rotation,
+                &aliases,
+            ],
+            &[&publish],
+        );
+        let sweep = include_str!("../../../events/policy-drift/scheduled-sweep.json");
+
+        let err = function_handler(event(sweep), &deps).await.unwrap_err();
+
+        assert_eq!(err.error_type(), "SweepIncomplete");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!(
+                "1 of 2 keys failed; first: {OTHER} (AccessDenied)"
+            )),
+            "{message}"
+        );
+        assert_eq!(put.num_calls(), 1, "the other key was still corrected");
+        assert_eq!(publish.num_calls(), 1);
     }
 
     #[test]

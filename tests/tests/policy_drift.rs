@@ -527,3 +527,44 @@ async fn malformed_events_are_clear_errors_and_write_nothing() {
     assert_eq!(err.error_type(), "InvalidEvent");
     assert!(calls.operations().is_empty());
 }
+
+#[tokio::test]
+async fn removing_the_managed_tag_is_announced_and_changes_nothing() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let key_id = key_at_baseline(&bed, &config, "alias/escaping").await;
+    bed.kms
+        .untag_resource()
+        .key_id(&key_id)
+        .tag_keys(MANAGED.0)
+        .send()
+        .await
+        .unwrap();
+    bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+    let (deps, calls) = recorded_deps(&bed, config);
+
+    let outcome = run(
+        &deps,
+        sample_event("policy-drift/untag-resource.json", &key_id),
+    )
+    .await
+    .unwrap();
+
+    let Outcome::Key(key) = outcome else {
+        panic!("expected a key outcome, got {outcome:?}")
+    };
+    assert_eq!(key.status, Status::Reported);
+    assert!(calls.writes().is_empty(), "wrote: {:?}", calls.writes());
+    assert_eq!(bed.key_policy(&key_id).await, DRIFTED_POLICY);
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(
+        notes[0].subject,
+        "[test] KMS key left guardrails management: alias/escaping (eu-west-1)"
+    );
+    assert!(notes[0].message.contains("the managed tag guardrails:managed=true was removed or changed (no guardrails:managed tag)"));
+    assert!(notes[0]
+        .message
+        .contains("Changed by:  arn:aws:sts::111122223333:assumed-role/Developer/alice"));
+    assert!(notes[0].message.contains(&format!("aws kms tag-resource --region eu-west-1 --key-id {key_id} --tags TagKey=guardrails:managed,TagValue=true")));
+}

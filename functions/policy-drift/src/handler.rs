@@ -27,6 +27,7 @@ pub const HANDLED_EVENTS: &[&str] = &[
     "DisableKey",
     "CreateKey",
     "TagResource",
+    "UntagResource",
 ];
 
 pub struct Deps {
@@ -141,6 +142,11 @@ async fn handle_cloudtrail(
         if let Management::Unmanaged(reason) =
             management(&deps.config.managed, &client, &key).await?
         {
+            if let Some(tag) = removes_managed_tag(detail, &deps.config.managed) {
+                return left_management(deps, &client, &key, detail, tag, &reason)
+                    .await
+                    .map(Outcome::Key);
+            }
             return skipped(detail, format!("unmanaged key: {reason}"));
         }
         audit_key(deps, &key, Some(detail), None)
@@ -149,6 +155,104 @@ async fn handle_cloudtrail(
     }
     .instrument(span)
     .await
+}
+
+/// True when the call took the managed tag off a key or gave it another value: the key just
+/// left the guardrails, which someone may be doing to change it unwatched.
+/// Returns the managed tag's key and value when so.
+pub fn removes_managed_tag<'a>(
+    detail: &CloudTrailDetail,
+    selector: &'a ManagedSelector,
+) -> Option<(&'a str, &'a str)> {
+    let ManagedSelector::Tag { key, value } = selector else {
+        return None;
+    };
+    let list = |name: &str| {
+        detail
+            .request_parameters
+            .as_ref()
+            .and_then(|p| p.get(name))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let removed = match detail.event_name.as_str() {
+        "UntagResource" => list("tagKeys").iter().any(|k| k.as_str() == Some(key)),
+        "TagResource" => list("tags").iter().any(|t| {
+            t.get("tagKey").and_then(Value::as_str) == Some(key)
+                && t.get("tagValue").and_then(Value::as_str) != Some(value)
+        }),
+        _ => false,
+    };
+    removed.then_some((key.as_str(), value.as_str()))
+}
+
+/// Announces that a key left management. Writes nothing: retiring a key this way is legitimate.
+async fn left_management(
+    deps: &Deps,
+    client: &aws_sdk_kms::Client,
+    key: &KeyInfo,
+    detail: &CloudTrailDetail,
+    (tag_key, value): (&str, &str),
+    reason: &str,
+) -> Result<KeyOutcome, GuardrailError> {
+    let alias = kms::aliases(client, &key.key_id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .next();
+    let finding = Finding {
+        kind: "left_management",
+        summary: format!("the managed tag {tag_key}={value} was removed or changed ({reason}): policy-drift no longer guards this key"),
+        diff: None,
+    };
+    let name = alias.as_deref().unwrap_or(&key.key_id);
+    let env = deps
+        .config
+        .environment
+        .as_deref()
+        .map(|e| format!("[{e}] "))
+        .unwrap_or_default();
+    let mut body = format!("kms-guardrails policy-drift, mode {}\n\n", deps.config.mode);
+    body.push_str(&key_block(key, alias.as_deref()));
+    body.push('\n');
+    body.push_str(&change_block(Some(detail), None));
+    body.push_str(&format!(
+        "\nFindings:\n- {}\n\nNothing was changed. If this was not a planned retirement, put the tag back:\n  aws kms tag-resource --region {} --key-id {} --tags TagKey={tag_key},TagValue={value}\n",
+        finding.summary, key.region, key.key_id
+    ));
+    let notification = Notification::new(
+        &format!(
+            "{env}KMS key left guardrails management: {name} ({})",
+            key.region
+        ),
+        body,
+    )
+    .attribute("function", "policy-drift")
+    .attribute("severity", "high")
+    .attribute("mode", deps.config.mode.to_string())
+    .attribute("key_id", key.key_id.clone())
+    .attribute("region", key.region.clone())
+    .attribute("event_name", detail.event_name.clone())
+    .attribute(
+        "environment",
+        deps.config.environment.clone().unwrap_or_default(),
+    );
+    info!(key = %key.arn, reason = %reason, "key left management");
+    let notification_id = notification
+        .publish(&deps.clients, &deps.config.notify_topic_arn)
+        .await?;
+    Ok(KeyOutcome {
+        key_arn: key.arn.clone(),
+        key_id: key.key_id.clone(),
+        region: key.region.clone(),
+        alias,
+        status: Status::Reported,
+        findings: vec![finding],
+        actions: Vec::new(),
+        reason: None,
+        notification_id: Some(notification_id),
+    })
 }
 
 /// A write that brings the key back to its baseline, in the order they must run: a key pending

@@ -207,12 +207,6 @@ async fn left_management(
         diff: None,
     };
     let name = alias.as_deref().unwrap_or(&key.key_id);
-    let env = deps
-        .config
-        .environment
-        .as_deref()
-        .map(|e| format!("[{e}] "))
-        .unwrap_or_default();
     let mut body = format!("kms-guardrails policy-drift, mode {}\n\n", deps.config.mode);
     body.push_str(&key_block(key, alias.as_deref()));
     body.push('\n');
@@ -221,22 +215,16 @@ async fn left_management(
         "\nFindings:\n- {}\n\nNothing was changed. If this was not a planned retirement, put the tag back:\n  aws kms tag-resource --region {} --key-id {} --tags TagKey={tag_key},TagValue={value}\n",
         finding.summary, key.region, key.key_id
     ));
-    let notification = Notification::new(
+    let notification = notification(
+        deps,
+        key,
         &format!(
-            "{env}KMS key left guardrails management: {name} ({})",
+            "KMS key left guardrails management: {name} ({})",
             key.region
         ),
         body,
-    )
-    .attribute("function", "policy-drift")
-    .attribute("severity", "high")
-    .attribute("mode", deps.config.mode.to_string())
-    .attribute("key_id", key.key_id.clone())
-    .attribute("region", key.region.clone())
-    .attribute("event_name", detail.event_name.clone())
-    .attribute(
-        "environment",
-        deps.config.environment.clone().unwrap_or_default(),
+        "high",
+        &detail.event_name,
     );
     info!(key = %key.arn, reason = %reason, "key left management");
     let notification_id = notification
@@ -582,13 +570,7 @@ fn build_notification(
         (Mode::Enforce, None) => "corrected",
         (Mode::Report, None) => "found",
     };
-    let env = deps
-        .config
-        .environment
-        .as_deref()
-        .map(|e| format!("[{e}] "))
-        .unwrap_or_default();
-    let subject = format!("{env}{what} {verb}: {name} ({})", key.region);
+    let subject = format!("{what} {verb}: {name} ({})", key.region);
 
     let mut body = format!("kms-guardrails policy-drift, mode {}\n\n", deps.config.mode);
     body.push_str(&key_block(key, outcome.alias.as_deref()));
@@ -618,29 +600,39 @@ fn build_notification(
             e.error_type()
         ));
     }
-    Notification::new(&subject, body)
+    let severity = if failure.is_some() {
+        "critical"
+    } else {
+        "high"
+    };
+    let event_name = detail.map_or("ScheduledSweep", |d| d.event_name.as_str());
+    notification(deps, key, &subject, body, severity, event_name)
+}
+
+/// A notification about `key`: the environment label before the subject and the message
+/// attributes subscribers filter on.
+fn notification(
+    deps: &Deps,
+    key: &KeyInfo,
+    subject: &str,
+    body: String,
+    severity: &str,
+    event_name: &str,
+) -> Notification {
+    let environment = deps.config.environment.clone().unwrap_or_default();
+    let label = if environment.is_empty() {
+        String::new()
+    } else {
+        format!("[{environment}] ")
+    };
+    Notification::new(&format!("{label}{subject}"), body)
         .attribute("function", "policy-drift")
-        .attribute(
-            "severity",
-            if failure.is_some() {
-                "critical"
-            } else {
-                "high"
-            },
-        )
+        .attribute("severity", severity)
         .attribute("mode", deps.config.mode.to_string())
         .attribute("key_id", key.key_id.clone())
         .attribute("region", key.region.clone())
-        .attribute(
-            "event_name",
-            detail
-                .map(|d| d.event_name.clone())
-                .unwrap_or_else(|| "ScheduledSweep".into()),
-        )
-        .attribute(
-            "environment",
-            deps.config.environment.clone().unwrap_or_default(),
-        )
+        .attribute("event_name", event_name)
+        .attribute("environment", environment)
 }
 
 /// Where the sweep looks: the configured list, or every key of every sweep Region.

@@ -61,16 +61,6 @@ impl GuardrailError {
         }
     }
 
-    pub fn is_access_denied(&self) -> bool {
-        matches!(
-            self,
-            GuardrailError::Aws {
-                kind: AwsErrorKind::AccessDenied,
-                ..
-            }
-        )
-    }
-
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,

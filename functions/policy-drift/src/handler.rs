@@ -267,6 +267,40 @@ impl Correction {
 struct Audit {
     findings: Vec<Finding>,
     corrections: Vec<Correction>,
+    /// Rotation could not be read in the key's current state.
+    rotation_deferred: bool,
+}
+
+/// The rotation finding for `key`, if its rotation differs from the baseline.
+async fn rotation_finding(
+    deps: &Deps,
+    client: &aws_sdk_kms::Client,
+    key: &KeyInfo,
+) -> Result<Option<Finding>, GuardrailError> {
+    let baseline = deps.config.rotation;
+    let status = kms::rotation_status(client, &key.arn).await?;
+    Ok(if !status.enabled {
+        Some(Finding {
+            kind: "rotation_disabled",
+            summary: format!(
+                "automatic rotation is disabled (baseline: every {} days)",
+                baseline.period_days
+            ),
+            diff: None,
+        })
+    } else {
+        status
+            .period_days
+            .filter(|p| *p != baseline.period_days)
+            .map(|period| Finding {
+                kind: "rotation_period",
+                summary: format!(
+                    "rotation period is {period} days (baseline: {} days)",
+                    baseline.period_days
+                ),
+                diff: None,
+            })
+    })
 }
 
 async fn inspect(
@@ -278,6 +312,7 @@ async fn inspect(
     let mut audit = Audit {
         findings: Vec::new(),
         corrections: Vec::new(),
+        rotation_deferred: false,
     };
     match key.state {
         KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => {
@@ -333,30 +368,20 @@ async fn inspect(
         }
     }
 
-    let rotation = deps.config.rotation;
     // Replicas share the primary's rotation; asymmetric, HMAC and imported keys cannot rotate.
-    if rotation.enabled && key.rotatable && !key.is_replica() {
-        let status = kms::rotation_status(client, &key.arn).await?;
-        if !status.enabled {
-            audit.findings.push(Finding {
-                kind: "rotation_disabled",
-                summary: format!(
-                    "automatic rotation is disabled (baseline: every {} days)",
-                    rotation.period_days
-                ),
-                diff: None,
-            });
-            audit.corrections.push(Correction::EnableKeyRotation);
-        } else if let Some(period) = status.period_days.filter(|p| *p != rotation.period_days) {
-            audit.findings.push(Finding {
-                kind: "rotation_period",
-                summary: format!(
-                    "rotation period is {period} days (baseline: {} days)",
-                    rotation.period_days
-                ),
-                diff: None,
-            });
-            audit.corrections.push(Correction::EnableKeyRotation);
+    if deps.config.rotation.enabled && key.rotatable && !key.is_replica() {
+        match rotation_finding(deps, client, key).await {
+            Ok(Some(finding)) => {
+                audit.findings.push(finding);
+                audit.corrections.push(Correction::EnableKeyRotation);
+            }
+            Ok(None) => {}
+            // KMS may refuse rotation reads while a key is disabled or pending deletion; it is
+            // read again once the key is enabled.
+            Err(e) if key.state != KeyState::Enabled && e.error_type() == "KeyInvalidState" => {
+                audit.rotation_deferred = true;
+            }
+            Err(e) => return Err(e),
         }
     }
     audit.corrections.sort();
@@ -418,6 +443,26 @@ async fn apply(
             Ok(format!("enabled automatic rotation every {days} days"))
         }
     }
+}
+
+/// Reads rotation again now that the key is enabled, and restores it if it drifted.
+async fn restore_deferred_rotation(
+    deps: &Deps,
+    client: &aws_sdk_kms::Client,
+    key: &KeyInfo,
+    baseline: &Baseline,
+    outcome: &mut KeyOutcome,
+) -> Result<(), GuardrailError> {
+    if let Some(finding) = rotation_finding(deps, client, key).await? {
+        outcome.findings.push(finding);
+        let detail = apply(deps, client, key, baseline, Correction::EnableKeyRotation).await?;
+        outcome.actions.push(Action {
+            operation: Correction::EnableKeyRotation.operation(),
+            detail,
+            done: true,
+        });
+    }
+    Ok(())
 }
 
 fn planned_detail(correction: Correction, deps: &Deps) -> String {
@@ -510,6 +555,26 @@ async fn audit_key(
                 failure = Some(e);
                 break;
             }
+        }
+    }
+    if audit.rotation_deferred {
+        match deps.config.mode {
+            Mode::Report => outcome.findings.push(Finding {
+                kind: "rotation_unknown",
+                summary: format!(
+                    "rotation was not checked: KMS does not report it while the key is {}",
+                    key.state.as_str()
+                ),
+                diff: None,
+            }),
+            Mode::Enforce if failure.is_none() => {
+                if let Err(e) =
+                    restore_deferred_rotation(deps, &client, key, &baseline, &mut outcome).await
+                {
+                    failure = Some(e);
+                }
+            }
+            Mode::Enforce => {}
         }
     }
     outcome.status = match deps.config.mode {
@@ -1177,6 +1242,100 @@ mod tests {
             key.findings[0].summary,
             "rotation period is 2560 days (baseline: 365 days)"
         );
+    }
+
+    #[tokio::test]
+    async fn rotation_unreadable_while_pending_deletion_is_checked_after_the_key_is_back() {
+        use aws_sdk_kms::operation::get_key_rotation_status::GetKeyRotationStatusError;
+        let describe = mock!(KmsClient::describe_key).then_output(|| {
+            DescribeKeyOutput::builder()
+                .key_metadata(
+                    KeyMetadata::builder()
+                        .key_id("1234abcd-12ab-34cd-56ef-1234567890ab")
+                        .arn(KEY_ARN)
+                        .aws_account_id("111122223333")
+                        .key_state(KeyState::PendingDeletion)
+                        .key_manager(KeyManagerType::Customer)
+                        .key_spec(KeySpec::SymmetricDefault)
+                        .origin(OriginType::AwsKms)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        });
+        let rotation = mock!(KmsClient::get_key_rotation_status)
+            .sequence()
+            .error(|| {
+                GetKeyRotationStatusError::generic(error(
+                    "KMSInvalidStateException",
+                    "key is pending deletion",
+                ))
+            })
+            .output(|| {
+                GetKeyRotationStatusOutput::builder()
+                    .key_rotation_enabled(false)
+                    .build()
+            })
+            .build();
+        let cancel = mock!(KmsClient::cancel_key_deletion).then_output(|| {
+            aws_sdk_kms::operation::cancel_key_deletion::CancelKeyDeletionOutput::builder().build()
+        });
+        let enable = mock!(KmsClient::enable_key)
+            .then_output(|| aws_sdk_kms::operation::enable_key::EnableKeyOutput::builder().build());
+        let enable_rotation = mock!(KmsClient::enable_key_rotation).then_output(|| {
+            aws_sdk_kms::operation::enable_key_rotation::EnableKeyRotationOutput::builder().build()
+        });
+        let put = mock!(KmsClient::put_key_policy).then_output(|| {
+            aws_sdk_kms::operation::put_key_policy::PutKeyPolicyOutput::builder().build()
+        });
+        let (tags, policy, aliases, publish) =
+            (managed_tag(), drifted_policy(), no_aliases(), publish_ok());
+        let deps = deps(
+            "enforce",
+            &[
+                &describe,
+                &tags,
+                &policy,
+                &rotation,
+                &cancel,
+                &enable,
+                &put,
+                &enable_rotation,
+                &aliases,
+            ],
+            &[&publish],
+        );
+        let event = include_str!("../../../events/policy-drift/schedule-key-deletion.json");
+
+        let outcome = function_handler(
+            LambdaEvent::new(
+                serde_json::from_str(event).unwrap(),
+                lambda_runtime::Context::default(),
+            ),
+            &deps,
+        )
+        .await
+        .unwrap();
+
+        let Outcome::Key(key) = outcome else {
+            panic!("expected a key outcome")
+        };
+        let operations: Vec<&str> = key.actions.iter().map(|a| a.operation).collect();
+        assert_eq!(
+            operations,
+            vec![
+                "CancelKeyDeletion",
+                "EnableKey",
+                "PutKeyPolicy",
+                "EnableKeyRotation"
+            ]
+        );
+        assert_eq!(
+            rotation.num_calls(),
+            2,
+            "read once refused, once after EnableKey"
+        );
+        assert_eq!(enable_rotation.num_calls(), 1);
     }
 
     #[tokio::test]

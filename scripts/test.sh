@@ -10,9 +10,15 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test"
-cargo test --locked --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked --workspace 2>&1 | tee "$log"
 echo "== template.yaml: cfn-lint, sam validate --lint, checkov"
 .venv/template/bin/cfn-lint template.yaml
 SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-west-1 .venv/template/bin/sam validate --lint --template template.yaml
 .venv/template/bin/checkov --skip-download --quiet --compact --framework cloudformation -f template.yaml
 echo "template.yaml: cfn-lint, sam validate and checkov passed"
+
+# One closing line for the whole run: the sum over every test binary.
+awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
+     END { printf "%d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"

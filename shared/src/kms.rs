@@ -24,6 +24,8 @@ pub struct KeyInfo {
     /// which moto misreports for primaries after ReplicateKey.
     pub primary_arn: Option<String>,
     pub description: String,
+    /// When a key pending deletion will be deleted (RFC 3339).
+    pub deletion_date: Option<String>,
 }
 
 impl KeyInfo {
@@ -51,6 +53,9 @@ impl KeyInfo {
                 .and_then(|p| p.arn())
                 .map(str::to_string),
             description: meta.description().unwrap_or_default().to_string(),
+            deletion_date: meta
+                .deletion_date()
+                .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
             arn,
         }
     }

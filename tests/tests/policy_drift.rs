@@ -160,9 +160,11 @@ async fn a_scheduled_deletion_is_cancelled_and_the_key_enabled_again() {
 
     assert_eq!(bed.key_state(&key_id).await, "Enabled");
     assert_eq!(calls.writes(), vec!["CancelKeyDeletion", "EnableKey"]);
-    assert!(bed.notifications().await[0]
-        .message
-        .contains("the key is scheduled for deletion"));
+    let message = &bed.notifications().await[0].message;
+    assert!(
+        message.contains("- the key is scheduled for deletion on 20"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -318,7 +318,10 @@ async fn inspect(
         KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => {
             audit.findings.push(Finding {
                 kind: "pending_deletion",
-                summary: "the key is scheduled for deletion".into(),
+                summary: match &key.deletion_date {
+                    Some(date) => format!("the key is scheduled for deletion on {date}"),
+                    None => "the key is scheduled for deletion".into(),
+                },
                 diff: None,
             });
             // CancelKeyDeletion leaves the key Disabled.

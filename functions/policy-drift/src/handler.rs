@@ -909,11 +909,11 @@ mod tests {
     }
 
     fn describe_ok() -> Rule {
-        describe_as(KEY_ARN, KeyManagerType::Customer)
+        describe_as(KEY_ARN, KeyManagerType::Customer, KeyState::Enabled)
     }
 
-    /// DescribeKey for `arn` (named by its ARN) with the given manager.
-    fn describe_as(arn: &'static str, manager: KeyManagerType) -> Rule {
+    /// DescribeKey for `arn` (named by its ARN) with the given manager and state.
+    fn describe_as(arn: &'static str, manager: KeyManagerType, state: KeyState) -> Rule {
         mock!(KmsClient::describe_key)
             .match_requests(move |r| r.key_id() == Some(arn))
             .then_output(move || {
@@ -923,7 +923,7 @@ mod tests {
                             .key_id(arn.rsplit('/').next().unwrap())
                             .arn(arn)
                             .aws_account_id("111122223333")
-                            .key_state(KeyState::Enabled)
+                            .key_state(state.clone())
                             .key_manager(manager.clone())
                             .key_spec(KeySpec::SymmetricDefault)
                             .origin(OriginType::AwsKms)
@@ -1250,22 +1250,7 @@ mod tests {
     #[tokio::test]
     async fn rotation_unreadable_while_pending_deletion_is_checked_after_the_key_is_back() {
         use aws_sdk_kms::operation::get_key_rotation_status::GetKeyRotationStatusError;
-        let describe = mock!(KmsClient::describe_key).then_output(|| {
-            DescribeKeyOutput::builder()
-                .key_metadata(
-                    KeyMetadata::builder()
-                        .key_id("1234abcd-12ab-34cd-56ef-1234567890ab")
-                        .arn(KEY_ARN)
-                        .aws_account_id("111122223333")
-                        .key_state(KeyState::PendingDeletion)
-                        .key_manager(KeyManagerType::Customer)
-                        .key_spec(KeySpec::SymmetricDefault)
-                        .origin(OriginType::AwsKms)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-        });
+        let describe = describe_as(KEY_ARN, KeyManagerType::Customer, KeyState::PendingDeletion);
         let rotation = mock!(KmsClient::get_key_rotation_status)
             .sequence()
             .error(|| {
@@ -1343,7 +1328,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_aws_managed_key_is_skipped() {
-        let describe = describe_as(KEY_ARN, KeyManagerType::Aws);
+        let describe = describe_as(KEY_ARN, KeyManagerType::Aws, KeyState::Enabled);
         let deps = deps("enforce", &[&describe], &[]);
         let outcome = function_handler(event(PUT_KEY_POLICY), &deps)
             .await
@@ -1374,8 +1359,10 @@ mod tests {
         let put = mock!(KmsClient::put_key_policy).then_output(|| {
             aws_sdk_kms::operation::put_key_policy::PutKeyPolicyOutput::builder().build()
         });
-        let (describe, describe_other) =
-            (describe_ok(), describe_as(OTHER, KeyManagerType::Customer));
+        let (describe, describe_other) = (
+            describe_ok(),
+            describe_as(OTHER, KeyManagerType::Customer, KeyState::Enabled),
+        );
         let (tags, policy, rotation, aliases, publish) = (
             managed_tag(),
             drifted_policy(),

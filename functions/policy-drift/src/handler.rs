@@ -1221,17 +1221,9 @@ mod tests {
             ],
             &[&publish],
         );
-        let event = include_str!("../../../events/policy-drift/enable-key-rotation-period.json");
+        let sample = include_str!("../../../events/policy-drift/enable-key-rotation-period.json");
 
-        let outcome = function_handler(
-            LambdaEvent::new(
-                serde_json::from_str(event).unwrap(),
-                lambda_runtime::Context::default(),
-            ),
-            &deps,
-        )
-        .await
-        .unwrap();
+        let outcome = function_handler(event(sample), &deps).await.unwrap();
 
         assert_eq!(
             enable.num_calls(),
@@ -1293,17 +1285,9 @@ mod tests {
             ],
             &[&publish],
         );
-        let event = include_str!("../../../events/policy-drift/schedule-key-deletion.json");
+        let sample = include_str!("../../../events/policy-drift/schedule-key-deletion.json");
 
-        let outcome = function_handler(
-            LambdaEvent::new(
-                serde_json::from_str(event).unwrap(),
-                lambda_runtime::Context::default(),
-            ),
-            &deps,
-        )
-        .await
-        .unwrap();
+        let outcome = function_handler(event(sample), &deps).await.unwrap();
 
         let Outcome::Key(key) = outcome else {
             panic!("expected a key outcome")

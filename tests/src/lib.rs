@@ -117,11 +117,6 @@ impl MotoServer {
         Ok(body.to_string())
     }
 
-    pub fn reset(&self) {
-        self.http("POST", "/moto-api/reset")
-            .expect("moto reset failed");
-    }
-
     /// The SDK configuration a function would build with `AWS_ENDPOINT_URL` pointing here.
     pub async fn sdk_config(&self) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
@@ -355,17 +350,6 @@ impl TestBed {
             .clients()
             .with_kms_client(REGION, aws_sdk_kms::Client::from_conf(kms_config));
         (clients, log)
-    }
-
-    /// moto's own view of its state (`GET /moto-api/data.json`).
-    pub fn moto_state(&self) -> Value {
-        serde_json::from_str(
-            &self
-                .moto
-                .http("GET", "/moto-api/data.json")
-                .expect("moto state"),
-        )
-        .expect("moto state JSON")
     }
 }
 

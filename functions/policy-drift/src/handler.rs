@@ -196,21 +196,14 @@ async fn left_management(
     (tag_key, value): (&str, &str),
     reason: &str,
 ) -> Result<KeyOutcome, GuardrailError> {
-    let alias = kms::aliases(client, &key.key_id)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .next();
+    let alias = notification_alias(client, key).await;
     let finding = Finding {
         kind: "left_management",
         summary: format!("the managed tag {tag_key}={value} was removed or changed ({reason}): policy-drift no longer guards this key"),
         diff: None,
     };
     let name = alias.as_deref().unwrap_or(&key.key_id);
-    let mut body = format!("kms-guardrails policy-drift, mode {}\n\n", deps.config.mode);
-    body.push_str(&key_block(key, alias.as_deref()));
-    body.push('\n');
-    body.push_str(&change_block(Some(detail), None));
+    let mut body = body_header(deps, key, alias.as_deref(), Some(detail), None);
     body.push_str(&format!(
         "\nFindings:\n- {}\n\nNothing was changed. If this was not a planned retirement, put the tag back:\n  aws kms tag-resource --region {} --key-id {} --tags TagKey={tag_key},TagValue={value}\n",
         finding.summary, key.region, key.key_id
@@ -585,13 +578,7 @@ async fn audit_key(
         Mode::Enforce => Status::Corrected,
     };
 
-    outcome.alias = match kms::aliases(&client, &key.key_id).await {
-        Ok(names) => names.into_iter().next(),
-        Err(e) => {
-            warn!(error = %e, "aliases unavailable for the notification");
-            None
-        }
-    };
+    outcome.alias = notification_alias(&client, key).await;
     let notification =
         build_notification(deps, key, &outcome, detail, sweep_time, failure.as_ref());
     // Logged before publishing: if SNS fails, a retry finds the key compliant and has nothing
@@ -640,10 +627,7 @@ fn build_notification(
     };
     let subject = format!("{what} {verb}: {name} ({})", key.region);
 
-    let mut body = format!("kms-guardrails policy-drift, mode {}\n\n", deps.config.mode);
-    body.push_str(&key_block(key, outcome.alias.as_deref()));
-    body.push('\n');
-    body.push_str(&change_block(detail, sweep_time));
+    let mut body = body_header(deps, key, outcome.alias.as_deref(), detail, sweep_time);
     body.push_str("\nFindings:\n");
     for finding in &outcome.findings {
         body.push_str(&format!("- {}\n", finding.summary));
@@ -675,6 +659,33 @@ fn build_notification(
     };
     let event_name = detail.map_or("ScheduledSweep", |d| d.event_name.as_str());
     notification(deps, key, &subject, body, severity, event_name)
+}
+
+/// The key's first alias, for people; a failed lookup only costs the notification its alias.
+async fn notification_alias(client: &aws_sdk_kms::Client, key: &KeyInfo) -> Option<String> {
+    match kms::aliases(client, &key.key_id).await {
+        Ok(names) => names.into_iter().next(),
+        Err(e) => {
+            warn!(error = %e, "aliases unavailable for the notification");
+            None
+        }
+    }
+}
+
+/// The start of every message body: the function and mode, which key, and who changed it.
+fn body_header(
+    deps: &Deps,
+    key: &KeyInfo,
+    alias: Option<&str>,
+    detail: Option<&CloudTrailDetail>,
+    sweep_time: Option<&str>,
+) -> String {
+    format!(
+        "kms-guardrails policy-drift, mode {}\n\n{}\n{}",
+        deps.config.mode,
+        key_block(key, alias),
+        change_block(detail, sweep_time)
+    )
 }
 
 /// A notification about `key`: the environment label before the subject and the message

@@ -113,29 +113,23 @@ pub fn from_lambda_environment(
     Some(builder.build())
 }
 
-/// Region of an ARN (`arn:partition:service:region:account:resource`).
-pub fn arn_region(arn: &str) -> Option<&str> {
-    arn.split(':').nth(3).filter(|r| !r.is_empty())
-}
-
-/// Partition of an ARN, `aws` when it cannot be read.
-pub fn arn_partition(arn: &str) -> &str {
-    arn.split(':')
-        .nth(1)
-        .filter(|p| !p.is_empty())
-        .unwrap_or("aws")
-}
-
-/// Account of an ARN.
-pub fn arn_account(arn: &str) -> Option<&str> {
-    arn.split(':').nth(4).filter(|a| !a.is_empty())
-}
-
 /// Clients per Region, built on first use from one SDK configuration.
 pub struct AwsClients {
     sdk: SdkConfig,
     kms: Mutex<HashMap<String, aws_sdk_kms::Client>>,
     sns: Mutex<HashMap<String, aws_sdk_sns::Client>>,
+    sqs: Mutex<HashMap<String, aws_sdk_sqs::Client>>,
+    tagging: Mutex<HashMap<String, aws_sdk_resourcegroupstagging::Client>>,
+}
+
+/// One `Client::from_conf` per service, in the Region asked for.
+macro_rules! regional_client {
+    ($sdk:expr, $service:ident, $region:expr) => {{
+        let config = $service::config::Builder::from($sdk)
+            .region(Region::new($region.to_string()))
+            .build();
+        $service::Client::from_conf(config)
+    }};
 }
 
 impl AwsClients {
@@ -144,6 +138,8 @@ impl AwsClients {
             sdk,
             kms: Mutex::default(),
             sns: Mutex::default(),
+            sqs: Mutex::default(),
+            tagging: Mutex::default(),
         }
     }
 
@@ -158,21 +154,42 @@ impl AwsClients {
         self
     }
 
+    pub fn with_sqs_client(self, region: &str, client: aws_sdk_sqs::Client) -> AwsClients {
+        lock(&self.sqs).insert(region.to_string(), client);
+        self
+    }
+
+    pub fn with_tagging_client(
+        self,
+        region: &str,
+        client: aws_sdk_resourcegroupstagging::Client,
+    ) -> AwsClients {
+        lock(&self.tagging).insert(region.to_string(), client);
+        self
+    }
+
     pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
         cached(&self.kms, region, || {
-            let config = aws_sdk_kms::config::Builder::from(&self.sdk)
-                .region(Region::new(region.to_string()))
-                .build();
-            aws_sdk_kms::Client::from_conf(config)
+            regional_client!(&self.sdk, aws_sdk_kms, region)
         })
     }
 
     pub fn sns(&self, region: &str) -> aws_sdk_sns::Client {
         cached(&self.sns, region, || {
-            let config = aws_sdk_sns::config::Builder::from(&self.sdk)
-                .region(Region::new(region.to_string()))
-                .build();
-            aws_sdk_sns::Client::from_conf(config)
+            regional_client!(&self.sdk, aws_sdk_sns, region)
+        })
+    }
+
+    pub fn sqs(&self, region: &str) -> aws_sdk_sqs::Client {
+        cached(&self.sqs, region, || {
+            regional_client!(&self.sdk, aws_sdk_sqs, region)
+        })
+    }
+
+    /// The Resource Groups Tagging API: one tag-filtered listing instead of a tag read per key.
+    pub fn tagging(&self, region: &str) -> aws_sdk_resourcegroupstagging::Client {
+        cached(&self.tagging, region, || {
+            regional_client!(&self.sdk, aws_sdk_resourcegroupstagging, region)
         })
     }
 }
@@ -196,15 +213,6 @@ fn cached<C: Clone>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn arn_parts() {
-        let arn = "arn:aws-cn:kms:cn-north-1:111122223333:key/abc";
-        assert_eq!(arn_region(arn), Some("cn-north-1"));
-        assert_eq!(arn_partition(arn), "aws-cn");
-        assert_eq!(arn_account(arn), Some("111122223333"));
-        assert_eq!(arn_region("alias/x"), None);
-    }
 
     #[test]
     fn lambda_environment_builds_the_config_directly() {

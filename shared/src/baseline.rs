@@ -4,7 +4,6 @@
 
 use serde_json::{json, Value};
 
-use crate::config::Config;
 use crate::policy::{action_matches, Effect, Policy};
 
 /// Inputs with the meaning of the Terraform module variables of the same name.
@@ -37,6 +36,9 @@ pub struct Baseline {
 }
 
 /// The key administrator actions of the AWS default key policy; they include `kms:PutKeyPolicy`.
+/// `kms:ReplicateKey` is the one AWS adds for multi-Region keys (`kms:UpdatePrimaryRegion`, the
+/// other, is in `kms:Update*`): the Terraform module creates multi-Region keys and replicates them
+/// as its admin role, and the action is inert on a single-Region key.
 const ADMIN_ACTIONS: &[&str] = &[
     "kms:Create*",
     "kms:Describe*",
@@ -53,6 +55,7 @@ const ADMIN_ACTIONS: &[&str] = &[
     "kms:ScheduleKeyDeletion",
     "kms:CancelKeyDeletion",
     "kms:RotateKeyOnDemand",
+    "kms:ReplicateKey",
 ];
 
 const USAGE_ACTIONS: &[&str] = &[
@@ -76,7 +79,10 @@ fn service_statements(service: &str, account: &str, region: &str, partition: &st
         "logs" => vec![json!({
             "Sid": "AllowCloudWatchLogs",
             "Effect": "Allow",
-            "Principal": {"Service": service},
+            // CloudWatch Logs uses a key only from its own Region's principal, and the condition
+            // below names the key's Region: `logs.amazonaws.com` or another Region's principal
+            // would leave the statement unusable.
+            "Principal": {"Service": format!("logs.{region}.amazonaws.com")},
             "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
             "Resource": "*",
             "Condition": {"ArnLike": {
@@ -175,7 +181,12 @@ impl BaselineParts {
             }));
         }
         for service in &self.service_principals {
-            statements.extend(service_statements(service, account, region, partition));
+            for statement in service_statements(service, account, region, partition) {
+                // A service listed twice (or logs principals of several Regions) writes one statement.
+                if !statements.contains(&statement) {
+                    statements.push(statement);
+                }
+            }
         }
         if !self.additional_principals.is_empty() {
             statements.push(json!({
@@ -251,15 +262,6 @@ pub fn lockout_problem(policy: &Policy) -> Option<String> {
         Some("the baseline policy denies kms:PutKeyPolicy to every principal, so writing it would lock keys out".into())
     } else {
         None
-    }
-}
-
-/// Cold-start check: the baseline renders for the home Region and cannot lock a key out.
-pub fn check_baseline(config: &Config) -> Result<(), String> {
-    let baseline = render(&config.baseline, &config.account_id, &config.region, "aws")?;
-    match lockout_problem(&baseline.policy) {
-        Some(problem) => Err(problem),
-        None => Ok(()),
     }
 }
 

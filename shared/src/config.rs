@@ -5,7 +5,8 @@
 
 use std::fmt;
 
-use crate::baseline::{self, BaselineParts, BaselineSource};
+use crate::arn::Arn;
+use crate::baseline::{BaselineParts, BaselineSource};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,29 +35,24 @@ pub enum ManagedSelector {
     Keys(Vec<String>),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RotationBaseline {
-    /// When false, rotation is not enforced (keys may rotate or not).
-    pub enabled: bool,
-    pub period_days: i32,
-}
-
+/// What every function reads: the account, the mode, which keys are managed, where
+/// notifications go, its own role and how sweeps run. Each function adds its own part.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct CommonConfig {
     pub mode: Mode,
     pub account_id: String,
     /// The Region the function runs in; events without a Region-bearing ARN resolve here.
     pub region: String,
-    pub baseline: BaselineSource,
-    pub rotation: RotationBaseline,
     pub managed: ManagedSelector,
-    pub notify_topic_arn: String,
+    pub notify_topic_arn: Arn,
     /// The function's own execution role: events it caused are skipped (loop prevention).
-    pub self_role_arn: String,
+    pub self_role_arn: Arn,
     pub sweep_regions: Vec<String>,
     pub sweep_concurrency: usize,
     /// A label such as `prod`, shown in notification subjects.
     pub environment: Option<String>,
+    /// Where a notification goes when SNS cannot take it (the stack's dead-letter queue).
+    pub fallback_queue_url: Option<String>,
 }
 
 /// Every configuration problem found, one line each.
@@ -76,30 +72,29 @@ impl fmt::Display for ConfigError {
 }
 
 pub const DEFAULT_MANAGED_TAG: &str = "guardrails:managed=true";
-const DEFAULT_ROTATION_DAYS: i32 = 365;
 const DEFAULT_SWEEP_CONCURRENCY: usize = 8;
 
 /// Reads variables through `lookup`, collecting problems instead of stopping at the first.
-struct Reader<'a> {
+pub struct Env<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<String>,
 }
 
-impl Reader<'_> {
-    fn optional(&self, name: &str) -> Option<String> {
+impl Env<'_> {
+    pub fn optional(&self, name: &str) -> Option<String> {
         (self.lookup)(name)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     }
 
-    fn required(&mut self, name: &str, hint: &str) -> String {
+    pub fn required(&mut self, name: &str, hint: &str) -> String {
         self.optional(name).unwrap_or_else(|| {
             self.problems.push(format!("{name} is not set ({hint})"));
             String::new()
         })
     }
 
-    fn list(&self, name: &str) -> Vec<String> {
+    pub fn list(&self, name: &str) -> Vec<String> {
         self.optional(name)
             .map(|v| {
                 v.split([',', '\n'])
@@ -111,7 +106,7 @@ impl Reader<'_> {
             .unwrap_or_default()
     }
 
-    fn bool(&mut self, name: &str, default: bool) -> bool {
+    pub fn bool(&mut self, name: &str, default: bool) -> bool {
         match self.optional(name).map(|v| v.to_ascii_lowercase()) {
             None => default,
             Some(v) if v == "true" => true,
@@ -124,7 +119,7 @@ impl Reader<'_> {
         }
     }
 
-    fn number<T>(&mut self, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
+    pub fn number<T>(&mut self, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
     where
         T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
     {
@@ -144,16 +139,58 @@ impl Reader<'_> {
         }
     }
 
-    fn problem(&mut self, problem: String) {
+    pub fn problem(&mut self, problem: String) {
         self.problems.push(problem);
+    }
+
+    /// An ARN of `service`, required.
+    pub fn arn(&mut self, name: &str, service: &str, hint: &str) -> Arn {
+        let raw = self.required(name, hint);
+        match Arn::parse(&raw) {
+            Ok(arn) if arn.service() == service => arn,
+            _ => {
+                if !raw.is_empty() {
+                    self.problems.push(format!(
+                        "{name} is not an {} ARN: {}",
+                        service.to_ascii_uppercase(),
+                        crate::text::quoted(&raw, 120)
+                    ));
+                }
+                Arn::parse("arn:aws:invalid:::unset").unwrap_or_else(|_| unreachable!())
+            }
+        }
     }
 }
 
-fn is_account_id(s: &str) -> bool {
+/// Reads a whole configuration with `read`, then runs `check` on it when every variable was
+/// valid; every problem from both comes back in one error.
+pub fn load<T>(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    read: impl FnOnce(&mut Env) -> T,
+    check: impl FnOnce(&T) -> Vec<String>,
+) -> Result<T, ConfigError> {
+    let mut env = Env {
+        lookup,
+        problems: Vec::new(),
+    };
+    let config = read(&mut env);
+    if env.problems.is_empty() {
+        env.problems.extend(check(&config));
+    }
+    if env.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError {
+            problems: env.problems,
+        })
+    }
+}
+
+pub fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn is_region(s: &str) -> bool {
+pub fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts.iter().all(|p| {
@@ -166,7 +203,7 @@ fn is_region(s: &str) -> bool {
             .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn is_arn_of(s: &str, service: &str) -> bool {
+pub fn is_arn_of(s: &str, service: &str) -> bool {
     let parts: Vec<&str> = s.splitn(6, ':').collect();
     parts.len() == 6
         && parts[0] == "arn"
@@ -175,18 +212,14 @@ fn is_arn_of(s: &str, service: &str) -> bool {
         && !parts[5].is_empty()
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(&|name| std::env::var(name).ok())
+impl CommonConfig {
+    pub fn from_env() -> Result<CommonConfig, ConfigError> {
+        load(&|name| std::env::var(name).ok(), CommonConfig::read, |_| {
+            Vec::new()
+        })
     }
 
-    /// The same as [`Config::from_env`] with variables from `lookup`; tests use a map.
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut r = Reader {
-            lookup,
-            problems: Vec::new(),
-        };
-
+    pub fn read(r: &mut Env) -> CommonConfig {
         let mode = match r
             .optional("MODE")
             .map(|v| v.to_ascii_lowercase())
@@ -195,7 +228,10 @@ impl Config {
             None | Some("report") => Mode::Report,
             Some("enforce") => Mode::Enforce,
             Some(other) => {
-                r.problem(format!("MODE must be enforce or report, got {other:?}"));
+                r.problem(format!(
+                    "MODE must be enforce or report, got {}",
+                    crate::text::quoted(other, 40)
+                ));
                 Mode::Report
             }
         };
@@ -215,28 +251,16 @@ impl Config {
             r.problem(format!("AWS_REGION is not a Region name: {region:?}"));
         }
 
-        let notify_topic_arn =
-            r.required("NOTIFY_TOPIC_ARN", "the SNS topic that receives findings");
-        if !notify_topic_arn.is_empty() && !is_arn_of(&notify_topic_arn, "sns") {
-            r.problem(format!(
-                "NOTIFY_TOPIC_ARN is not an SNS topic ARN: {notify_topic_arn:?}"
-            ));
-        }
-        let self_role_arn = r.required(
+        let notify_topic_arn = r.arn(
+            "NOTIFY_TOPIC_ARN",
+            "sns",
+            "the SNS topic that receives findings",
+        );
+        let self_role_arn = r.arn(
             "SELF_ROLE_ARN",
+            "iam",
             "the function's own execution role ARN, for loop prevention",
         );
-        if !self_role_arn.is_empty() && !is_arn_of(&self_role_arn, "iam") {
-            r.problem(format!(
-                "SELF_ROLE_ARN is not an IAM role ARN: {self_role_arn:?}"
-            ));
-        }
-
-        let rotation = RotationBaseline {
-            enabled: r.bool("ROTATION_ENABLED", true),
-            // KMS accepts rotation periods from 90 to 2560 days.
-            period_days: r.number("ROTATION_PERIOD_DAYS", DEFAULT_ROTATION_DAYS, 90..=2560),
-        };
 
         let managed_keys = r.list("MANAGED_KEYS");
         let managed = if managed_keys.is_empty() {
@@ -260,14 +284,13 @@ impl Config {
             for entry in &managed_keys {
                 if crate::events::KeyLocator::parse(entry, "us-east-1").is_err() {
                     r.problem(format!(
-                        "MANAGED_KEYS entry {entry:?} is not a key ARN, key id, alias name or alias ARN"
+                        "MANAGED_KEYS entry {} is not a key ARN, key id, alias name or alias ARN",
+                        crate::text::quoted(entry, 120)
                     ));
                 }
             }
             ManagedSelector::Keys(managed_keys)
         };
-
-        let baseline = read_baseline(&mut r);
 
         let mut sweep_regions = r.list("SWEEP_REGIONS");
         if sweep_regions.is_empty() && !region.is_empty() {
@@ -279,37 +302,35 @@ impl Config {
         }
         let sweep_concurrency = r.number("SWEEP_CONCURRENCY", DEFAULT_SWEEP_CONCURRENCY, 1..=64);
         let environment = r.optional("ENVIRONMENT");
+        let fallback_queue_url = r.optional("FALLBACK_QUEUE_URL");
+        if let Some(url) = &fallback_queue_url {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                r.problem(format!(
+                    "FALLBACK_QUEUE_URL is not an SQS queue URL: {}",
+                    crate::text::quoted(url, 120)
+                ));
+            }
+        }
 
-        let config = Config {
+        CommonConfig {
             mode,
             account_id,
             region,
-            baseline,
-            rotation,
             managed,
             notify_topic_arn,
             self_role_arn,
             sweep_regions,
             sweep_concurrency,
             environment,
-        };
-        if r.problems.is_empty() {
-            // Prove the baseline renders and cannot lock a key out before any event arrives.
-            if let Err(problem) = baseline::check_baseline(&config) {
-                r.problems.push(problem);
-            }
-        }
-        if r.problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError {
-                problems: r.problems,
-            })
+            fallback_queue_url,
         }
     }
 }
 
-fn read_baseline(r: &mut Reader<'_>) -> BaselineSource {
+/// The desired key policy, shared by every function that reads it (policy-drift restores it,
+/// root-access-revoker reads the same root-access setting): the Terraform-style parts, or a
+/// complete document.
+pub fn read_baseline(r: &mut Env<'_>) -> BaselineSource {
     let parts = BaselineParts {
         root_access: r.bool("ROOT_ACCESS", true),
         admin_role_arns: r.list("KMS_ADMIN_ROLE_ARNS"),
@@ -322,8 +343,10 @@ fn read_baseline(r: &mut Reader<'_>) -> BaselineSource {
         ("KEY_USER_ARNS", &parts.key_user_arns),
     ] {
         for bad in values.iter().filter(|v| !is_arn_of(v, "iam")) {
-            r.problems
-                .push(format!("{name} entry {bad:?} is not an IAM ARN"));
+            r.problems.push(format!(
+                "{name} entry {} is not an IAM ARN",
+                crate::text::quoted(bad, 120)
+            ));
         }
     }
     for bad in parts
@@ -332,7 +355,8 @@ fn read_baseline(r: &mut Reader<'_>) -> BaselineSource {
         .filter(|v| !is_arn_of(v, "iam") && !is_account_id(v))
     {
         r.problems.push(format!(
-            "ADDITIONAL_PRINCIPALS entry {bad:?} is not an IAM ARN or account id"
+            "ADDITIONAL_PRINCIPALS entry {} is not an IAM ARN or account id",
+            crate::text::quoted(bad, 120)
         ));
     }
     for bad in parts
@@ -341,7 +365,8 @@ fn read_baseline(r: &mut Reader<'_>) -> BaselineSource {
         .filter(|v| !v.ends_with(".amazonaws.com"))
     {
         r.problems.push(format!(
-            "SERVICE_PRINCIPALS entry {bad:?} is not a service principal such as s3.amazonaws.com"
+            "SERVICE_PRINCIPALS entry {} is not a service principal such as s3.amazonaws.com",
+            crate::text::quoted(bad, 120)
         ));
     }
 
@@ -373,7 +398,7 @@ fn read_baseline(r: &mut Reader<'_>) -> BaselineSource {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
@@ -399,14 +424,14 @@ mod tests {
         map
     }
 
-    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    fn load_common(pairs: &[(&str, &str)]) -> Result<CommonConfig, ConfigError> {
         let map = env(pairs);
-        Config::from_lookup(&|k| map.get(k).cloned())
+        load(&|k| map.get(k).cloned(), CommonConfig::read, |_| Vec::new())
     }
 
     #[test]
     fn minimal_configuration_has_safe_defaults() {
-        let c = load(&[]).unwrap();
+        let c = load_common(&[]).unwrap();
         assert_eq!(c.mode, Mode::Report);
         assert_eq!(
             c.managed,
@@ -415,14 +440,9 @@ mod tests {
                 value: "true".into()
             }
         );
-        assert_eq!(
-            c.rotation,
-            RotationBaseline {
-                enabled: true,
-                period_days: 365
-            }
-        );
         assert_eq!(c.sweep_regions, vec!["eu-west-1"]);
+        assert_eq!(c.self_role_arn.iam_role_name(), Some("policy-drift"));
+        assert_eq!(c.fallback_queue_url, None);
     }
 
     #[test]
@@ -430,16 +450,15 @@ mod tests {
         let map: HashMap<String, String> = [
             ("MODE", "fix-it"),
             ("ACCOUNT_ID", "12345"),
-            ("ROTATION_PERIOD_DAYS", "30"),
-            ("ROOT_ACCESS", "maybe"),
-            ("KMS_ADMIN_ROLE_ARNS", "admin"),
             ("SWEEP_CONCURRENCY", "0"),
             ("MANAGED_TAG", "novalue"),
+            ("SWEEP_REGIONS", "eu-west-1,Mars"),
+            ("FALLBACK_QUEUE_URL", "my-queue"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let err = Config::from_lookup(&|k| map.get(k).cloned()).unwrap_err();
+        let err = load(&|k| map.get(k).cloned(), CommonConfig::read, |_| Vec::new()).unwrap_err();
         let text = err.to_string();
         for name in [
             "MODE",
@@ -447,54 +466,58 @@ mod tests {
             "AWS_REGION is not set",
             "NOTIFY_TOPIC_ARN is not set",
             "SELF_ROLE_ARN is not set",
-            "ROTATION_PERIOD_DAYS",
-            "ROOT_ACCESS",
-            "KMS_ADMIN_ROLE_ARNS entry \"admin\"",
             "SWEEP_CONCURRENCY",
             "MANAGED_TAG",
+            "SWEEP_REGIONS entry \"Mars\"",
+            "FALLBACK_QUEUE_URL",
         ] {
             assert!(text.contains(name), "{name} missing from: {text}");
         }
-        assert_eq!(err.problems.len(), 10, "{text}");
+        assert_eq!(err.problems.len(), 9, "{text}");
     }
 
     #[test]
-    fn a_baseline_that_would_lock_keys_out_is_refused() {
-        let err = load(&[("ROOT_ACCESS", "false")]).unwrap_err();
-        assert!(err.to_string().contains("lock"), "{err}");
-        let ok = load(&[
-            ("ROOT_ACCESS", "false"),
-            (
-                "KMS_ADMIN_ROLE_ARNS",
-                "arn:aws:iam::111122223333:role/kms-admin",
-            ),
-        ]);
-        assert!(ok.is_ok(), "{ok:?}");
-    }
-
-    #[test]
-    fn a_complete_baseline_document_excludes_the_parts() {
-        let err = load(&[
-            ("BASELINE_POLICY", r#"{"Statement":[]}"#),
-            (
-                "KMS_ADMIN_ROLE_ARNS",
-                "arn:aws:iam::111122223333:role/kms-admin",
-            ),
+    fn arns_of_the_wrong_service_are_refused() {
+        let err = load_common(&[
+            ("NOTIFY_TOPIC_ARN", "arn:aws:sqs:eu-west-1:111122223333:q"),
+            ("SELF_ROLE_ARN", "policy-drift"),
         ])
         .unwrap_err();
-        assert!(err.to_string().contains("must not be set as well"), "{err}");
-        let err = load(&[("BASELINE_POLICY", "{not json")]).unwrap_err();
-        assert!(err.to_string().contains("BASELINE_POLICY"), "{err}");
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(
+            err.problems[0].starts_with("NOTIFY_TOPIC_ARN is not an SNS ARN"),
+            "{err}"
+        );
+        assert!(
+            err.problems[1].starts_with("SELF_ROLE_ARN is not an IAM ARN"),
+            "{err}"
+        );
     }
 
     #[test]
     fn explicit_key_list_is_validated() {
-        let c = load(&[("MANAGED_KEYS", "alias/app-data, arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab")]).unwrap();
+        let c = load_common(&[("MANAGED_KEYS", "alias/app-data, arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab")]).unwrap();
         assert!(matches!(c.managed, ManagedSelector::Keys(ref k) if k.len() == 2));
-        let err = load(&[("MANAGED_KEYS", "my-key")]).unwrap_err();
+        let err = load_common(&[("MANAGED_KEYS", "my-key")]).unwrap_err();
         assert!(
             err.to_string().contains("MANAGED_KEYS entry \"my-key\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_check_runs_only_on_a_configuration_whose_variables_are_valid() {
+        let map = env(&[("MODE", "bad")]);
+        let err = load(&|k| map.get(k).cloned(), CommonConfig::read, |_| {
+            vec!["checked".to_string()]
+        })
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        let map = env(&[]);
+        let err = load(&|k| map.get(k).cloned(), CommonConfig::read, |_| {
+            vec!["checked".to_string()]
+        })
+        .unwrap_err();
+        assert_eq!(err.problems, vec!["checked"]);
     }
 }

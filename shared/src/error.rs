@@ -1,6 +1,7 @@
 //! Errors with a readable `errorType` for the Lambda runtime and a message that names the
 //! operation and the key.
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -8,6 +9,7 @@ use lambda_runtime::Diagnostic;
 
 use crate::config::ConfigError;
 use crate::policy::PolicyError;
+use crate::text;
 
 /// What kind of AWS failure happened, in the words an operator searches for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,10 +18,29 @@ pub enum AwsErrorKind {
     Throttling,
     NotFound,
     InvalidState,
+    /// The request itself was refused (malformed policy, bad parameter, quota on resources).
+    Validation,
     Timeout,
     Network,
-    Service,
+    /// A 5xx answer: the service failed, not the request.
+    ServerError,
 }
+
+impl AwsErrorKind {
+    /// Whether trying again later can succeed without anyone changing anything.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            AwsErrorKind::Throttling
+                | AwsErrorKind::Timeout
+                | AwsErrorKind::Network
+                | AwsErrorKind::ServerError
+        )
+    }
+}
+
+/// Longest AWS error message kept: enough to act on, never a whole echoed policy.
+const MAX_AWS_MESSAGE_CHARS: usize = 400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuardrailError {
@@ -54,10 +75,39 @@ impl GuardrailError {
                 AwsErrorKind::Throttling => "Throttling",
                 AwsErrorKind::NotFound => "NotFound",
                 AwsErrorKind::InvalidState => "KeyInvalidState",
+                AwsErrorKind::Validation => "ValidationError",
                 AwsErrorKind::Timeout => "Timeout",
                 AwsErrorKind::Network => "NetworkError",
-                AwsErrorKind::Service => "AwsServiceError",
+                AwsErrorKind::ServerError => "AwsServiceError",
             },
+        }
+    }
+
+    /// Whether Lambda retrying the invocation can help: throttling, 5xx, timeouts, connection
+    /// errors. Everything else needs a person and is reported once instead.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            GuardrailError::Aws { kind, .. } => kind.is_retryable(),
+            GuardrailError::Incomplete(_) => true,
+            _ => false,
+        }
+    }
+
+    pub fn is_access_denied(&self) -> bool {
+        matches!(
+            self,
+            GuardrailError::Aws {
+                kind: AwsErrorKind::AccessDenied,
+                ..
+            }
+        )
+    }
+
+    /// The AWS operation that failed, if this is an AWS failure.
+    pub fn operation(&self) -> Option<&'static str> {
+        match self {
+            GuardrailError::Aws { operation, .. } => Some(operation),
+            _ => None,
         }
     }
 
@@ -72,10 +122,13 @@ impl GuardrailError {
     }
 
     /// Wraps an SDK failure of `operation` on `key`. Retries already happened in the SDK.
-    pub fn aws<E, R>(operation: &'static str, key: &str, err: SdkError<E, R>) -> GuardrailError
+    pub fn aws<E>(
+        operation: &'static str,
+        key: &str,
+        err: SdkError<E, HttpResponse>,
+    ) -> GuardrailError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         let (kind, code, message) = match &err {
             SdkError::ServiceError(service) => {
@@ -85,7 +138,8 @@ impl GuardrailError {
                     .message()
                     .map(str::to_string)
                     .unwrap_or_else(|| DisplayErrorContext(service.err()).to_string());
-                (kind_of(&code), code, message)
+                let server_error = service.raw().status().is_server_error();
+                (kind_of(&code, server_error), code, message)
             }
             SdkError::TimeoutError(_) => (
                 AwsErrorKind::Timeout,
@@ -103,22 +157,22 @@ impl GuardrailError {
                 DisplayErrorContext(&err).to_string(),
             ),
             _ => (
-                AwsErrorKind::Service,
+                AwsErrorKind::ServerError,
                 "ResponseError".to_string(),
                 DisplayErrorContext(&err).to_string(),
             ),
         };
         GuardrailError::Aws {
             operation,
-            key: key.to_string(),
+            key: text::value(key),
             kind,
-            code,
-            message,
+            code: text::one_line(&code, 80),
+            message: text::one_line(&message, MAX_AWS_MESSAGE_CHARS),
         }
     }
 }
 
-fn kind_of(code: &str) -> AwsErrorKind {
+fn kind_of(code: &str, server_error: bool) -> AwsErrorKind {
     match code {
         "AccessDeniedException"
         | "AccessDenied"
@@ -132,7 +186,15 @@ fn kind_of(code: &str) -> AwsErrorKind {
         {
             AwsErrorKind::Throttling
         }
-        _ => AwsErrorKind::Service,
+        "KMSInternalException"
+        | "DependencyTimeoutException"
+        | "InternalFailure"
+        | "InternalError"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "KMSInternal" => AwsErrorKind::ServerError,
+        _ if server_error => AwsErrorKind::ServerError,
+        _ => AwsErrorKind::Validation,
     }
 }
 
@@ -157,7 +219,7 @@ mod tests {
         let d: Diagnostic = GuardrailError::Aws {
             operation: "PutKeyPolicy",
             key: "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
-            kind: kind_of("AccessDeniedException"),
+            kind: kind_of("AccessDeniedException", false),
             code: "AccessDeniedException".into(),
             message: "not authorized".into(),
         }
@@ -167,6 +229,25 @@ mod tests {
             d.error_message,
             "PutKeyPolicy on arn:aws:kms:eu-west-1:111122223333:key/k failed: AccessDeniedException: not authorized"
         );
-        assert_eq!(kind_of("ThrottlingException"), AwsErrorKind::Throttling);
+        assert_eq!(
+            kind_of("ThrottlingException", false),
+            AwsErrorKind::Throttling
+        );
+    }
+
+    #[test]
+    fn retryable_and_permanent_failures_are_told_apart() {
+        for (code, server, retryable) in [
+            ("ThrottlingException", false, true),
+            ("KMSInternalException", true, true),
+            ("DependencyTimeoutException", false, true),
+            ("SomethingNew", true, true),
+            ("AccessDeniedException", false, false),
+            ("KMSInvalidStateException", false, false),
+            ("MalformedPolicyDocumentException", false, false),
+            ("NotFoundException", false, false),
+        ] {
+            assert_eq!(kind_of(code, server).is_retryable(), retryable, "{code}");
+        }
     }
 }

@@ -5,13 +5,14 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::alarm::{parse_alarm_payload, AlarmChange};
 use crate::error::GuardrailError;
 
 pub const API_CALL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
 pub const SERVICE_EVENT_DETAIL_TYPE: &str = "AWS Service Event via CloudTrail";
 pub const SCHEDULED_DETAIL_TYPE: &str = "Scheduled Event";
 
-/// What invoked the function.
+/// What invoked the function: every shape the four functions receive.
 #[derive(Debug, Clone)]
 pub enum Trigger {
     /// A CloudTrail record delivered by EventBridge.
@@ -21,6 +22,20 @@ pub enum Trigger {
         id: Option<String>,
         time: Option<String>,
     },
+    /// A CloudWatch alarm state change, from EventBridge, an SNS notification or the direct
+    /// Lambda alarm action (`AlarmChange::delivery` says which).
+    Alarm(Box<AlarmChange>),
+}
+
+impl Trigger {
+    /// A short name for logs and skip reasons.
+    pub fn describe(&self) -> String {
+        match self {
+            Trigger::CloudTrail(event) => format!("CloudTrail {} event", event.detail.event_name),
+            Trigger::Scheduled { .. } => "scheduled sweep".to_string(),
+            Trigger::Alarm(alarm) => format!("alarm state change ({:?})", alarm.delivery),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -127,12 +142,25 @@ pub fn parse_trigger(payload: &Value) -> Result<Trigger, GuardrailError> {
             short_json(payload)
         )));
     }
-    let envelope: EventBridgeEvent<Value> = serde_json::from_value(payload.clone())
-        .map_err(|e| invalid(format!("not an EventBridge event: {e}")))?;
+    if let Some(alarm) = parse_alarm_payload(payload) {
+        return alarm.map(|a| Trigger::Alarm(Box::new(a)));
+    }
+    let envelope: EventBridgeEvent<Value> =
+        serde_json::from_value(payload.clone()).map_err(|e| {
+            invalid(format!(
+                "not an EventBridge event, SNS notification or alarm action: {}",
+                crate::text::one_line(&e.to_string(), 200)
+            ))
+        })?;
     match envelope.detail_type.as_str() {
         API_CALL_DETAIL_TYPE | SERVICE_EVENT_DETAIL_TYPE => {
             let detail: CloudTrailDetail = serde_json::from_value(envelope.detail)
-                .map_err(|e| invalid(format!("the CloudTrail record in detail is malformed: {e}")))?;
+                .map_err(|e| {
+                    invalid(format!(
+                        "the CloudTrail record in detail is malformed: {}",
+                        crate::text::one_line(&e.to_string(), 200)
+                    ))
+                })?;
             Ok(Trigger::CloudTrail(Box::new(CloudTrailEvent {
                 envelope_id: envelope.id,
                 detail,
@@ -145,8 +173,9 @@ pub fn parse_trigger(payload: &Value) -> Result<Trigger, GuardrailError> {
             })
         }
         other => Err(invalid(format!(
-            "unsupported detail-type {other:?} from source {:?}; expected {API_CALL_DETAIL_TYPE:?} or {SCHEDULED_DETAIL_TYPE:?}",
-            envelope.source
+            "unsupported detail-type {} from source {}; expected {API_CALL_DETAIL_TYPE:?}, {SCHEDULED_DETAIL_TYPE:?} or a CloudWatch alarm",
+            crate::text::quoted(other, 80),
+            crate::text::quoted(&envelope.source, 80)
         ))),
     }
 }
@@ -344,6 +373,10 @@ mod tests {
             (serde_json::json!("hello"), "expected an EventBridge event"),
             (serde_json::json!({"foo": 1}), "not an EventBridge event"),
             (
+                serde_json::json!({"detail-type": "Evil\nChanged by: me", "source": "x", "detail": {}}),
+                "unsupported detail-type \"Evil\\nChanged by: me\"",
+            ),
+            (
                 serde_json::json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}}),
                 "unsupported detail-type",
             ),
@@ -416,6 +449,7 @@ mod tests {
                     assert!(event.detail.event_id.is_some(), "{path}");
                 }
                 Trigger::Scheduled { id, .. } => assert!(id.is_some(), "{path}"),
+                Trigger::Alarm(_) => panic!("{path}: a policy-drift sample parsed as an alarm"),
             }
         }
     }
@@ -428,7 +462,7 @@ mod tests {
                 .and_then(|payload| parse_trigger(&payload))
                 .and_then(|trigger| match trigger {
                     Trigger::CloudTrail(event) => event.detail.key_locator("eu-west-1").map(|_| ()),
-                    Trigger::Scheduled { .. } => Ok(()),
+                    Trigger::Scheduled { .. } | Trigger::Alarm(_) => Ok(()),
                 });
             let err = result.expect_err(&path);
             assert_eq!(err.error_type(), "InvalidEvent", "{path}: {err}");

@@ -1,9 +1,12 @@
 //! The KMS reads every guardrail needs, with errors that name the operation and the key.
 //! Every list call is paginated.
 
+use std::collections::HashMap;
+
 use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, KeyState, OriginType};
 use aws_sdk_kms::Client;
 
+use crate::arn::Arn;
 use crate::error::GuardrailError;
 
 /// Only policy name KMS supports.
@@ -11,7 +14,7 @@ pub const DEFAULT_POLICY_NAME: &str = "default";
 
 #[derive(Debug, Clone)]
 pub struct KeyInfo {
-    pub arn: String,
+    pub arn: Arn,
     pub key_id: String,
     pub region: String,
     pub account: String,
@@ -31,15 +34,28 @@ pub struct KeyInfo {
 impl KeyInfo {
     /// A multi-Region replica: rotation and other shared properties are managed on its primary.
     pub fn is_replica(&self) -> bool {
-        self.primary_arn.as_deref().is_some_and(|p| p != self.arn)
+        self.primary_arn
+            .as_deref()
+            .is_some_and(|p| p != self.arn.as_str())
     }
 
-    fn from_metadata(meta: &KeyMetadata, fallback_region: &str) -> KeyInfo {
-        let arn = meta.arn().unwrap_or_default().to_string();
-        KeyInfo {
-            region: crate::aws::arn_region(&arn)
-                .unwrap_or(fallback_region)
-                .to_string(),
+    /// Whether the key can be read and written now: keys being created, imported or
+    /// unavailable are left until they settle.
+    pub fn is_settled(&self) -> bool {
+        matches!(
+            self.state,
+            KeyState::Enabled
+                | KeyState::Disabled
+                | KeyState::PendingDeletion
+                | KeyState::PendingReplicaDeletion
+        )
+    }
+
+    pub fn from_metadata(meta: &KeyMetadata) -> Result<KeyInfo, String> {
+        let arn = Arn::parse(meta.arn().unwrap_or_default())
+            .map_err(|e| format!("DescribeKey returned a key without a usable ARN: {e}"))?;
+        Ok(KeyInfo {
+            region: arn.region().to_string(),
             account: meta.aws_account_id().unwrap_or_default().to_string(),
             key_id: meta.key_id().to_string(),
             state: meta.key_state().cloned().unwrap_or(KeyState::Unavailable),
@@ -57,25 +73,21 @@ impl KeyInfo {
                 .deletion_date()
                 .and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
             arn,
-        }
+        })
     }
 }
 
-pub async fn describe_key(
-    client: &Client,
-    identifier: &str,
-    region: &str,
-) -> Result<KeyInfo, GuardrailError> {
+pub async fn describe_key(client: &Client, identifier: &str) -> Result<KeyInfo, GuardrailError> {
     let out = client
         .describe_key()
         .key_id(identifier)
         .send()
         .await
         .map_err(|e| GuardrailError::aws("DescribeKey", identifier, e))?;
-    let meta = out.key_metadata().ok_or_else(|| {
-        GuardrailError::InvalidEvent(format!("DescribeKey returned no metadata for {identifier}"))
-    })?;
-    Ok(KeyInfo::from_metadata(meta, region))
+    out.key_metadata()
+        .ok_or_else(|| format!("DescribeKey returned no metadata for {identifier}"))
+        .and_then(KeyInfo::from_metadata)
+        .map_err(GuardrailError::InvalidEvent)
 }
 
 pub async fn key_policy(client: &Client, key_arn: &str) -> Result<String, GuardrailError> {
@@ -145,23 +157,130 @@ pub async fn aliases(client: &Client, key_id: &str) -> Result<Vec<String>, Guard
     Ok(names)
 }
 
-/// Every key ARN in the client's Region.
-pub async fn list_key_arns(client: &Client) -> Result<Vec<String>, GuardrailError> {
+/// Every alias of the client's Region by target key id: one listing per Region instead of one
+/// per key. AWS managed aliases (`alias/aws/...`) are left out.
+pub async fn aliases_by_key(
+    client: &Client,
+) -> Result<HashMap<String, Vec<String>>, GuardrailError> {
     let region = client
         .config()
         .region()
         .map(|r| r.to_string())
         .unwrap_or_default();
-    let mut pages = client.list_keys().into_paginator().send();
-    let mut arns = Vec::new();
+    let mut pages = client.list_aliases().into_paginator().send();
+    let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
     while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| GuardrailError::aws("ListKeys", &format!("all keys in {region}"), e))?;
-        arns.extend(
-            page.keys()
-                .iter()
-                .filter_map(|k| k.key_arn().map(str::to_string)),
-        );
+        let page = page.map_err(|e| {
+            GuardrailError::aws("ListAliases", &format!("all aliases in {region}"), e)
+        })?;
+        for alias in page.aliases() {
+            if let (Some(name), Some(target)) = (alias.alias_name(), alias.target_key_id()) {
+                if !name.starts_with("alias/aws/") {
+                    by_key
+                        .entry(target.to_string())
+                        .or_default()
+                        .push(name.to_string());
+                }
+            }
+        }
     }
-    Ok(arns)
+    for names in by_key.values_mut() {
+        names.sort();
+    }
+    Ok(by_key)
+}
+
+/// The KMS writes. Each names the key by id on its own Region's client: AWS accepts id or
+/// ARN, and moto only the id for EnableKey and CancelKeyDeletion. Errors name the full ARN.
+pub mod write {
+    use super::*;
+
+    pub async fn cancel_key_deletion(client: &Client, key: &KeyInfo) -> Result<(), GuardrailError> {
+        client
+            .cancel_key_deletion()
+            .key_id(&key.key_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| GuardrailError::aws("CancelKeyDeletion", key.arn.as_str(), e))
+    }
+
+    pub async fn enable_key(client: &Client, key: &KeyInfo) -> Result<(), GuardrailError> {
+        client
+            .enable_key()
+            .key_id(&key.key_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| GuardrailError::aws("EnableKey", key.arn.as_str(), e))
+    }
+
+    pub async fn enable_key_rotation(
+        client: &Client,
+        key: &KeyInfo,
+        period_days: i32,
+    ) -> Result<(), GuardrailError> {
+        client
+            .enable_key_rotation()
+            .key_id(&key.key_id)
+            .rotation_period_in_days(period_days)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| GuardrailError::aws("EnableKeyRotation", key.arn.as_str(), e))
+    }
+
+    /// PutKeyPolicy with a document that already passed [`crate::kms_rules::check_kms_rules`]
+    /// and the lockout check (the caller holds a [`crate::safe_policy::SafePolicy`]).
+    pub async fn put_key_policy(
+        client: &Client,
+        key: &KeyInfo,
+        policy: &crate::safe_policy::SafePolicy,
+    ) -> Result<(), GuardrailError> {
+        client
+            .put_key_policy()
+            .key_id(&key.key_id)
+            .policy_name(DEFAULT_POLICY_NAME)
+            .policy(policy.document())
+            // Never bypass: KMS's own lockout check is a second line of defence.
+            .bypass_policy_lockout_safety_check(false)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| GuardrailError::aws("PutKeyPolicy", key.arn.as_str(), e))
+    }
+}
+
+impl KeyInfo {
+    /// What is known of a key the function may not describe: its identifier, Region and
+    /// account, for the message that says so.
+    pub fn unreadable(identifier: &str, region: &str, account: &str) -> KeyInfo {
+        let arn = Arn::parse(identifier)
+            .ok()
+            .or_else(|| {
+                let resource = if identifier.starts_with("alias/") {
+                    identifier.to_string()
+                } else {
+                    format!("key/{identifier}")
+                };
+                Arn::parse(&format!("arn:aws:kms:{region}:{account}:{resource}")).ok()
+            })
+            .unwrap_or_else(|| {
+                Arn::parse(&format!("arn:aws:kms:{region}:{account}:key/unknown"))
+                    .unwrap_or_else(|_| unreachable!("a well-formed ARN"))
+            });
+        KeyInfo {
+            key_id: arn.kms_key_id().unwrap_or(arn.resource()).to_string(),
+            region: arn.region().to_string(),
+            account: arn.account().to_string(),
+            arn,
+            state: KeyState::Unavailable,
+            customer_managed: true,
+            rotatable: false,
+            multi_region: false,
+            primary_arn: None,
+            description: String::new(),
+            deletion_date: None,
+        }
+    }
 }

@@ -26,52 +26,84 @@ pub async fn management(
         ));
     }
     match selector {
-        ManagedSelector::Tag {
-            key: tag_key,
-            value,
-        } => {
-            let tags = kms::tags(client, &key.arn).await?;
-            let found = tags.iter().find(|(k, _)| k == tag_key);
-            Ok(match found {
-                Some((_, v)) if v == value => Management::Managed,
-                Some((_, v)) => {
-                    Management::Unmanaged(format!("tag {tag_key}={v}, not {tag_key}={value}"))
-                }
-                None => Management::Unmanaged(format!("no {tag_key} tag")),
-            })
+        ManagedSelector::Tag { .. } => {
+            let tags = kms::tags(client, key.arn.as_str()).await?;
+            Ok(by_tags(selector, &tags))
         }
-        ManagedSelector::Keys(entries) => {
-            let locators: Vec<KeyLocator> = entries
-                .iter()
-                .filter_map(|e| KeyLocator::parse(e, &key.region).ok())
-                .collect();
-            let by_id = locators
-                .iter()
-                .any(|l| l.identifier == key.arn || (l.identifier == key.key_id));
-            if by_id {
+        ManagedSelector::Keys(_) => {
+            if listed_by_id(selector, key) {
                 return Ok(Management::Managed);
             }
-            let alias_entries: Vec<&KeyLocator> = locators
-                .iter()
-                .filter(|l| {
-                    l.region == key.region
-                        && (l.identifier.starts_with("alias/") || l.identifier.contains(":alias/"))
-                })
-                .collect();
-            if !alias_entries.is_empty() {
-                let names = kms::aliases(client, &key.key_id).await?;
-                let listed = alias_entries.iter().any(|l| {
-                    let name = l
-                        .identifier
-                        .rsplit_once(':')
-                        .map_or(l.identifier.as_str(), |(_, n)| n);
-                    names.iter().any(|n| n == name)
-                });
-                if listed {
-                    return Ok(Management::Managed);
-                }
+            if listed_aliases(selector, &key.region).is_empty() {
+                return Ok(Management::Unmanaged("not in MANAGED_KEYS".into()));
             }
-            Ok(Management::Unmanaged("not in MANAGED_KEYS".into()))
+            let names = kms::aliases(client, &key.key_id).await?;
+            Ok(by_aliases(selector, key, &names))
         }
+    }
+}
+
+/// The decision from the key's tags, for the tag selector.
+pub fn by_tags(selector: &ManagedSelector, tags: &[(String, String)]) -> Management {
+    let ManagedSelector::Tag {
+        key: tag_key,
+        value,
+    } = selector
+    else {
+        return Management::Unmanaged("keys are selected by MANAGED_KEYS, not by tag".into());
+    };
+    match tags.iter().find(|(k, _)| k == tag_key) {
+        Some((_, v)) if v == value => Management::Managed,
+        Some((_, v)) => Management::Unmanaged(format!(
+            "tag {tag_key}={}, not {tag_key}={value}",
+            crate::text::value(v)
+        )),
+        None => Management::Unmanaged(format!("no {tag_key} tag")),
+    }
+}
+
+/// True when MANAGED_KEYS names the key by id or ARN.
+pub fn listed_by_id(selector: &ManagedSelector, key: &KeyInfo) -> bool {
+    let ManagedSelector::Keys(entries) = selector else {
+        return false;
+    };
+    entries
+        .iter()
+        .filter_map(|e| KeyLocator::parse(e, &key.region).ok())
+        .any(|l| {
+            l.identifier == key.arn.as_str()
+                || (l.identifier == key.key_id && l.region == key.region)
+        })
+}
+
+/// The alias names MANAGED_KEYS lists for `region` (`alias/...`).
+pub fn listed_aliases(selector: &ManagedSelector, region: &str) -> Vec<String> {
+    let ManagedSelector::Keys(entries) = selector else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|e| KeyLocator::parse(e, region).ok())
+        .filter(|l| l.region == region)
+        .filter_map(|l| {
+            let name = l
+                .identifier
+                .rsplit_once(':')
+                .map_or(l.identifier.as_str(), |(_, n)| n);
+            name.starts_with("alias/").then(|| name.to_string())
+        })
+        .collect()
+}
+
+/// The decision from the key's alias names, for the list selector.
+pub fn by_aliases(selector: &ManagedSelector, key: &KeyInfo, names: &[String]) -> Management {
+    if listed_by_id(selector, key) {
+        return Management::Managed;
+    }
+    let listed = listed_aliases(selector, &key.region);
+    if names.iter().any(|n| listed.contains(n)) {
+        Management::Managed
+    } else {
+        Management::Unmanaged("not in MANAGED_KEYS".into())
     }
 }

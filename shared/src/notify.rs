@@ -3,9 +3,16 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_sns::types::MessageAttributeValue;
+use serde::Serialize;
 
-use crate::aws::{arn_region, AwsClients};
+use crate::arn::Arn;
+use crate::aws::AwsClients;
+use crate::config::{CommonConfig, Mode};
 use crate::error::GuardrailError;
+use crate::events::CloudTrailDetail;
+use crate::kms::KeyInfo;
+use crate::outcome::{KeyOutcome, Severity, Status};
+use crate::text;
 
 /// SNS limits: subjects are ASCII, one line, at most 100 characters; messages at most 256 KiB.
 pub const MAX_SUBJECT_CHARS: usize = 100;
@@ -40,13 +47,12 @@ impl Notification {
     pub async fn publish(
         &self,
         clients: &AwsClients,
-        topic_arn: &str,
+        topic_arn: &Arn,
     ) -> Result<String, GuardrailError> {
-        let region = arn_region(topic_arn).unwrap_or("us-east-1");
         let mut request = clients
-            .sns(region)
+            .sns(topic_arn.region())
             .publish()
-            .topic_arn(topic_arn)
+            .topic_arn(topic_arn.as_str())
             .subject(&self.subject)
             .message(&self.body);
         for (name, value) in &self.attributes {
@@ -62,7 +68,7 @@ impl Notification {
         let out = request
             .send()
             .await
-            .map_err(|e| GuardrailError::aws("Publish", topic_arn, e))?;
+            .map_err(|e| GuardrailError::aws("Publish", topic_arn.as_str(), e))?;
         Ok(out.message_id().unwrap_or_default().to_string())
     }
 }
@@ -110,42 +116,247 @@ fn truncate_message(body: String) -> String {
     )
 }
 
-/// The "which key" block of a message body.
-pub fn key_block(key: &crate::kms::KeyInfo, alias: Option<&str>) -> String {
+/// Who is speaking in a message: the function, its mode and the environment label.
+#[derive(Debug, Clone, Copy)]
+pub struct Speaker<'a> {
+    pub function: &'static str,
+    pub mode: Mode,
+    pub environment: Option<&'a str>,
+}
+
+impl<'a> Speaker<'a> {
+    pub fn new(function: &'static str, common: &'a CommonConfig) -> Speaker<'a> {
+        Speaker {
+            function,
+            mode: common.mode,
+            environment: common.environment.as_deref(),
+        }
+    }
+}
+
+/// What led to a message: a CloudTrail record, or a sweep that found the state.
+#[derive(Debug, Clone, Copy)]
+pub enum Cause<'a> {
+    Event(&'a CloudTrailDetail),
+    Sweep { time: Option<&'a str> },
+}
+
+impl Cause<'_> {
+    pub fn event_name(&self) -> &str {
+        match self {
+            Cause::Event(detail) => &detail.event_name,
+            Cause::Sweep { .. } => "ScheduledSweep",
+        }
+    }
+}
+
+/// A message about one key: everything the common frame needs, plus the function's words.
+pub struct KeyMessage<'a> {
+    pub key: &'a KeyInfo,
+    pub cause: Cause<'a>,
+    pub outcome: &'a KeyOutcome,
+    pub failure: Option<&'a GuardrailError>,
+    /// The subject before the key's name, e.g. "KMS key policy drift corrected".
+    pub headline: &'a str,
+    pub severity: Severity,
+    /// A closing paragraph of advice (how to undo, how to fix).
+    pub guidance: Option<String>,
+}
+
+impl KeyMessage<'_> {
+    pub fn render(&self, speaker: &Speaker<'_>) -> Notification {
+        let outcome = self.outcome;
+        let name = outcome.alias.as_deref().unwrap_or(&self.key.key_id);
+        let label = match speaker.environment {
+            Some(env) if !env.is_empty() => format!("[{env}] "),
+            _ => String::new(),
+        };
+        let subject = format!(
+            "{label}{}: {} ({})",
+            self.headline,
+            text::one_line(name, 60),
+            self.key.region
+        );
+
+        let mut body = format!(
+            "kms-guardrails {}, mode {}\n\n{}\n{}",
+            speaker.function,
+            speaker.mode,
+            key_block(self.key, outcome.alias.as_deref()),
+            change_block(self.cause)
+        );
+        if !outcome.findings.is_empty() {
+            body.push_str("\nFindings:\n");
+            for finding in &outcome.findings {
+                body.push_str(&format!("- {}\n", finding.summary));
+                if let Some(diff) = &finding.diff {
+                    body.push_str("  Statement diff (- baseline only, + actual only):\n");
+                    for line in diff.lines() {
+                        body.push_str(&format!("  {}\n", text::one_line(line, 2000)));
+                    }
+                }
+            }
+        }
+        if !outcome.actions.is_empty() {
+            let heading = if outcome.actions.iter().any(|a| a.done) {
+                "\nActions taken:\n"
+            } else if speaker.mode == Mode::Report {
+                "\nReport mode: nothing was changed. Enforce mode would:\n"
+            } else {
+                "\nNot done:\n"
+            };
+            body.push_str(heading);
+            for action in &outcome.actions {
+                body.push_str(&format!("- {}: {}\n", action.operation, action.detail));
+            }
+        }
+        if let Some(e) = self.failure {
+            body.push_str(&format!(
+                "\nFAILED ({}): {e}\nThe key is still out of its desired state. Retrying will not help until someone acts: check that the function's role may make this call on the key (key policy and IAM).\n",
+                e.error_type()
+            ));
+        }
+        if let Some(guidance) = &self.guidance {
+            body.push('\n');
+            body.push_str(guidance);
+            if !guidance.ends_with('\n') {
+                body.push('\n');
+            }
+        }
+        Notification::new(&subject, body)
+            .attribute("function", speaker.function)
+            .attribute("severity", self.severity.to_string())
+            .attribute("status", status_name(outcome.status))
+            .attribute("mode", speaker.mode.to_string())
+            .attribute("key_id", self.key.key_id.clone())
+            .attribute("region", self.key.region.clone())
+            .attribute("event_name", text::one_line(self.cause.event_name(), 64))
+            .attribute("environment", speaker.environment.unwrap_or_default())
+    }
+}
+
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Compliant => "compliant",
+        Status::Corrected => "corrected",
+        Status::Reported => "reported",
+        Status::Skipped => "skipped",
+        Status::Blocked => "blocked",
+        Status::Failed => "failed",
+    }
+}
+
+/// The "which key" block of a message body. Every value from AWS is one bounded line.
+pub fn key_block(key: &KeyInfo, alias: Option<&str>) -> String {
     let mut out = format!(
         "Key:         {}\nKey id:      {}\nAlias:       {}\nRegion:      {}\nAccount:     {}\n",
-        key.arn,
-        key.key_id,
-        alias.unwrap_or("(none)"),
-        key.region,
-        key.account
+        text::value(key.arn.as_str()),
+        text::value(&key.key_id),
+        alias.map_or_else(|| "(none)".to_string(), text::value),
+        text::value(&key.region),
+        text::value(&key.account)
     );
     if !key.description.is_empty() {
-        out.push_str(&format!("Description: {}\n", key.description));
+        out.push_str(&format!("Description: {}\n", text::value(&key.description)));
     }
     out
 }
 
 /// The "who changed it" block: identity, source IP, time and event id of the CloudTrail record,
 /// or a note that a scheduled sweep found the change.
-pub fn change_block(
-    detail: Option<&crate::events::CloudTrailDetail>,
-    sweep_time: Option<&str>,
-) -> String {
-    match detail {
-        Some(d) => format!(
+pub fn change_block(cause: Cause<'_>) -> String {
+    match cause {
+        Cause::Event(d) => format!(
             "Changed by:  {}\nSource IP:   {}\nTime:        {}\nEvent:       {} (event id {})\n",
-            d.actor(),
-            d.source_ip_address.as_deref().unwrap_or("unknown"),
-            d.event_time.as_deref().unwrap_or("unknown"),
-            d.event_name,
-            d.event_id()
+            text::value(&d.actor()),
+            text::value(d.source_ip_address.as_deref().unwrap_or("unknown")),
+            text::value(d.event_time.as_deref().unwrap_or("unknown")),
+            text::value(&d.event_name),
+            text::value(d.event_id())
         ),
-        None => format!(
+        Cause::Sweep { time } => format!(
             "Found by:    scheduled sweep at {}\n             (no CloudTrail event was processed for this change: it may have been\n             missed or delivered late; look it up in CloudTrail for who made it)\n",
-            sweep_time.unwrap_or("unknown time")
+            text::value(time.unwrap_or("unknown time"))
         ),
     }
+}
+
+/// Where a notification ended up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "via", rename_all = "snake_case")]
+pub enum Delivery {
+    Sns {
+        message_id: String,
+    },
+    /// SNS refused or was unreachable; the message waits in the fallback queue.
+    FallbackQueue {
+        message_id: String,
+    },
+}
+
+/// Publishes `notification`; when SNS cannot take it, logs it whole and puts it on the
+/// fallback queue, so a finding is never lost. Errs (retryably, when SNS's failure was
+/// transient) only when neither took it; the log line still has it.
+pub async fn deliver(
+    clients: &AwsClients,
+    common: &CommonConfig,
+    notification: &Notification,
+) -> Result<Delivery, GuardrailError> {
+    let sns_error = match notification
+        .publish(clients, &common.notify_topic_arn)
+        .await
+    {
+        Ok(message_id) => return Ok(Delivery::Sns { message_id }),
+        Err(e) => e,
+    };
+    tracing::error!(
+        error_type = sns_error.error_type(),
+        error = %sns_error,
+        subject = %notification.subject,
+        message = %notification.body,
+        attributes = ?notification.attributes,
+        "notification not delivered by SNS"
+    );
+    let Some(queue_url) = &common.fallback_queue_url else {
+        return Err(sns_error);
+    };
+    let region = queue_region(queue_url).unwrap_or(&common.region);
+    let payload = serde_json::json!({
+        "kind": "kms-guardrails undelivered notification",
+        "topic": common.notify_topic_arn.as_str(),
+        "sns_error": sns_error.to_string(),
+        "subject": notification.subject,
+        "message": notification.body,
+        "attributes": notification.attributes,
+    });
+    match clients
+        .sqs(region)
+        .send_message()
+        .queue_url(queue_url)
+        .message_body(payload.to_string())
+        .send()
+        .await
+    {
+        Ok(out) => {
+            tracing::warn!(queue = %queue_url, "notification kept in the fallback queue");
+            Ok(Delivery::FallbackQueue {
+                message_id: out.message_id().unwrap_or_default().to_string(),
+            })
+        }
+        Err(e) => {
+            let e = GuardrailError::aws("SendMessage", queue_url, e);
+            tracing::error!(error = %e, "fallback queue refused the notification too; it is only in this log");
+            Err(sns_error)
+        }
+    }
+}
+
+/// The Region of an SQS queue URL (`https://sqs.eu-west-1.amazonaws.com/...`).
+fn queue_region(url: &str) -> Option<&str> {
+    let host = url.split("://").nth(1)?.split('/').next()?;
+    let mut parts = host.split('.');
+    (parts.next()? == "sqs").then_some(())?;
+    parts.next().filter(|r| crate::config::is_region(r))
 }
 
 #[cfg(test)]
@@ -165,6 +376,15 @@ mod tests {
         for s in [subject_line("Ключ изменён"), subject_line("키 정책 변경")] {
             assert!(s.is_ascii() && !s.contains('\n') && s.len() <= 100, "{s}");
         }
+    }
+
+    #[test]
+    fn the_queue_region_comes_from_the_url() {
+        assert_eq!(
+            queue_region("https://sqs.eu-west-1.amazonaws.com/111122223333/dlq"),
+            Some("eu-west-1")
+        );
+        assert_eq!(queue_region("http://127.0.0.1:5000/111122223333/dlq"), None);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! What a function found and what it did, returned as the invocation result and logged.
 
+use std::fmt;
+
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -9,20 +11,91 @@ pub enum Status {
     Compliant,
     /// Drift found and corrected.
     Corrected,
-    /// Drift found; report mode, nothing written.
+    /// Found; report mode or nothing to write (an announcement), nothing written.
     Reported,
     /// Not acted on, with a reason.
     Skipped,
+    /// A write was refused by a safety check (lockout, KMS rules): nothing written.
+    Blocked,
+    /// A failure retrying cannot fix (access denied, invalid state): reported once.
+    Failed,
 }
 
-/// One way a key departs from its baseline.
+/// How urgently a person should look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    High,
+    Critical,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// The kinds of findings, stable machine names in results and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    PolicyDrift,
+    PolicyUnreadable,
+    RotationDisabled,
+    RotationPeriod,
+    RotationUnknown,
+    PendingDeletion,
+    KeyDisabled,
+    /// The key stopped being managed (tag removed, listed alias deleted or moved).
+    LeftManagement,
+    /// The key became managed (tag added, created with the tag, listed alias pointed at it).
+    Enrolled,
+    /// The function may no longer read a managed key.
+    ShutOut,
+    /// A correction was refused by a safety check before any write.
+    CorrectionBlocked,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::PolicyDrift => "policy_drift",
+            FindingKind::PolicyUnreadable => "policy_unreadable",
+            FindingKind::RotationDisabled => "rotation_disabled",
+            FindingKind::RotationPeriod => "rotation_period",
+            FindingKind::RotationUnknown => "rotation_unknown",
+            FindingKind::PendingDeletion => "pending_deletion",
+            FindingKind::KeyDisabled => "key_disabled",
+            FindingKind::LeftManagement => "left_management",
+            FindingKind::Enrolled => "enrolled",
+            FindingKind::ShutOut => "shut_out",
+            FindingKind::CorrectionBlocked => "correction_blocked",
+        }
+    }
+}
+
+/// One way a key departs from its desired state, or a change people must hear about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// Stable machine name: `policy_drift`, `rotation_disabled`, ...
-    pub kind: &'static str,
+    pub kind: FindingKind,
     pub summary: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+}
+
+impl Finding {
+    pub fn new(kind: FindingKind, summary: impl Into<String>) -> Finding {
+        Finding {
+            kind,
+            summary: summary.into(),
+            diff: None,
+        }
+    }
 }
 
 /// A write made (or, in report mode, that would be made).
@@ -47,11 +120,26 @@ pub struct KeyOutcome {
     pub actions: Vec<Action>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Where the notification went: an SNS message id, or the fallback queue's.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub notification_id: Option<String>,
+    pub notification: Option<crate::notify::Delivery>,
 }
 
 impl KeyOutcome {
+    pub fn new(key: &crate::kms::KeyInfo) -> KeyOutcome {
+        KeyOutcome {
+            key_arn: key.arn.to_string(),
+            key_id: key.key_id.clone(),
+            region: key.region.clone(),
+            alias: None,
+            status: Status::Compliant,
+            findings: Vec::new(),
+            actions: Vec::new(),
+            reason: None,
+            notification: None,
+        }
+    }
+
     pub fn writes(&self) -> usize {
         self.actions.iter().filter(|a| a.done).count()
     }
@@ -64,17 +152,60 @@ pub struct KeyFailure {
     pub error: String,
 }
 
+/// One Region of a sweep: how many keys it listed, or why it could not be swept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegionReport {
+    pub region: String,
+    pub keys_listed: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<KeyFailure>,
+}
+
+/// Keys with findings and failures shown in the response; the rest are in the logs, so the
+/// response stays small whatever the number of keys.
+pub const MAX_REPORTED_KEYS: usize = 20;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SweepReport {
-    pub regions: Vec<String>,
-    pub keys_examined: usize,
+    pub regions: Vec<RegionReport>,
+    pub keys_listed: usize,
     pub managed: usize,
     pub compliant: usize,
     pub corrected: usize,
     pub reported: usize,
-    pub failed: Vec<KeyFailure>,
-    /// Keys that drifted, with their findings.
-    pub drifted: Vec<KeyOutcome>,
+    pub blocked: usize,
+    /// Keys that failed in a way only a person can fix (announced once each).
+    pub failed: usize,
+    /// Keys whose audit hit a transient failure: the next sweep audits them again.
+    pub retry_later: usize,
+    /// Keys not started before the invocation deadline: the next sweep covers them.
+    pub not_started: usize,
+    /// True when the deadline also left pages of keys unlisted.
+    pub listing_cut_short: bool,
+    /// The first keys with findings (at most [`MAX_REPORTED_KEYS`]).
+    pub findings: Vec<KeyOutcome>,
+    pub findings_not_shown: usize,
+    /// The first failures (at most [`MAX_REPORTED_KEYS`]).
+    pub failures: Vec<KeyFailure>,
+    pub failures_not_shown: usize,
+}
+
+impl SweepReport {
+    pub fn add_finding(&mut self, outcome: KeyOutcome) {
+        if self.findings.len() < MAX_REPORTED_KEYS {
+            self.findings.push(outcome);
+        } else {
+            self.findings_not_shown += 1;
+        }
+    }
+
+    pub fn add_failure(&mut self, failure: KeyFailure) {
+        if self.failures.len() < MAX_REPORTED_KEYS {
+            self.failures.push(failure);
+        } else {
+            self.failures_not_shown += 1;
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -87,5 +218,7 @@ pub enum Outcome {
         reason: String,
     },
     Key(KeyOutcome),
+    /// An event about two keys (UpdateAlias moves an alias from one to the other).
+    Keys(Vec<KeyOutcome>),
     Sweep(SweepReport),
 }

@@ -3,7 +3,9 @@
 //! Two policies are equal when they grant the same thing. Statement order, `Sid`, a single
 //! value versus a one-element list, JSON whitespace and key order, the case of action names
 //! and condition keys, and the bare-account-id versus `arn:...:root` spelling of an account
-//! principal are not differences. Everything else in a statement is.
+//! principal are not differences. Everything else in a statement is. Condition values and
+//! operators are compared as written: values are case-sensitive for most operators, and a
+//! false difference only costs a needless rewrite.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -38,8 +40,12 @@ impl fmt::Display for Effect {
 
 /// Principal type (`AWS`, `Service`, `Federated`, `CanonicalUser`) to a set of values.
 pub type PrincipalMap = BTreeMap<String, BTreeSet<String>>;
-/// Condition operator to condition key (lower case) to a set of values.
-pub type ConditionMap = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+/// The values of one condition entry: the entry matches when any of them does.
+pub type ConditionValues = BTreeSet<String>;
+/// Condition operator (as written) to condition key (lower case) to its entries. Keys are
+/// case-insensitive in IAM, so `kms:ViaService` and `KMS:viaservice` under one operator are
+/// two entries of one key, and every entry must match: neither may hide the other.
+pub type ConditionMap = BTreeMap<String, BTreeMap<String, BTreeSet<ConditionValues>>>;
 
 /// Everything a statement grants or denies, in canonical form. `Sid` is deliberately absent:
 /// renaming a statement changes nothing it does.
@@ -270,18 +276,20 @@ fn condition_map(value: &Value) -> Result<ConditionMap, PolicyError> {
     let ops: &Map<String, Value> = value
         .as_object()
         .ok_or_else(|| invalid("Condition must be an object"))?;
-    ops.iter()
-        .map(|(op, keys)| {
-            let keys = keys.as_object().ok_or_else(|| {
-                invalid(format!("Condition operator {op} must map keys to values"))
-            })?;
-            let keys = keys
-                .iter()
-                .map(|(k, v)| Ok((k.to_ascii_lowercase(), string_set(v, "Condition", false)?)))
-                .collect::<Result<BTreeMap<_, _>, PolicyError>>()?;
-            Ok((op.clone(), keys))
-        })
-        .collect()
+    let mut conditions = ConditionMap::new();
+    for (op, keys) in ops {
+        let keys = keys
+            .as_object()
+            .ok_or_else(|| invalid(format!("Condition operator {op} must map keys to values")))?;
+        let entries_by_key = conditions.entry(op.clone()).or_default();
+        for (key, values) in keys {
+            entries_by_key
+                .entry(key.to_ascii_lowercase())
+                .or_default()
+                .insert(string_set(values, "Condition", false)?);
+        }
+    }
+    Ok(conditions)
 }
 
 /// One element of a statement that differs between baseline and actual.
@@ -289,6 +297,8 @@ fn condition_map(value: &Value) -> Result<ConditionMap, PolicyError> {
 pub struct FieldChange {
     /// `Effect`, `Principal.AWS`, `Action`, `Condition.StringEquals.kms:viaservice`, ...
     pub field: String,
+    /// Values as written. For a condition key written more than once (in different case) on
+    /// either side, each value is a whole entry, `[a, b]`: all entries must match.
     pub added: Vec<String>,
     pub removed: Vec<String>,
 }
@@ -425,30 +435,55 @@ fn optional_set_change(
     )
 }
 
-fn map_changes<V>(
+fn map_changes(
     prefix: &str,
-    before: &BTreeMap<String, BTreeSet<V>>,
-    after: &BTreeMap<String, BTreeSet<V>>,
+    before: &BTreeMap<String, BTreeSet<String>>,
+    after: &BTreeMap<String, BTreeSet<String>>,
     out: &mut Vec<FieldChange>,
-) where
-    V: Ord + ToString,
-{
+) {
     let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     let empty = BTreeSet::new();
     for key in keys {
-        let b: BTreeSet<String> = before
-            .get(key)
-            .unwrap_or(&empty)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        let a: BTreeSet<String> = after
-            .get(key)
-            .unwrap_or(&empty)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        out.extend(set_change(&format!("{prefix}.{key}"), &b, &a));
+        out.extend(set_change(
+            &format!("{prefix}.{key}"),
+            before.get(key).unwrap_or(&empty),
+            after.get(key).unwrap_or(&empty),
+        ));
+    }
+}
+
+/// `[a, b]`: one condition entry, shown whole when a key has several.
+fn entry_text(values: &ConditionValues) -> String {
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    format!("[{}]", values.join(", "))
+}
+
+fn condition_changes(
+    op: &str,
+    before: &BTreeMap<String, BTreeSet<ConditionValues>>,
+    after: &BTreeMap<String, BTreeSet<ConditionValues>>,
+    out: &mut Vec<FieldChange>,
+) {
+    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let no_entries = BTreeSet::new();
+    for key in keys {
+        let field = format!("Condition.{op}.{key}");
+        let b = before.get(key).unwrap_or(&no_entries);
+        let a = after.get(key).unwrap_or(&no_entries);
+        let (b, a): (BTreeSet<String>, BTreeSet<String>) = if b.len() <= 1 && a.len() <= 1 {
+            // One entry per side: value by value reads best.
+            (
+                b.iter().flatten().cloned().collect(),
+                a.iter().flatten().cloned().collect(),
+            )
+        } else {
+            // Entries are ANDed, so a value moved between entries is a change of entries.
+            (
+                b.iter().map(entry_text).collect(),
+                a.iter().map(entry_text).collect(),
+            )
+        };
+        out.extend(set_change(&field, &b, &a));
     }
 }
 
@@ -501,8 +536,8 @@ fn field_changes(baseline: &StatementBody, actual: &StatementBody) -> Vec<FieldC
         .collect();
     let no_keys = BTreeMap::new();
     for op in ops {
-        map_changes(
-            &format!("Condition.{op}"),
+        condition_changes(
+            op,
             baseline.condition.get(op).unwrap_or(&no_keys),
             actual.condition.get(op).unwrap_or(&no_keys),
             &mut out,
@@ -684,6 +719,58 @@ mod tests {
         assert_eq!(
             diff.changed[0].changes[0].removed,
             vec!["arn:aws:logs:eu-west-1:111122223333:*"]
+        );
+    }
+
+    #[test]
+    fn condition_keys_differing_only_in_case_are_both_kept_and_both_apply() {
+        let with_condition = |condition: &str| {
+            Policy::parse(&format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"ViaKms","Effect":"Allow",
+                  "Principal":{{"AWS":"arn:aws:iam::111122223333:role/app"}},"Action":"kms:Decrypt",
+                  "Resource":"*","Condition":{{"StringEquals":{condition}}}}}]}}"#
+            ))
+            .unwrap()
+        };
+        let both = with_condition(r#"{"kms:ViaService":"a","KMS:viaservice":"b"}"#);
+        let only_a = with_condition(r#"{"kms:ViaService":"a"}"#);
+        let only_b = with_condition(r#"{"KMS:viaservice":"b"}"#);
+
+        assert!(!both.semantically_equal(&only_a));
+        assert!(!both.semantically_equal(&only_b));
+        assert!(!only_a.semantically_equal(&only_b));
+        assert!(
+            both.semantically_equal(&with_condition(
+                r#"{"kms:viaservice":"b","KMS:VIASERVICE":["a"]}"#
+            )),
+            "key case and list spelling are still not differences"
+        );
+        assert!(
+            !both.semantically_equal(&with_condition(r#"{"kms:ViaService":["a","b"]}"#)),
+            "two entries (a AND b) are not one entry (a OR b)"
+        );
+
+        let diff = both.diff_against(&only_a);
+        assert_eq!(
+            diff.changed,
+            vec![StatementChange {
+                sid: "ViaKms".into(),
+                changes: vec![FieldChange {
+                    field: "Condition.StringEquals.kms:viaservice".into(),
+                    added: vec!["[b]".into()],
+                    removed: vec![],
+                }],
+            }]
+        );
+        let text = diff.to_string();
+        assert!(
+            text.contains("+ Condition.StringEquals.kms:viaservice: [b]"),
+            "{text}"
+        );
+        let reverse = only_b.diff_against(&both).to_string();
+        assert!(
+            reverse.contains("- Condition.StringEquals.kms:viaservice: [a]"),
+            "{reverse}"
         );
     }
 

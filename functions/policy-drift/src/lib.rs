@@ -1,6 +1,8 @@
 //! policy-drift: the handler as a library, so tests and the local demo drive the same code the
 //! Lambda binary runs.
 
+pub mod config;
 pub mod handler;
 
-pub use handler::{function_handler, Deps};
+pub use config::Config;
+pub use handler::{function_handler, Deps, GATE};

@@ -1,0 +1,199 @@
+//! The per-key end of every function: announce what was found or done, once, and tell
+//! failures a retry can fix from those only a person can.
+
+use std::collections::HashMap;
+
+use tokio::sync::OnceCell;
+
+use crate::aws::AwsClients;
+use crate::config::CommonConfig;
+use crate::error::GuardrailError;
+use crate::kms::{self, KeyInfo};
+use crate::notify::{deliver, Cause, KeyMessage, Speaker};
+use crate::outcome::{Finding, FindingKind, KeyOutcome, Severity, Status};
+
+/// The context every function's per-key work runs in.
+#[derive(Clone, Copy)]
+pub struct Guard<'a> {
+    pub function: &'static str,
+    pub clients: &'a AwsClients,
+    pub common: &'a CommonConfig,
+}
+
+/// What a function's audit of one key produced; the function's decisions are all here.
+#[derive(Debug)]
+pub struct Audit {
+    pub outcome: KeyOutcome,
+    /// The call that stopped the audit or a correction, if any.
+    pub failure: Option<GuardrailError>,
+    /// The subject before the key's name, e.g. "KMS key policy drift corrected".
+    pub headline: String,
+    pub severity: Severity,
+    pub guidance: Option<String>,
+}
+
+/// The aliases of a Region's keys, listed once and only when a message needs them.
+pub struct RegionAliases {
+    region: String,
+    by_key: OnceCell<HashMap<String, Vec<String>>>,
+}
+
+impl RegionAliases {
+    pub fn new(region: &str) -> RegionAliases {
+        RegionAliases {
+            region: region.to_string(),
+            by_key: OnceCell::new(),
+        }
+    }
+
+    async fn first(&self, clients: &AwsClients, key_id: &str) -> Option<String> {
+        let client = clients.kms(&self.region);
+        let map = self
+            .by_key
+            .get_or_try_init(|| async move { kms::aliases_by_key(&client).await })
+            .await;
+        match map {
+            Ok(map) => map.get(key_id).and_then(|names| names.first().cloned()),
+            Err(e) => {
+                tracing::warn!(error = %e, "aliases unavailable for the notification");
+                None
+            }
+        }
+    }
+}
+
+/// How a message finds the key's alias: one ListAliases for the key (events), or the
+/// Region's listing shared by the whole sweep.
+#[derive(Clone, Copy)]
+pub enum Aliases<'a> {
+    PerKey,
+    Region(&'a RegionAliases),
+}
+
+impl Guard<'_> {
+    pub fn speaker(&self) -> Speaker<'_> {
+        Speaker::new(self.function, self.common)
+    }
+
+    async fn alias(&self, key: &KeyInfo, aliases: Aliases<'_>) -> Option<String> {
+        match aliases {
+            Aliases::Region(book) => book.first(self.clients, &key.key_id).await,
+            Aliases::PerKey => {
+                match kms::aliases(&self.clients.kms(&key.region), &key.key_id).await {
+                    Ok(names) => names.into_iter().find(|n| !n.starts_with("alias/aws/")),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "aliases unavailable for the notification");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Announces `audit` and returns its outcome. A transient failure ends in `Err` so Lambda
+    /// retries (writes already made are announced first, so nothing is lost); a permanent one
+    /// becomes a `Failed` outcome with one critical message. Nothing found, nothing sent.
+    pub async fn finish(
+        &self,
+        key: &KeyInfo,
+        cause: Cause<'_>,
+        aliases: Aliases<'_>,
+        mut audit: Audit,
+    ) -> Result<KeyOutcome, GuardrailError> {
+        let retryable = audit.failure.as_ref().is_some_and(|e| e.is_retryable());
+        let nothing_written = audit.outcome.writes() == 0;
+        if let Some(e) = audit
+            .failure
+            .take_if(|e| e.is_retryable() && nothing_written)
+        {
+            tracing::warn!(key = %key.arn, error_type = e.error_type(), error = %e, "transient failure: the invocation fails so it is retried");
+            return Err(e);
+        }
+        let permanent = audit
+            .failure
+            .as_ref()
+            .filter(|e| !e.is_retryable())
+            .map(|e| (is_shut_out(e), e.operation()));
+        if let Some((shut_out, operation)) = permanent {
+            audit.outcome.status = Status::Failed;
+            audit.severity = Severity::Critical;
+            if shut_out {
+                shut_out_finding(&mut audit, operation);
+            }
+        }
+        if audit.outcome.findings.is_empty() && audit.failure.is_none() {
+            tracing::info!(key = %key.arn, status = ?audit.outcome.status, "nothing to announce");
+            return Ok(audit.outcome);
+        }
+
+        audit.outcome.alias = self.alias(key, aliases).await;
+        let notification = KeyMessage {
+            key,
+            cause,
+            outcome: &audit.outcome,
+            failure: audit.failure.as_ref(),
+            headline: &audit.headline,
+            severity: audit.severity,
+            guidance: audit.guidance.clone(),
+        }
+        .render(&self.speaker());
+        // Logged before publishing: if SNS fails, a retry may find nothing left to announce,
+        // so the log is the record of what was done.
+        tracing::info!(
+            key = %key.arn,
+            status = ?audit.outcome.status,
+            findings = ?audit.outcome.findings.iter().map(|f| f.kind.as_str()).collect::<Vec<_>>(),
+            actions = ?audit.outcome.actions.iter().map(|a| a.operation).collect::<Vec<_>>(),
+            writes = audit.outcome.writes(),
+            "key handled"
+        );
+        audit.outcome.notification = Some(deliver(self.clients, self.common, &notification).await?);
+        match audit.failure {
+            Some(e) if retryable => Err(e),
+            Some(e) => {
+                audit.outcome.reason = Some(format!("{} ({})", e, e.error_type()));
+                Ok(audit.outcome)
+            }
+            None => Ok(audit.outcome),
+        }
+    }
+
+    /// The message for a managed key this function can no longer read at all.
+    pub async fn shut_out(
+        &self,
+        key: &KeyInfo,
+        cause: Cause<'_>,
+        error: GuardrailError,
+    ) -> Result<KeyOutcome, GuardrailError> {
+        let audit = Audit {
+            outcome: KeyOutcome::new(key),
+            failure: Some(error),
+            headline: "Guardrail shut out of KMS key".into(),
+            severity: Severity::Critical,
+            guidance: None,
+        };
+        self.finish(key, cause, Aliases::PerKey, audit).await
+    }
+}
+
+/// AccessDenied on the reads every audit starts with: someone took the function's access.
+fn is_shut_out(e: &GuardrailError) -> bool {
+    e.is_access_denied() && matches!(e.operation(), Some("DescribeKey" | "GetKeyPolicy"))
+}
+
+fn shut_out_finding(audit: &mut Audit, operation: Option<&'static str>) {
+    audit.headline = "Guardrail shut out of KMS key".into();
+    audit.outcome.findings.insert(
+        0,
+        Finding::new(
+            FindingKind::ShutOut,
+            format!(
+                "the guardrail may no longer read this managed key ({} was denied): the key policy or an SCP was changed to exclude it, which is how a takeover would begin",
+                operation.unwrap_or("a read")
+            ),
+        ),
+    );
+    audit.guidance = Some(
+        "Find who changed the key policy in CloudTrail (PutKeyPolicy on this key), then restore the function role's access (stack output PolicyDriftRoleArn) or the account root in the key policy. Until then this key is not guarded.".into(),
+    );
+}

@@ -1,0 +1,55 @@
+//! The only door to PutKeyPolicy: a document becomes a [`SafePolicy`] after it passed KMS's own
+//! rules (which the local emulator does not enforce) and a lockout evaluation for every
+//! principal that must keep administering the key. No code path can write anything else.
+
+use crate::evaluate::lockout_problems;
+use crate::kms_rules::check_kms_rules;
+use crate::policy::Policy;
+
+/// What must still hold after a write: the function's own role keeps what KMS's lockout
+/// check and the next correction need, and each administrator keeps the policy in hand.
+pub const SELF_ACTIONS: &[&str] = &["kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:DescribeKey"];
+pub const ADMIN_ACTIONS: &[&str] = &["kms:PutKeyPolicy", "kms:GetKeyPolicy"];
+
+#[derive(Debug, Clone, Copy)]
+pub struct Keeper<'a> {
+    pub principal: &'a str,
+    pub actions: &'a [&'a str],
+}
+
+#[derive(Debug, Clone)]
+pub struct SafePolicy {
+    document: String,
+    policy: Policy,
+}
+
+impl SafePolicy {
+    /// Checks `document` against KMS's rules and evaluates it for every keeper. The keepers'
+    /// IAM policies may grant what an account principal in the key policy delegates to IAM
+    /// (the template grants the function's role its KMS actions).
+    pub fn check(document: &str, keepers: &[Keeper<'_>]) -> Result<SafePolicy, Vec<String>> {
+        let policy = check_kms_rules(document)
+            .map_err(|violations| vec![format!("KMS would reject it: {violations}")])?;
+        let requirements: Vec<(&str, &str)> = keepers
+            .iter()
+            .flat_map(|k| k.actions.iter().map(move |a| (k.principal, *a)))
+            .collect();
+        let problems = lockout_problems(&policy, &requirements, true);
+        if problems.is_empty() {
+            Ok(SafePolicy {
+                document: document.to_string(),
+                policy,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn document(&self) -> &str {
+        &self.document
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}

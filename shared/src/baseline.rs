@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::policy::{action_matches, Effect, Policy};
+use crate::policy::Policy;
 
 /// Inputs with the meaning of the Terraform module variables of the same name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -223,48 +223,6 @@ pub fn render(
     Ok(Baseline { document, policy })
 }
 
-/// Refuses a baseline that, once written, would leave no principal able to change the policy:
-/// it must allow some named principal `kms:PutKeyPolicy` without conditions, and no statement
-/// may deny it to everyone.
-pub fn lockout_problem(policy: &Policy) -> Option<String> {
-    let covers = |body: &crate::policy::StatementBody| match (&body.action, &body.not_action) {
-        (Some(actions), _) => actions
-            .iter()
-            .any(|a| action_matches(a, "kms:PutKeyPolicy")),
-        (None, Some(not_actions)) => !not_actions
-            .iter()
-            .any(|a| action_matches(a, "kms:PutKeyPolicy")),
-        (None, None) => false,
-    };
-    let named_admin = policy.statements.iter().any(|s| {
-        s.body.effect == Effect::Allow
-            && s.body.condition.is_empty()
-            && covers(&s.body)
-            && s.body
-                .principal
-                .as_ref()
-                .and_then(|p| p.get("AWS"))
-                .is_some_and(|aws| aws.iter().any(|v| v != "*"))
-    });
-    let denied_to_all = policy.statements.iter().any(|s| {
-        s.body.effect == Effect::Deny
-            && s.body.condition.is_empty()
-            && covers(&s.body)
-            && s.body
-                .principal
-                .as_ref()
-                .and_then(|p| p.get("AWS"))
-                .is_some_and(|aws| aws.contains("*"))
-    });
-    if !named_admin {
-        Some("the baseline policy allows no principal kms:PutKeyPolicy without conditions, so writing it would lock keys out: keep ROOT_ACCESS=true or set KMS_ADMIN_ROLE_ARNS (or add such a statement to BASELINE_POLICY)".into())
-    } else if denied_to_all {
-        Some("the baseline policy denies kms:PutKeyPolicy to every principal, so writing it would lock keys out".into())
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,7 +273,7 @@ mod tests {
             ]
         );
         assert!(b.document.contains("arn:aws:logs:eu-west-1:111122223333:*"));
-        assert!(lockout_problem(&b.policy).is_none());
+        assert!(crate::evaluate::lockout_problems(&b.policy, &[("arn:aws:iam::111122223333:role/kms-admin", "kms:PutKeyPolicy")], true).is_empty());
     }
 
     #[test]
@@ -332,7 +290,7 @@ mod tests {
         )
         .unwrap();
         assert!(!b.document.contains(":root\""));
-        assert!(lockout_problem(&b.policy).is_none());
+        assert!(crate::evaluate::lockout_problems(&b.policy, &[("arn:aws:iam::111122223333:role/kms-admin", "kms:PutKeyPolicy")], true).is_empty());
     }
 
     #[test]
@@ -348,15 +306,4 @@ mod tests {
         assert!(b.document.contains("arn:aws:iam::111122223333:root"));
     }
 
-    #[test]
-    fn lockout_is_detected() {
-        let only_users = Policy::parse(r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:role/app"},"Action":"kms:Decrypt","Resource":"*"}]}"#).unwrap();
-        assert!(lockout_problem(&only_users).is_some());
-        let conditional = Policy::parse(r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:role/a"},"Action":"kms:*","Resource":"*","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}}]}"#).unwrap();
-        assert!(lockout_problem(&conditional).is_some());
-        let denied = Policy::parse(r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:role/a"},"Action":"kms:*","Resource":"*"},{"Effect":"Deny","Principal":"*","Action":"kms:Put*","Resource":"*"}]}"#).unwrap();
-        assert!(lockout_problem(&denied).unwrap().contains("denies"));
-        let not_action = Policy::parse(r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:role/a"},"NotAction":"kms:Decrypt","Resource":"*"}]}"#).unwrap();
-        assert!(lockout_problem(&not_action).is_none());
-    }
 }

@@ -12,7 +12,7 @@ use crate::kms::KeyInfo;
 use crate::outcome::{Finding, FindingKind, KeyOutcome, Severity, Status};
 use crate::pipeline::Audit;
 
-pub fn request_key(detail: &CloudTrailDetail, region: &str) -> Result<KeyLocator, GuardrailError> {
+fn request_key(detail: &CloudTrailDetail, region: &str) -> Result<KeyLocator, GuardrailError> {
     let target = detail
         .request_parameters
         .as_ref()
@@ -27,7 +27,7 @@ pub fn request_key(detail: &CloudTrailDetail, region: &str) -> Result<KeyLocator
 }
 
 /// The key an alias named before UpdateAlias moved it: the other key in the record's resources.
-pub fn previous_alias_target(
+fn previous_alias_target(
     detail: &CloudTrailDetail,
     target: &KeyLocator,
     region: &str,
@@ -141,4 +141,20 @@ pub fn left_audit(function: &str, key: &KeyInfo, reason: &str, how: &str) -> Aud
         severity: Severity::High,
         guidance: Some(format!("Nothing was changed. If this was not a planned retirement, put the key back under management (the tag or the alias), for example:\n  aws kms tag-resource --region {} --key-id {} --tags TagKey=<managed tag>,TagValue=<value>", key.region, key.key_id)),
     }
+}
+
+/// The keys an event is about: the one it names, and for UpdateAlias both the key the alias
+/// left and the key it now names.
+pub fn event_keys(
+    detail: &CloudTrailDetail,
+    default_region: &str,
+) -> Result<Vec<KeyLocator>, GuardrailError> {
+    if detail.event_name != "UpdateAlias" {
+        return Ok(vec![detail.key_locator(default_region)?]);
+    }
+    let target = request_key(detail, default_region)?;
+    Ok(previous_alias_target(detail, &target, default_region)
+        .into_iter()
+        .chain([target])
+        .collect())
 }

@@ -2,15 +2,24 @@
 //! failures a retry can fix from those only a person can.
 
 use std::collections::HashMap;
+use std::future::Future;
 
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
 use tokio::sync::OnceCell;
+use tracing::{info_span, Instrument};
 
 use crate::aws::AwsClients;
 use crate::config::CommonConfig;
 use crate::error::GuardrailError;
+use crate::events::{parse_trigger, CloudTrailDetail, KeyLocator, Trigger};
+use crate::gate::EventGate;
 use crate::kms::{self, KeyInfo};
+use crate::membership;
 use crate::notify::{deliver, Cause, KeyMessage, Speaker};
-use crate::outcome::{Finding, FindingKind, KeyOutcome, Severity, Status};
+use crate::outcome::{Finding, FindingKind, KeyOutcome, Outcome, Severity, Status};
+use crate::resolve::{resolve, Resolution};
+use crate::sweep::{self, Deadline};
 
 /// The context every function's per-key work runs in.
 #[derive(Clone, Copy)]
@@ -196,4 +205,136 @@ fn shut_out_finding(audit: &mut Audit, operation: Option<&'static str>) {
     audit.guidance = Some(
         "Find who changed the key policy in CloudTrail (PutKeyPolicy on this key), then restore the function role's access (stack output PolicyDriftRoleArn) or the account root in the key policy. Until then this key is not guarded.".into(),
     );
+}
+
+impl Guard<'_> {
+    /// The whole invocation for a function that audits keys: CloudTrail events through the
+    /// gate and the resolution chain (announcing keys entering or leaving management and keys
+    /// that shut the guardrail out), scheduled sweeps through the sweep runner. `audit` is the
+    /// function's decisions for one managed key; `extra` holds findings the event itself made
+    /// (an enrolment).
+    pub async fn handle<F, Fut>(
+        &self,
+        event: LambdaEvent<Value>,
+        gate: &EventGate,
+        audit: F,
+    ) -> Result<Outcome, GuardrailError>
+    where
+        F: Fn(KeyInfo, Vec<Finding>) -> Fut + Copy,
+        Fut: Future<Output = Audit>,
+    {
+        let outcome = match parse_trigger(&event.payload) {
+            Ok(Trigger::CloudTrail(ev)) => {
+                let d = &ev.detail;
+                let span = info_span!("event", event_id = d.event_id(), event_name = %d.event_name);
+                self.on_event(gate, d, audit).instrument(span).await
+            }
+            Ok(Trigger::Scheduled { id, time }) => {
+                let span = info_span!("sweep", event_id = id.as_deref().unwrap_or("unknown"));
+                let deadline = Deadline::from_context_millis(event.context.deadline);
+                let seed = id.as_deref().unwrap_or("sweep");
+                let time = time.as_deref();
+                let report = sweep::run(
+                    self.clients,
+                    self.common,
+                    deadline,
+                    seed,
+                    |swept| async move {
+                        let span = info_span!("key", key = %swept.key.arn);
+                        let result = audit(swept.key.clone(), Vec::new())
+                            .instrument(span.clone())
+                            .await;
+                        let aliases = Aliases::Region(&swept.aliases);
+                        self.finish(&swept.key, Cause::Sweep { time }, aliases, result)
+                            .instrument(span)
+                            .await
+                    },
+                )
+                .instrument(span)
+                .await;
+                Ok(Outcome::Sweep(report))
+            }
+            Ok(other) => Err(GuardrailError::InvalidEvent(format!(
+                "{} does not handle a {}",
+                self.function,
+                other.describe()
+            ))),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &outcome {
+            tracing::error!(error_type = e.error_type(), error = %e, "invocation failed");
+        }
+        outcome
+    }
+
+    async fn on_event<F, Fut>(
+        &self,
+        gate: &EventGate,
+        detail: &CloudTrailDetail,
+        audit: F,
+    ) -> Result<Outcome, GuardrailError>
+    where
+        F: Fn(KeyInfo, Vec<Finding>) -> Fut + Copy,
+        Fut: Future<Output = Audit>,
+    {
+        let skipped = |reason: String| {
+            tracing::info!(reason = %reason, "event skipped");
+            Ok(Outcome::Skipped {
+                event_id: detail.event_id().to_string(),
+                event_name: detail.event_name.clone(),
+                reason,
+            })
+        };
+        if let Err(reason) = gate.admit(detail, &self.common.self_role_arn) {
+            return skipped(reason);
+        }
+        let (mut outcomes, mut reasons) = (Vec::new(), Vec::new());
+        for locator in membership::event_keys(detail, &self.common.region)? {
+            match self.on_key(detail, &locator, audit).await? {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(reason) => reasons.push(reason),
+            }
+        }
+        Ok(match outcomes.len() {
+            0 => return skipped(reasons.join("; ")),
+            1 => Outcome::Key(outcomes.remove(0)),
+            _ => Outcome::Keys(outcomes),
+        })
+    }
+
+    /// Acts on one key an event names; `Ok(Err(reason))` when it is not ours.
+    async fn on_key<F, Fut>(
+        &self,
+        detail: &CloudTrailDetail,
+        locator: &KeyLocator,
+        audit: F,
+    ) -> Result<Result<KeyOutcome, String>, GuardrailError>
+    where
+        F: Fn(KeyInfo, Vec<Finding>) -> Fut,
+        Fut: Future<Output = Audit>,
+    {
+        let (common, cause) = (self.common, Cause::Event(detail));
+        let (key, result) = match resolve(self.clients, common, locator).await? {
+            Resolution::Managed(key) => {
+                let extra = membership::enrolment(self.function, detail, &common.managed, &key);
+                let result = audit(key.clone(), extra.into_iter().collect()).await;
+                (key, result)
+            }
+            Resolution::Unmanaged { key, reason } => {
+                let Some(how) = membership::left_management(detail, &common.managed) else {
+                    return Ok(Err(reason));
+                };
+                let result = membership::left_audit(self.function, &key, &reason, &how);
+                (key, result)
+            }
+            Resolution::NotOurs(reason) => return Ok(Err(reason)),
+            Resolution::ShutOut { key, error } => {
+                let key = KeyInfo::unreadable(&key, &locator.region, &common.account_id);
+                return self.shut_out(&key, cause, error).await.map(Ok);
+            }
+        };
+        self.finish(&key, cause, Aliases::PerKey, result)
+            .await
+            .map(Ok)
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod handler;
+pub mod plan;
 
 pub use config::Config;
 pub use handler::{function_handler, Deps, GATE};

@@ -1,0 +1,156 @@
+//! policy-drift's decisions as pure functions of data: the key's state, its policy text and
+//! rotation against the baseline give findings and the corrections that fix them.
+
+use aws_sdk_kms::types::KeyState;
+use shared::config::Mode;
+use shared::kms::{KeyInfo, RotationStatus};
+use shared::outcome::{Finding, FindingKind, KeyOutcome};
+use shared::policy::Policy;
+
+use crate::config::RotationBaseline;
+
+/// A write that brings the key back to its baseline, in the order they must run: a key pending
+/// deletion or disabled refuses PutKeyPolicy and EnableKeyRotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Correction {
+    CancelKeyDeletion,
+    EnableKey,
+    PutKeyPolicy,
+    EnableKeyRotation,
+}
+
+impl Correction {
+    pub fn operation(self) -> &'static str {
+        match self {
+            Correction::CancelKeyDeletion => "CancelKeyDeletion",
+            Correction::EnableKey => "EnableKey",
+            Correction::PutKeyPolicy => "PutKeyPolicy",
+            Correction::EnableKeyRotation => "EnableKeyRotation",
+        }
+    }
+
+    pub fn detail(self, rotation: RotationBaseline, done: bool) -> String {
+        let what = match self {
+            Correction::CancelKeyDeletion => "cancel the scheduled deletion".to_string(),
+            Correction::EnableKey => "enable the key".to_string(),
+            Correction::PutKeyPolicy => "restore the baseline key policy".to_string(),
+            Correction::EnableKeyRotation => format!(
+                "enable automatic rotation every {} days",
+                rotation.period_days
+            ),
+        };
+        if done {
+            format!("done: {what}")
+        } else {
+            format!("would {what}")
+        }
+    }
+}
+
+/// What the key's state, policy text and rotation say, against the baseline: pure.
+pub fn plan(
+    key: &KeyInfo,
+    policy_text: &str,
+    baseline: &Policy,
+    rotation: Option<RotationStatus>,
+    wanted: RotationBaseline,
+) -> (Vec<Finding>, Vec<Correction>) {
+    let (mut findings, mut corrections) = (Vec::new(), Vec::new());
+    match key.state {
+        KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => {
+            let when = key
+                .deletion_date
+                .as_deref()
+                .map(|d| format!(" on {d}"))
+                .unwrap_or_default();
+            findings.push(Finding::new(
+                FindingKind::PendingDeletion,
+                format!("the key is scheduled for deletion{when}"),
+            ));
+            // CancelKeyDeletion leaves the key Disabled.
+            corrections.extend([Correction::CancelKeyDeletion, Correction::EnableKey]);
+        }
+        KeyState::Disabled => {
+            findings.push(Finding::new(
+                FindingKind::KeyDisabled,
+                "the key is disabled",
+            ));
+            corrections.push(Correction::EnableKey);
+        }
+        _ => {}
+    }
+    match Policy::parse(policy_text) {
+        Ok(actual) => {
+            let diff = actual.diff_against(baseline);
+            if !diff.is_empty() {
+                let version = if diff.version.is_some() {
+                    ", different Version"
+                } else {
+                    ""
+                };
+                let summary = format!("the key policy differs from the baseline: {} missing, {} extra, {} changed statement(s){version}", diff.missing.len(), diff.extra.len(), diff.changed.len());
+                findings.push(Finding {
+                    kind: FindingKind::PolicyDrift,
+                    summary,
+                    diff: Some(diff.to_string()),
+                });
+                corrections.push(Correction::PutKeyPolicy);
+            }
+        }
+        Err(e) => {
+            findings.push(Finding::new(
+                FindingKind::PolicyUnreadable,
+                format!("the key policy is not a policy the baseline can be compared with ({e})"),
+            ));
+            corrections.push(Correction::PutKeyPolicy);
+        }
+    }
+    if let Some(finding) = rotation.and_then(|r| rotation_finding(r, wanted)) {
+        findings.push(finding);
+        corrections.push(Correction::EnableKeyRotation);
+    }
+    corrections.sort();
+    (findings, corrections)
+}
+
+pub fn rotation_finding(status: RotationStatus, wanted: RotationBaseline) -> Option<Finding> {
+    if !status.enabled {
+        return Some(Finding::new(
+            FindingKind::RotationDisabled,
+            format!(
+                "automatic rotation is disabled (baseline: every {} days)",
+                wanted.period_days
+            ),
+        ));
+    }
+    let period = status.period_days.filter(|p| *p != wanted.period_days)?;
+    Some(Finding::new(
+        FindingKind::RotationPeriod,
+        format!(
+            "rotation period is {period} days (baseline: {} days)",
+            wanted.period_days
+        ),
+    ))
+}
+
+/// The subject of the message about one key.
+pub fn headline(outcome: &KeyOutcome, mode: Mode, failed: bool) -> String {
+    let kinds: Vec<FindingKind> = outcome.findings.iter().map(|f| f.kind).collect();
+    if kinds.iter().all(|k| *k == FindingKind::Enrolled) {
+        return "KMS key enrolled in guardrails".into();
+    }
+    let policy = kinds
+        .iter()
+        .any(|k| matches!(k, FindingKind::PolicyDrift | FindingKind::PolicyUnreadable));
+    let what = if policy {
+        "KMS key policy drift"
+    } else {
+        "KMS key drift"
+    };
+    let verb = match (mode, failed) {
+        (_, true) => "NOT corrected",
+        (Mode::Enforce, false) => "corrected",
+        (Mode::Report, false) => "found",
+    };
+    format!("{what} {verb}")
+}

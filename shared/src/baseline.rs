@@ -273,7 +273,15 @@ mod tests {
             ]
         );
         assert!(b.document.contains("arn:aws:logs:eu-west-1:111122223333:*"));
-        assert!(crate::evaluate::lockout_problems(&b.policy, &[("arn:aws:iam::111122223333:role/kms-admin", "kms:PutKeyPolicy")], true).is_empty());
+        assert!(crate::evaluate::lockout_problems(
+            &b.policy,
+            &[(
+                "arn:aws:iam::111122223333:role/kms-admin",
+                "kms:PutKeyPolicy"
+            )],
+            true
+        )
+        .is_empty());
     }
 
     #[test]
@@ -290,7 +298,15 @@ mod tests {
         )
         .unwrap();
         assert!(!b.document.contains(":root\""));
-        assert!(crate::evaluate::lockout_problems(&b.policy, &[("arn:aws:iam::111122223333:role/kms-admin", "kms:PutKeyPolicy")], true).is_empty());
+        assert!(crate::evaluate::lockout_problems(
+            &b.policy,
+            &[(
+                "arn:aws:iam::111122223333:role/kms-admin",
+                "kms:PutKeyPolicy"
+            )],
+            true
+        )
+        .is_empty());
     }
 
     #[test]
@@ -305,5 +321,4 @@ mod tests {
         .unwrap();
         assert!(b.document.contains("arn:aws:iam::111122223333:root"));
     }
-
 }

@@ -96,50 +96,70 @@ pub fn enrolment(
     ))
 }
 
-/// How this call took a key out of management, if it did.
-pub fn left_management(detail: &CloudTrailDetail, selector: &ManagedSelector) -> Option<String> {
-    let region = detail.aws_region.as_deref().unwrap_or_default();
-    match detail.event_name.as_str() {
-        "UntagResource" => {
-            let ManagedSelector::Tag { key, .. } = selector else {
-                return None;
-            };
+/// How a call took a key out of management, and the command that puts it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    pub how: String,
+    pub undo: String,
+}
+
+/// How this call took `key` out of management, if it did.
+pub fn left_management(
+    detail: &CloudTrailDetail,
+    selector: &ManagedSelector,
+    key: &KeyInfo,
+) -> Option<Departure> {
+    let (region, id) = (&key.region, &key.key_id);
+    match (detail.event_name.as_str(), selector) {
+        ("UntagResource", ManagedSelector::Tag { key: tag, value }) => {
             let keys = request_value(detail, "tagKeys").and_then(Value::as_array)?;
-            keys.iter()
-                .any(|k| k.as_str() == Some(key))
-                .then(|| format!("the managed tag {key} was removed"))
+            keys.iter().any(|k| k.as_str() == Some(tag)).then(|| Departure {
+                how: format!("the managed tag {tag}={value} was removed"),
+                undo: format!("aws kms tag-resource --region {region} --key-id {id} --tags TagKey={tag},TagValue={value}"),
+            })
         }
-        "TagResource" => (sets_managed_tag(detail, selector) == Some(false))
-            .then(|| "the managed tag was given another value".into()),
-        "DeleteAlias" | "UpdateAlias" if names_listed_alias(detail, selector, region) => {
-            Some(format!(
-                "the MANAGED_KEYS alias {} no longer points at it ({})",
-                crate::text::value(
-                    request_value(detail, "aliasName")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                ),
-                detail.event_name
-            ))
+        ("TagResource", ManagedSelector::Tag { key: tag, value }) => {
+            (sets_managed_tag(detail, selector) == Some(false)).then(|| Departure {
+                how: format!("the managed tag {tag}={value} was given another value"),
+                undo: format!("aws kms tag-resource --region {region} --key-id {id} --tags TagKey={tag},TagValue={value}"),
+            })
+        }
+        ("DeleteAlias" | "UpdateAlias", _) if names_listed_alias(detail, selector, region) => {
+            let alias = crate::text::value(
+                request_value(detail, "aliasName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            );
+            let verb = if detail.event_name == "DeleteAlias" { "create-alias" } else { "update-alias" };
+            Some(Departure {
+                how: format!("the MANAGED_KEYS alias {alias} no longer points at it ({})", detail.event_name),
+                undo: format!("aws kms {verb} --region {region} --alias-name {alias} --target-key-id {id}"),
+            })
         }
         _ => None,
     }
 }
 
 /// Announces that a key left management. Writes nothing: retiring a key this way is legitimate.
-pub fn left_audit(function: &str, key: &KeyInfo, reason: &str, how: &str) -> Audit {
+pub fn left_audit(function: &str, key: &KeyInfo, reason: &str, departure: &Departure) -> Audit {
     let mut outcome = KeyOutcome::new(key);
     outcome.status = Status::Reported;
     outcome.findings.push(Finding::new(
         FindingKind::LeftManagement,
-        format!("{how} ({reason}): {function} no longer guards this key"),
+        format!(
+            "{} ({reason}): {function} no longer guards this key",
+            departure.how
+        ),
     ));
     Audit {
         outcome,
         failure: None,
         headline: "KMS key left guardrails management".into(),
         severity: Severity::High,
-        guidance: Some(format!("Nothing was changed. If this was not a planned retirement, put the key back under management (the tag or the alias), for example:\n  aws kms tag-resource --region {} --key-id {} --tags TagKey=<managed tag>,TagValue=<value>", key.region, key.key_id)),
+        guidance: Some(format!(
+            "Nothing was changed. If this was not a planned retirement, put the key back under management:\n  {}",
+            departure.undo
+        )),
     }
 }
 

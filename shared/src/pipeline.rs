@@ -321,10 +321,11 @@ impl Guard<'_> {
                 (key, result)
             }
             Resolution::Unmanaged { key, reason } => {
-                let Some(how) = membership::left_management(detail, &common.managed) else {
+                let Some(departure) = membership::left_management(detail, &common.managed, &key)
+                else {
                     return Ok(Err(reason));
                 };
-                let result = membership::left_audit(self.function, &key, &reason, &how);
+                let result = membership::left_audit(self.function, &key, &reason, &departure);
                 (key, result)
             }
             Resolution::NotOurs(reason) => return Ok(Err(reason)),

@@ -59,7 +59,7 @@ struct Candidate {
 enum Run {
     NotStarted,
     NotOurs,
-    Done(String, Result<KeyOutcome, GuardrailError>),
+    Done(String, Box<Result<KeyOutcome, GuardrailError>>),
 }
 
 /// Runs `audit` on every managed key of every sweep Region. `audit` turns failures only a
@@ -198,7 +198,7 @@ where
                 Ok(key) => key,
                 // Deleted between the listing and now: nothing left to guard.
                 Err(e) if e.is_not_found() => return Run::NotOurs,
-                Err(e) => return Run::Done(candidate.identifier, Err(e)),
+                Err(e) => return Run::Done(candidate.identifier, Box::new(Err(e))),
             };
             if !seen
                 .lock()
@@ -210,14 +210,14 @@ where
             match classify(clients, common, key, Some(candidate.managed)).await {
                 Ok(Resolution::Managed(key)) => {
                     let arn = key.arn.to_string();
-                    Run::Done(arn, audit(SweptKey { key, aliases }).await)
+                    Run::Done(arn, Box::new(audit(SweptKey { key, aliases }).await))
                 }
                 Ok(Resolution::NotOurs(reason) | Resolution::Unmanaged { reason, .. }) => {
                     tracing::info!(key = %candidate.identifier, reason = %reason, "not audited");
                     Run::NotOurs
                 }
-                Ok(Resolution::ShutOut { key, error }) => Run::Done(key, Err(error)),
-                Err(e) => Run::Done(candidate.identifier, Err(e)),
+                Ok(Resolution::ShutOut { key, error }) => Run::Done(key, Box::new(Err(error))),
+                Err(e) => Run::Done(candidate.identifier, Box::new(Err(e))),
             }
         }
     };
@@ -286,10 +286,16 @@ where
 {
     let mut runs = std::pin::pin!(runs.buffer_unordered(concurrency));
     while let Some(run) = runs.next().await {
-        match run {
-            Run::NotStarted => report.not_started += 1,
-            Run::NotOurs => {}
-            Run::Done(key, Ok(outcome)) => {
+        let (key, result) = match run {
+            Run::NotStarted => {
+                report.not_started += 1;
+                continue;
+            }
+            Run::NotOurs => continue,
+            Run::Done(key, result) => (key, *result),
+        };
+        match result {
+            Ok(outcome) => {
                 report.managed += 1;
                 match outcome.status {
                     Status::Compliant | Status::Skipped => report.compliant += 1,
@@ -309,7 +315,7 @@ where
                     report.add_finding(outcome);
                 }
             }
-            Run::Done(key, Err(e)) => {
+            Err(e) => {
                 report.managed += 1;
                 report.retry_later += 1;
                 tracing::error!(key = %key, error_type = e.error_type(), error = %e, "key not audited; the next sweep retries it");

@@ -9,8 +9,7 @@ pub const MAX_VALUE_CHARS: usize = 256;
 /// cut to `max_chars` characters with `...`. A description cannot forge a "Changed by:" line.
 pub fn one_line(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max_chars * 2));
-    let mut count = 0;
-    for c in text.chars() {
+    for (count, c) in text.chars().enumerate() {
         if count >= max_chars {
             out.push_str("...");
             return out;
@@ -28,7 +27,6 @@ pub fn one_line(text: &str, max_chars: usize) -> String {
             }
             c => out.push(c),
         }
-        count += 1;
     }
     out
 }

@@ -1,6 +1,8 @@
 //! The local test bed: a moto server on a free loopback port, seeded with keys and an SNS topic
 //! whose SQS subscription lets tests and the demo read notifications back.
 
+pub mod template;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,9 +17,9 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use policy_drift::Config;
 use serde_json::Value;
 use shared::aws::AwsClients;
-use shared::config::Config;
 
 /// The account moto plays; the sample events in `events/` use the same one.
 pub const ACCOUNT_ID: &str = "111122223333";

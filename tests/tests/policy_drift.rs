@@ -4,10 +4,10 @@ use integration_tests::{
     config, sample_event, CallLog, TestBed, ACCOUNT_ID, DRIFTED_POLICY, REGION,
 };
 use lambda_runtime::{Context, LambdaEvent};
+use policy_drift::Config;
 use policy_drift::{function_handler, Deps};
 use serde_json::Value;
 use shared::baseline;
-use shared::config::Config;
 use shared::outcome::{Outcome, Status};
 use shared::policy::Policy;
 
@@ -367,17 +367,18 @@ async fn the_scheduled_sweep_corrects_only_drifted_managed_keys() {
     let Outcome::Sweep(report) = outcome else {
         panic!("expected a sweep report, got {outcome:?}")
     };
+    // One tag-filtered listing: the untagged key is never even described.
     assert_eq!(
         (
-            report.keys_examined,
+            report.keys_listed,
             report.managed,
             report.compliant,
             report.corrected
         ),
-        (3, 2, 1, 1)
+        (2, 2, 1, 1)
     );
-    assert_eq!(report.drifted.len(), 1);
-    assert!(report.drifted[0].key_arn.ends_with(&drifted));
+    assert_eq!(report.findings.len(), 1);
+    assert!(report.findings[0].key_arn.ends_with(&drifted));
     assert_eq!(calls.writes(), vec!["PutKeyPolicy"]);
     assert_policy_is_baseline(&bed.key_policy(&drifted).await, &deps.config);
     assert_policy_is_baseline(&bed.key_policy(&compliant).await, &deps.config);
@@ -442,7 +443,7 @@ async fn an_explicit_key_list_selects_keys_by_alias() {
         panic!("expected a sweep report")
     };
     assert_eq!(
-        (report.keys_examined, report.managed, report.corrected),
+        (report.keys_listed, report.managed, report.corrected),
         (1, 1, 1)
     );
     assert_policy_is_baseline(&bed.key_policy(&listed).await, &deps.config);
@@ -564,7 +565,7 @@ async fn removing_the_managed_tag_is_announced_and_changes_nothing() {
         notes[0].subject,
         "[test] KMS key left guardrails management: alias/escaping (eu-west-1)"
     );
-    assert!(notes[0].message.contains("the managed tag guardrails:managed=true was removed or changed (no guardrails:managed tag)"));
+    assert!(notes[0].message.contains("the managed tag guardrails:managed=true was removed (unmanaged key: no guardrails:managed tag): policy-drift no longer guards this key"));
     assert!(notes[0]
         .message
         .contains("Changed by:  arn:aws:sts::111122223333:assumed-role/Developer/alice"));

@@ -29,20 +29,26 @@ impl Correction {
         }
     }
 
+    /// What the correction does, as done or as enforce mode would do it.
     pub fn detail(self, rotation: RotationBaseline, done: bool) -> String {
+        let (did, would) = match self {
+            Correction::CancelKeyDeletion => ("cancelled", "cancel"),
+            Correction::EnableKey => ("enabled", "enable"),
+            Correction::PutKeyPolicy => ("restored", "restore"),
+            Correction::EnableKeyRotation => ("enabled", "enable"),
+        };
         let what = match self {
-            Correction::CancelKeyDeletion => "cancel the scheduled deletion".to_string(),
-            Correction::EnableKey => "enable the key".to_string(),
-            Correction::PutKeyPolicy => "restore the baseline key policy".to_string(),
-            Correction::EnableKeyRotation => format!(
-                "enable automatic rotation every {} days",
-                rotation.period_days
-            ),
+            Correction::CancelKeyDeletion => "the scheduled deletion".to_string(),
+            Correction::EnableKey => "the key".to_string(),
+            Correction::PutKeyPolicy => "the baseline key policy".to_string(),
+            Correction::EnableKeyRotation => {
+                format!("automatic rotation every {} days", rotation.period_days)
+            }
         };
         if done {
-            format!("done: {what}")
+            format!("{did} {what}")
         } else {
-            format!("would {what}")
+            format!("would {would} {what}")
         }
     }
 }

@@ -1,0 +1,16 @@
+//! The EventBridge patterns in template.yaml against the code's one list of handled events.
+
+use integration_tests::template::rule_event_names;
+use integration_tests::workspace_root;
+
+#[test]
+fn the_policy_drift_rule_matches_exactly_the_events_the_handler_acts_on() {
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let in_template = rule_event_names(&template, "PolicyDriftFunction", "KeyChanged").unwrap();
+    let in_code: Vec<String> = policy_drift::GATE
+        .names("kms.amazonaws.com")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(in_template, in_code);
+}

@@ -709,7 +709,7 @@ mod tests {
                 r.queue_url() == Some(FALLBACK_QUEUE)
                     && r.message_body().is_some_and(|b| {
                         b.contains("KMS key policy drift corrected")
-                            && b.contains("restore the baseline key policy")
+                            && b.contains("PutKeyPolicy: restored the baseline key policy")
                     })
             })
             .then_output(|| SendMessageOutput::builder().message_id("sqs-1").build());

@@ -229,11 +229,12 @@ impl CloudTrailDetail {
                 && arn.contains(":key/"))
             .then_some(arn)
         });
-        let from_response = self
-            .response_elements
-            .as_ref()
-            .and_then(|r| r.pointer("/keyMetadata/arn"))
-            .and_then(Value::as_str);
+        // CreateKey returns keyMetadata; alias calls record the key ARN in keyId (since 2022).
+        let from_response = self.response_elements.as_ref().and_then(|r| {
+            r.pointer("/keyMetadata/arn")
+                .or_else(|| r.get("keyId"))
+                .and_then(Value::as_str)
+        });
         let from_request = self
             .request_parameters
             .as_ref()
@@ -241,7 +242,7 @@ impl CloudTrailDetail {
             .and_then(Value::as_str);
         let reference = from_resources.or(from_response).or(from_request).ok_or_else(|| {
             invalid(format!(
-                "{} event {} names no key: no KMS key in resources, responseElements.keyMetadata or requestParameters.keyId",
+                "{} event {} names no key: no KMS key in resources, responseElements.keyMetadata or keyId, or requestParameters.keyId",
                 self.event_name,
                 self.event_id()
             ))
@@ -466,6 +467,30 @@ mod tests {
                 });
             let err = result.expect_err(&path);
             assert_eq!(err.error_type(), "InvalidEvent", "{path}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_sample_of_every_function_parses_to_its_trigger() {
+        let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+        let mut folders: Vec<String> = std::fs::read_dir(&events)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|name| name != "invalid")
+            .collect();
+        folders.sort();
+        assert_eq!(folders, ["alarm-notifier", "policy-drift"]);
+        for folder in folders {
+            for (path, text) in sample_files(&folder) {
+                let payload: Value = serde_json::from_str(&text).unwrap();
+                let trigger = parse_trigger(&payload).unwrap_or_else(|e| panic!("{path}: {e}"));
+                let expected = match (&trigger, folder.as_str()) {
+                    (Trigger::Alarm(_), "alarm-notifier") => true,
+                    (Trigger::CloudTrail(_) | Trigger::Scheduled { .. }, "policy-drift") => true,
+                    _ => false,
+                };
+                assert!(expected, "{path} parsed as {}", trigger.describe());
+            }
         }
     }
 }

@@ -81,8 +81,12 @@ pub fn enrolment(
         "CreateKey" | "TagResource" if sets_managed_tag(detail, selector) == Some(true) => {
             "it was given the managed tag"
         }
-        "CreateAlias" | "UpdateAlias" if names_listed_alias(detail, selector, &key.region) => {
+        "CreateAlias" if names_listed_alias(detail, selector, &key.region) => {
             "a MANAGED_KEYS alias now points at it"
+        }
+        // CloudTrail does not record which key the alias named before, so say so.
+        "UpdateAlias" if names_listed_alias(detail, selector, &key.region) => {
+            "a MANAGED_KEYS alias was moved to it, so the key it named before is no longer guarded through that alias"
         }
         _ => return None,
     };

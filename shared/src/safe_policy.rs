@@ -17,6 +17,24 @@ pub struct Keeper<'a> {
     pub actions: &'a [&'a str],
 }
 
+/// Why a document may not be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// KMS itself would reject it (the local emulator would not).
+    KmsRules(String),
+    /// Writing it would take a keeper's control of the key away.
+    Lockout(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::KmsRules(v) => write!(f, "KMS would reject it: {v}"),
+            Refusal::Lockout(p) => write!(f, "it would lock a key out: {p}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SafePolicy {
     document: String,
@@ -27,14 +45,17 @@ impl SafePolicy {
     /// Checks `document` against KMS's rules and evaluates it for every keeper. The keepers'
     /// IAM policies may grant what an account principal in the key policy delegates to IAM
     /// (the template grants the function's role its KMS actions).
-    pub fn check(document: &str, keepers: &[Keeper<'_>]) -> Result<SafePolicy, Vec<String>> {
+    pub fn check(document: &str, keepers: &[Keeper<'_>]) -> Result<SafePolicy, Vec<Refusal>> {
         let policy = check_kms_rules(document)
-            .map_err(|violations| vec![format!("KMS would reject it: {violations}")])?;
+            .map_err(|violations| vec![Refusal::KmsRules(violations.to_string())])?;
         let requirements: Vec<(&str, &str)> = keepers
             .iter()
             .flat_map(|k| k.actions.iter().map(move |a| (k.principal, *a)))
             .collect();
-        let problems = lockout_problems(&policy, &requirements, true);
+        let problems: Vec<Refusal> = lockout_problems(&policy, &requirements, true)
+            .into_iter()
+            .map(Refusal::Lockout)
+            .collect();
         if problems.is_empty() {
             Ok(SafePolicy {
                 document: document.to_string(),

@@ -571,3 +571,198 @@ async fn removing_the_managed_tag_is_announced_and_changes_nothing() {
         .contains("Changed by:  arn:aws:sts::111122223333:assumed-role/Developer/alice"));
     assert!(notes[0].message.contains(&format!("aws kms tag-resource --region eu-west-1 --key-id {key_id} --tags TagKey=guardrails:managed,TagValue=true")));
 }
+
+#[tokio::test]
+async fn deleting_a_listed_alias_is_announced_with_the_command_that_undoes_it() {
+    let bed = TestBed::start().await;
+    let config = config(
+        &bed.topic_arn,
+        &[("MODE", "enforce"), ("MANAGED_KEYS", "alias/app-data")],
+    );
+    let key_id = key_at_baseline(&bed, &config, "alias/app-data").await;
+    bed.kms
+        .delete_alias()
+        .alias_name("alias/app-data")
+        .send()
+        .await
+        .unwrap();
+    bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+    let (deps, calls) = recorded_deps(&bed, config);
+
+    let key = match run(
+        &deps,
+        sample_event("policy-drift/delete-alias.json", &key_id),
+    )
+    .await
+    .unwrap()
+    {
+        Outcome::Key(key) => key,
+        other => panic!("expected a key outcome, got {other:?}"),
+    };
+
+    assert_eq!(key.status, Status::Reported);
+    assert!(calls.writes().is_empty(), "wrote: {:?}", calls.writes());
+    assert_eq!(bed.key_policy(&key_id).await, DRIFTED_POLICY);
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0]
+        .subject
+        .starts_with("[test] KMS key left guardrails management:"));
+    assert!(notes[0]
+        .message
+        .contains("the MANAGED_KEYS alias alias/app-data no longer points at it (DeleteAlias)"));
+    assert!(notes[0].message.contains(&format!(
+        "aws kms create-alias --region eu-west-1 --alias-name alias/app-data --target-key-id {key_id}"
+    )));
+}
+
+#[tokio::test]
+async fn moving_a_listed_alias_enrols_the_key_it_now_names_and_corrects_it() {
+    let bed = TestBed::start().await;
+    let config = config(
+        &bed.topic_arn,
+        &[
+            ("MODE", "enforce"),
+            ("MANAGED_KEYS", "alias/app-data"),
+            ("ROTATION_ENABLED", "false"),
+        ],
+    );
+    let old = key_at_baseline(&bed, &config, "alias/app-data").await;
+    let new = bed
+        .create_key("replacement", &[], Some(DRIFTED_POLICY))
+        .await
+        .key_id;
+    bed.kms
+        .update_alias()
+        .alias_name("alias/app-data")
+        .target_key_id(&new)
+        .send()
+        .await
+        .unwrap();
+    let (deps, calls) = recorded_deps(&bed, config);
+
+    run(&deps, sample_event("policy-drift/update-alias.json", &new))
+        .await
+        .unwrap();
+
+    assert_eq!(calls.writes(), vec!["PutKeyPolicy"]);
+    assert_policy_is_baseline(&bed.key_policy(&new).await, &deps.config);
+    assert_policy_is_baseline(&bed.key_policy(&old).await, &deps.config);
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].message.contains(
+        "the key became managed by policy-drift: a MANAGED_KEYS alias was moved to it, so the key it named before is no longer guarded through that alias (UpdateAlias by arn:aws:sts::111122223333:assumed-role/Developer/alice)"
+    ), "{}", notes[0].message);
+}
+
+#[tokio::test]
+async fn tagging_a_key_enrols_it_corrects_it_and_names_who_did_it() {
+    let bed = TestBed::start().await;
+    let config = config(
+        &bed.topic_arn,
+        &[("MODE", "enforce"), ("ROTATION_ENABLED", "false")],
+    );
+    let key_id = bed
+        .create_key("joining", &[], Some(DRIFTED_POLICY))
+        .await
+        .key_id;
+    bed.kms
+        .tag_resource()
+        .key_id(&key_id)
+        .tags(
+            aws_sdk_kms::types::Tag::builder()
+                .tag_key(MANAGED.0)
+                .tag_value(MANAGED.1)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (deps, calls) = recorded_deps(&bed, config);
+
+    run(
+        &deps,
+        sample_event("policy-drift/tag-resource.json", &key_id),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(calls.writes(), vec!["PutKeyPolicy"]);
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].message.contains("- the key became managed by policy-drift: it was given the managed tag (TagResource by arn:aws:sts::111122223333:assumed-role/Developer/alice)"), "{}", notes[0].message);
+}
+
+#[tokio::test]
+async fn a_key_description_cannot_forge_lines_in_the_message() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "report")]);
+    let forged = "app data\nChanged by:  arn:aws:iam::111122223333:user/trusted-admin";
+    let key_id = bed
+        .create_key(forged, &[MANAGED], Some(DRIFTED_POLICY))
+        .await
+        .key_id;
+    let (deps, _) = recorded_deps(&bed, config);
+
+    run(
+        &deps,
+        sample_event("policy-drift/put-key-policy.json", &key_id),
+    )
+    .await
+    .unwrap();
+
+    let message = &bed.notifications().await[0].message;
+    let changed_by: Vec<&str> = message
+        .lines()
+        .filter(|l| l.starts_with("Changed by:"))
+        .collect();
+    assert_eq!(
+        changed_by,
+        ["Changed by:  arn:aws:sts::111122223333:assumed-role/Developer/alice"]
+    );
+    assert!(message.contains(
+        "Description: app data\\nChanged by:  arn:aws:iam::111122223333:user/trusted-admin"
+    ));
+}
+
+#[tokio::test]
+async fn a_baseline_kms_would_reject_is_refused_at_cold_start_though_moto_accepts_it() {
+    // moto does not enforce KMS's policy rules: it stores a policy with duplicate Sids and a
+    // wildcard inside a principal ARN. Real KMS rejects both, so the function must not start
+    // with such a baseline rather than fail on every write in AWS.
+    let bed = TestBed::start().await;
+    let invalid = r#"{"Version":"2012-10-17","Statement":[
+      {"Sid":"Admin","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},
+      {"Sid":"Admin","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/app-*"},"Action":"kms:Decrypt","Resource":"*"}]}"#;
+    let key = bed.create_key("lenient", &[], None).await;
+    bed.put_key_policy(&key.key_id, invalid).await;
+    assert_eq!(bed.key_policy(&key.key_id).await, invalid, "moto stored it");
+
+    let env = [
+        ("ACCOUNT_ID", ACCOUNT_ID),
+        ("AWS_REGION", REGION),
+        ("NOTIFY_TOPIC_ARN", bed.topic_arn.as_str()),
+        ("SELF_ROLE_ARN", integration_tests::SELF_ROLE_ARN),
+        ("BASELINE_POLICY", invalid),
+    ];
+    let err = Config::from_lookup(&|k| {
+        env.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("the baseline policy would be refused by KMS"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[unique Sid] Statement[1] (Sid \"Admin\")"),
+        "{text}"
+    );
+    assert!(
+        text.contains("a wildcard inside a principal ARN is not allowed"),
+        "{text}"
+    );
+}

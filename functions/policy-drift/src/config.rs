@@ -2,7 +2,7 @@
 
 use shared::baseline::{self, BaselineSource};
 use shared::config::{self, CommonConfig, ConfigError, Env};
-use shared::safe_policy::{Keeper, SafePolicy, ADMIN_ACTIONS, SELF_ACTIONS};
+use shared::safe_policy::{Keeper, Refusal, SafePolicy, ADMIN_ACTIONS, SELF_ACTIONS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RotationBaseline {
@@ -62,10 +62,13 @@ impl Config {
     ) -> Result<SafePolicy, Vec<String>> {
         let rendered =
             baseline::render(&self.baseline, account, region, partition).map_err(|e| vec![e])?;
-        SafePolicy::check(&rendered.document, &self.keepers()).map_err(|problems| {
-            problems
+        SafePolicy::check(&rendered.document, &self.keepers()).map_err(|refusals| {
+            refusals
                 .into_iter()
-                .map(|p| format!("the baseline policy would lock keys out or be refused by KMS: {p}; keep ROOT_ACCESS=true, or name the function's role (stack output PolicyDriftRoleArn) and the admins in KMS_ADMIN_ROLE_ARNS"))
+                .map(|refusal| match refusal {
+                    Refusal::KmsRules(v) => format!("the baseline policy would be refused by KMS: {v}"),
+                    Refusal::Lockout(p) => format!("the baseline policy would lock keys out: {p}; keep ROOT_ACCESS=true, or name the function's role (stack output PolicyDriftRoleArn) and the admins in KMS_ADMIN_ROLE_ARNS"),
+                })
                 .collect()
         })
     }

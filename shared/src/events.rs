@@ -484,11 +484,14 @@ mod tests {
             for (path, text) in sample_files(&folder) {
                 let payload: Value = serde_json::from_str(&text).unwrap();
                 let trigger = parse_trigger(&payload).unwrap_or_else(|e| panic!("{path}: {e}"));
-                let expected = match (&trigger, folder.as_str()) {
-                    (Trigger::Alarm(_), "alarm-notifier") => true,
-                    (Trigger::CloudTrail(_) | Trigger::Scheduled { .. }, "policy-drift") => true,
-                    _ => false,
-                };
+                let expected = matches!(
+                    (&trigger, folder.as_str()),
+                    (Trigger::Alarm(_), "alarm-notifier")
+                        | (
+                            Trigger::CloudTrail(_) | Trigger::Scheduled { .. },
+                            "policy-drift"
+                        )
+                );
                 assert!(expected, "{path} parsed as {}", trigger.describe());
             }
         }

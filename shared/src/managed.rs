@@ -107,3 +107,62 @@ pub fn by_aliases(selector: &ManagedSelector, key: &KeyInfo, names: &[String]) -
         Management::Unmanaged("not in MANAGED_KEYS".into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(region: &str) -> KeyInfo {
+        KeyInfo::unreadable(
+            &format!("arn:aws:kms:{region}:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+            region,
+            "111122223333",
+        )
+    }
+
+    #[test]
+    fn the_tag_decides_with_its_value() {
+        let selector = ManagedSelector::Tag {
+            key: "guardrails:managed".into(),
+            value: "true".into(),
+        };
+        let tags = |v: &str| vec![("guardrails:managed".to_string(), v.to_string())];
+        assert_eq!(by_tags(&selector, &tags("true")), Management::Managed);
+        assert_eq!(
+            by_tags(&selector, &tags("false\nforged")),
+            Management::Unmanaged(
+                "tag guardrails:managed=false\\nforged, not guardrails:managed=true".into()
+            )
+        );
+        assert_eq!(
+            by_tags(&selector, &[]),
+            Management::Unmanaged("no guardrails:managed tag".into())
+        );
+    }
+
+    #[test]
+    fn a_list_names_keys_by_arn_by_id_in_the_home_region_or_by_alias_in_their_region() {
+        let by_arn = ManagedSelector::Keys(vec![key("us-east-1").arn.to_string()]);
+        assert!(listed_by_id(&by_arn, &key("us-east-1")));
+        assert!(
+            !listed_by_id(&by_arn, &key("eu-west-1")),
+            "same id, other Region"
+        );
+        let aliases = ManagedSelector::Keys(vec![
+            "alias/app-data".into(),
+            "arn:aws:kms:us-east-1:111122223333:alias/billing".into(),
+        ]);
+        assert_eq!(
+            listed_aliases(&aliases, "us-east-1"),
+            ["alias/app-data", "alias/billing"]
+        );
+        assert_eq!(
+            by_aliases(&aliases, &key("us-east-1"), &["alias/billing".to_string()]),
+            Management::Managed
+        );
+        assert_eq!(
+            by_aliases(&aliases, &key("us-east-1"), &["alias/other".to_string()]),
+            Management::Unmanaged("not in MANAGED_KEYS".into())
+        );
+    }
+}

@@ -182,3 +182,119 @@ pub fn event_keys(
         .chain([target])
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{parse_trigger, Trigger};
+
+    fn detail(sample: &str) -> CloudTrailDetail {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../events/policy-drift")
+            .join(sample);
+        let payload = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        match parse_trigger(&payload).unwrap() {
+            Trigger::CloudTrail(event) => event.detail,
+            other => panic!("{sample}: {other:?}"),
+        }
+    }
+
+    fn key() -> KeyInfo {
+        KeyInfo::unreadable(
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "eu-west-1",
+            "111122223333",
+        )
+    }
+
+    fn tag() -> ManagedSelector {
+        ManagedSelector::Tag {
+            key: "guardrails:managed".into(),
+            value: "true".into(),
+        }
+    }
+
+    fn by_alias() -> ManagedSelector {
+        ManagedSelector::Keys(vec!["alias/app-data".into()])
+    }
+
+    #[test]
+    fn tagging_and_creating_with_the_tag_enrol_and_name_who_did_it() {
+        for sample in ["tag-resource.json", "create-key.json"] {
+            let finding = enrolment("policy-drift", &detail(sample), &tag(), &key()).unwrap();
+            assert_eq!(finding.kind, FindingKind::Enrolled);
+            assert!(
+                finding.summary.contains("it was given the managed tag"),
+                "{sample}"
+            );
+            assert!(
+                finding.summary.contains("assumed-role/Developer/alice"),
+                "{sample}"
+            );
+        }
+        assert!(enrolment(
+            "policy-drift",
+            &detail("tag-resource.json"),
+            &by_alias(),
+            &key()
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn a_listed_alias_created_or_moved_enrols_the_key() {
+        assert!(enrolment(
+            "policy-drift",
+            &detail("create-alias.json"),
+            &by_alias(),
+            &key()
+        )
+        .is_some());
+        let moved = enrolment(
+            "policy-drift",
+            &detail("update-alias.json"),
+            &by_alias(),
+            &key(),
+        )
+        .unwrap();
+        assert!(moved
+            .summary
+            .contains("the key it named before is no longer guarded"));
+        let other = ManagedSelector::Keys(vec!["alias/other".into()]);
+        assert!(enrolment("policy-drift", &detail("create-alias.json"), &other, &key()).is_none());
+    }
+
+    #[test]
+    fn removing_the_tag_or_deleting_a_listed_alias_is_a_departure_with_its_undo() {
+        let untag = left_management(&detail("untag-resource.json"), &tag(), &key()).unwrap();
+        assert_eq!(
+            untag.how,
+            "the managed tag guardrails:managed=true was removed"
+        );
+        assert_eq!(untag.undo, "aws kms tag-resource --region eu-west-1 --key-id 1234abcd-12ab-34cd-56ef-1234567890ab --tags TagKey=guardrails:managed,TagValue=true");
+        let deleted = left_management(&detail("delete-alias.json"), &by_alias(), &key()).unwrap();
+        assert_eq!(deleted.undo, "aws kms create-alias --region eu-west-1 --alias-name alias/app-data --target-key-id 1234abcd-12ab-34cd-56ef-1234567890ab");
+        assert!(left_management(&detail("put-key-policy.json"), &tag(), &key()).is_none());
+        assert!(
+            left_management(&detail("tag-resource.json"), &tag(), &key()).is_none(),
+            "the tag set to its managed value is not a departure"
+        );
+    }
+
+    #[test]
+    fn alias_events_name_their_keys() {
+        let keys = event_keys(&detail("update-alias.json"), "eu-west-1").unwrap();
+        assert_eq!(
+            keys.len(),
+            1,
+            "AWS's record names only the key the alias now points at"
+        );
+        assert_eq!(keys[0].identifier, "1234abcd-12ab-34cd-56ef-1234567890ab");
+        let deleted = event_keys(&detail("delete-alias.json"), "eu-west-1").unwrap();
+        assert_eq!(
+            deleted[0].identifier,
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "from responseElements.keyId: the resources name only the alias"
+        );
+    }
+}

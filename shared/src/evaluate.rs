@@ -12,6 +12,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::arn::Arn;
+use crate::config::is_account_id;
 use crate::policy::{action_matches, Effect, Policy, PrincipalMap, Statement, StatementBody};
 
 /// What a key policy lets one principal do with one action.
@@ -105,9 +107,9 @@ struct Evaluation {
 /// The principal being checked, split once.
 struct Caller<'a> {
     arn: &'a str,
-    account: Option<&'a str>,
+    account: Option<String>,
     /// The role name without its path: assumed-role session ARNs carry only that.
-    role_name: Option<&'a str>,
+    role_name: Option<String>,
 }
 
 impl<'a> Caller<'a> {
@@ -115,51 +117,29 @@ impl<'a> Caller<'a> {
         if is_account_id(arn) {
             return Caller {
                 arn,
-                account: Some(arn),
+                account: Some(arn.to_string()),
                 role_name: None,
             };
         }
-        match iam_arn_parts(arn) {
-            Some(("iam", account, resource)) => Caller {
-                arn,
-                account: Some(account),
-                role_name: resource
-                    .strip_prefix("role/")
-                    .and_then(|path_and_name| path_and_name.rsplit('/').next()),
-            },
-            Some((_, account, _)) => Caller {
-                arn,
-                account: Some(account),
-                role_name: None,
-            },
-            None => Caller {
-                arn,
-                account: None,
-                role_name: None,
-            },
+        let parsed = iam_arn(arn);
+        Caller {
+            arn,
+            account: parsed.as_ref().map(|a| a.account().to_string()),
+            role_name: parsed
+                .as_ref()
+                .and_then(|a| a.iam_role_name())
+                .map(str::to_string),
         }
     }
 }
 
-fn is_account_id(text: &str) -> bool {
-    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// `arn:PARTITION:SERVICE::ACCOUNT:RESOURCE` of IAM and STS, as (service, account, resource).
-fn iam_arn_parts(arn: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_partition), Some(service), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    (matches!(service, "iam" | "sts") && is_account_id(account))
-        .then_some((service, account, resource))
+/// An IAM or STS ARN (global: no Region) of a 12-digit account.
+pub(crate) fn iam_arn(text: &str) -> Option<Arn> {
+    Arn::parse(text).ok().filter(|arn| {
+        matches!(arn.service(), "iam" | "sts")
+            && arn.region().is_empty()
+            && is_account_id(arn.account())
+    })
 }
 
 /// How one `AWS` principal value of a statement relates to the caller.
@@ -184,23 +164,26 @@ fn match_value(value: &str, caller: &Caller) -> Option<PrincipalMatch> {
         return Some(PrincipalMatch::Wildcard);
     }
     // Account first: naming the account always means "IAM decides", whoever asks.
-    if caller.account.is_some_and(|account| {
-        value == account || iam_arn_parts(value) == Some(("iam", account, "root"))
-    }) {
-        return Some(PrincipalMatch::Account);
+    let parsed = iam_arn(value);
+    if let Some(account) = caller.account.as_deref() {
+        let names_root = parsed.as_ref().is_some_and(|a| {
+            a.service() == "iam" && a.account() == account && a.resource() == "root"
+        });
+        if value == account || names_root {
+            return Some(PrincipalMatch::Account);
+        }
     }
     if value == caller.arn {
         return Some(PrincipalMatch::Exact);
     }
-    let (Some(("sts", account, resource)), Some(role_name)) =
-        (iam_arn_parts(value), caller.role_name)
-    else {
+    let (Some(session), Some(role_name)) = (parsed, caller.role_name.as_deref()) else {
         return None;
     };
-    if caller.account != Some(account) {
+    if session.service() != "sts" || caller.account.as_deref() != Some(session.account()) {
         return None;
     }
-    match resource
+    match session
+        .resource()
         .strip_prefix("assumed-role/")
         .and_then(|rest| rest.split_once('/'))
     {

@@ -237,18 +237,7 @@ fn place(index: usize, statement: &Map<String, Value>) -> String {
 
 fn check_statement(statement: &Map<String, Value>, place: &str, findings: &mut Findings) {
     for key in statement.keys() {
-        if !matches!(
-            key.as_str(),
-            "Sid"
-                | "Effect"
-                | "Principal"
-                | "NotPrincipal"
-                | "Action"
-                | "NotAction"
-                | "Resource"
-                | "NotResource"
-                | "Condition"
-        ) {
+        if !crate::policy::STATEMENT_ELEMENTS.contains(&key.as_str()) {
             findings.add(
                 Rule::Element,
                 place,
@@ -437,20 +426,17 @@ fn aws_principal_problem(value: &str) -> Result<(), String> {
                 .to_string(),
         );
     }
-    let mut parts = value.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some(service), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let Some(arn) = crate::arn::Arn::parse(value)
+        .ok()
+        .filter(|arn| arn.region().is_empty())
+    else {
         return Err(
             "not \"*\", a 12-digit account id or an IAM ARN (arn:PARTITION:iam::ACCOUNT:...)"
                 .to_string(),
         );
     };
+    let (partition, service, account) = (arn.partition(), arn.service(), arn.account());
+    let resource = arn.resource();
     if !is_partition(partition) {
         return Err(format!("unknown partition {}", shown_str(partition)));
     }

@@ -137,23 +137,25 @@ impl Policy {
     }
 }
 
+/// The elements a policy statement may have.
+pub const STATEMENT_ELEMENTS: &[&str] = &[
+    "Sid",
+    "Effect",
+    "Principal",
+    "NotPrincipal",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Condition",
+];
+
 fn parse_statement(value: &Value) -> Result<Statement, PolicyError> {
     let obj = value
         .as_object()
         .ok_or_else(|| invalid("a statement is not a JSON object"))?;
     for key in obj.keys() {
-        if !matches!(
-            key.as_str(),
-            "Sid"
-                | "Effect"
-                | "Principal"
-                | "NotPrincipal"
-                | "Action"
-                | "NotAction"
-                | "Resource"
-                | "NotResource"
-                | "Condition"
-        ) {
+        if !STATEMENT_ELEMENTS.contains(&key.as_str()) {
             return Err(invalid(format!("unknown statement element {key:?}")));
         }
     }

@@ -17,6 +17,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::config::is_account_id;
 use crate::policy::Policy;
 
 /// Key policy format: "Up to 32 kilobytes (32,768 bytes)". The API model allows 131,072
@@ -364,10 +365,6 @@ fn check_principal_element(element: &str, value: &Value, place: &str, findings: 
             }
         }
     }
-}
-
-fn is_account_id(text: &str) -> bool {
-    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// IAM user, role, path and session names: letters, digits and `+=,.@_-`.

@@ -78,10 +78,6 @@ impl Requests {
         let service = headers
             .get("authorization")
             .and_then(|a| a.split('/').nth(3))
-            .map(|s| match s {
-                "tagging" => "tagging",
-                other => other,
-            })
             .unwrap_or("unknown");
         let body = request.body().bytes().unwrap_or_default();
         // JSON protocols name the operation in X-Amz-Target ("TrentService.DescribeKey");
@@ -163,14 +159,6 @@ impl HttpClient for CountingClient {
     }
 }
 
-/// The key ids (UUIDs) among `known` that `body` names.
-fn keys_named<'a>(body: &[u8], known: &HashMap<String, bool>, found: &mut HashSet<&'a str>)
-where
-    HashMap<String, bool>: 'a,
-{
-    let _ = (body, known, found);
-}
-
 /// Requests of one kind of key: per-operation totals and the spread of requests per key.
 #[derive(Default)]
 struct KindCount {
@@ -190,10 +178,12 @@ impl KindCount {
 
     /// Fewest and most requests any key of this kind cost (keys without any request count 0).
     fn spread(&self) -> (usize, usize) {
-        let zero = usize::from(self.per_key.len() < self.keys);
-        let min = self.per_key.values().copied().min().unwrap_or(0);
-        let max = self.per_key.values().copied().max().unwrap_or(0);
-        (if zero == 1 { 0 } else { min }, max)
+        let min = if self.per_key.len() < self.keys {
+            0
+        } else {
+            self.per_key.values().copied().min().unwrap_or(0)
+        };
+        (min, self.per_key.values().copied().max().unwrap_or(0))
     }
 
     fn describe(&self) -> String {

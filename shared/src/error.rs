@@ -8,7 +8,6 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use lambda_runtime::Diagnostic;
 
 use crate::config::ConfigError;
-use crate::policy::PolicyError;
 use crate::text;
 
 /// What kind of AWS failure happened, in the words an operator searches for.
@@ -56,10 +55,6 @@ pub enum GuardrailError {
         code: String,
         message: String,
     },
-    #[error("the key policy of {key} cannot be read: {source}")]
-    Policy { key: String, source: PolicyError },
-    #[error("{0}")]
-    Incomplete(String),
 }
 
 impl GuardrailError {
@@ -68,8 +63,6 @@ impl GuardrailError {
         match self {
             GuardrailError::InvalidEvent(_) => "InvalidEvent",
             GuardrailError::Configuration(_) => "InvalidConfiguration",
-            GuardrailError::Policy { .. } => "MalformedKeyPolicy",
-            GuardrailError::Incomplete(_) => "SweepIncomplete",
             GuardrailError::Aws { kind, .. } => match kind {
                 AwsErrorKind::AccessDenied => "AccessDenied",
                 AwsErrorKind::Throttling => "Throttling",
@@ -88,7 +81,6 @@ impl GuardrailError {
     pub fn is_retryable(&self) -> bool {
         match self {
             GuardrailError::Aws { kind, .. } => kind.is_retryable(),
-            GuardrailError::Incomplete(_) => true,
             _ => false,
         }
     }

@@ -4,12 +4,23 @@
 //! SQS inbox, makes the change the sample event describes, runs the handler on that event and
 //! prints the key before and after, the handler's result and the notification people receive.
 //!
-//! Usage: local-demo [put-key-policy | disable-key-rotation | schedule-key-deletion | disable-key]
+//! Usage: local-demo [SCENARIO], one of `SCENARIOS` (each a sample in events/policy-drift/).
 //! MODE=report shows the dry run.
 
 use integration_tests::{config, sample_event, TestBed, DRIFTED_POLICY};
 use lambda_runtime::{Context, LambdaEvent};
 use policy_drift::{function_handler, Deps};
+
+/// The samples the demo can replay, each with the change it stands for made on moto first.
+const SCENARIOS: &[&str] = &[
+    "put-key-policy",
+    "disable-key-rotation",
+    "schedule-key-deletion",
+    "disable-key",
+    "untag-resource",
+    "tag-resource",
+    "scheduled-sweep",
+];
 
 fn heading(text: &str) {
     println!(
@@ -37,16 +48,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "put-key-policy".to_string());
     let mode = std::env::var("MODE").unwrap_or_else(|_| "enforce".to_string());
-    if ![
-        "put-key-policy",
-        "disable-key-rotation",
-        "schedule-key-deletion",
-        "disable-key",
-    ]
-    .contains(&scenario.as_str())
-    {
+    if !SCENARIOS.contains(&scenario.as_str()) {
         return Err(format!(
-            "unknown scenario {scenario:?}: use put-key-policy, disable-key-rotation, schedule-key-deletion or disable-key"
+            "unknown scenario {scenario:?}: use one of {}",
+            SCENARIOS.join(", ")
         )
         .into());
     }
@@ -93,9 +98,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .send()
                 .await?;
         }
-        _ => {
+        "disable-key" => {
             bed.kms.disable_key().key_id(&key_id).send().await?;
         }
+        // Someone takes the key out of management, then changes it unwatched.
+        "untag-resource" => {
+            bed.kms
+                .untag_resource()
+                .key_id(&key_id)
+                .tag_keys("guardrails:managed")
+                .send()
+                .await?;
+            bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+        }
+        // A drifted key joins management: it is announced and corrected.
+        "tag-resource" => {
+            bed.kms
+                .untag_resource()
+                .key_id(&key_id)
+                .tag_keys("guardrails:managed")
+                .send()
+                .await?;
+            bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+            bed.kms
+                .tag_resource()
+                .key_id(&key_id)
+                .tags(
+                    aws_sdk_kms::types::Tag::builder()
+                        .tag_key("guardrails:managed")
+                        .tag_value("true")
+                        .build()?,
+                )
+                .send()
+                .await?;
+        }
+        // A change whose CloudTrail event never arrived: the sweep finds it.
+        _ => bed.put_key_policy(&key_id, DRIFTED_POLICY).await,
     }
     heading(&format!("key after {scenario} (before policy-drift)"));
     show_key(&bed, &key_id).await;

@@ -180,7 +180,7 @@ pub struct SweepReport {
     pub retry_later: usize,
     /// Keys not started before the invocation deadline: the next sweep covers them.
     pub not_started: usize,
-    /// True when the deadline also left pages of keys unlisted.
+    /// True when the deadline also left pages of keys unlisted (not counted in `not_started`).
     pub listing_cut_short: bool,
     /// The first keys with findings (at most [`MAX_REPORTED_KEYS`]).
     pub findings: Vec<KeyOutcome>,

@@ -23,6 +23,8 @@ use crate::tagging;
 
 /// Time kept free before the deadline: a started key's reads, writes and message fit in it.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+/// Listing goes on past the margin, to count the keys left, until this close to the deadline.
+pub const LISTING_MARGIN: Duration = Duration::from_secs(3);
 
 /// When the sweep must stop starting keys, from the Lambda `Context` deadline (milliseconds
 /// since the epoch; 0 when unknown, as in tests and local runs).
@@ -38,9 +40,12 @@ impl Deadline {
         Deadline(None)
     }
 
+    fn within(&self, margin: Duration) -> bool {
+        self.0.is_some_and(|d| SystemTime::now() + margin >= d)
+    }
+
     fn too_close(&self) -> bool {
-        self.0
-            .is_some_and(|d| SystemTime::now() + DEADLINE_MARGIN >= d)
+        self.within(DEADLINE_MARGIN)
     }
 }
 
@@ -184,6 +189,7 @@ where
     let deferred = Mutex::new(Vec::new());
     let listing_error = Mutex::new(None);
     let listed = Mutex::new(0usize);
+    let listing_cut_short = Mutex::new(false);
 
     let start = |candidate: Candidate| {
         let aliases = aliases.clone();
@@ -225,6 +231,10 @@ where
     // Half the keys go as they are listed; the other half wait for the end of the listing.
     let now = candidates(common, region, &tagging_client)
         .take_while(|page| {
+            if deadline.within(LISTING_MARGIN) {
+                *listing_cut_short.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                return std::future::ready(false);
+            }
             let ok = page.is_ok();
             if let Err(e) = page {
                 *listing_error.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -273,7 +283,11 @@ where
             error,
         });
     }
-    if deadline.too_close() {
+    if *listing_cut_short.lock().unwrap_or_else(|p| p.into_inner()) {
+        tracing::warn!(
+            region,
+            "the deadline stopped the listing: keys not listed are not counted"
+        );
         report.listing_cut_short = true;
     }
     region_report

@@ -1103,6 +1103,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn past_the_deadline_the_sweep_does_not_even_list_and_says_so() {
+        let list = mock!(TaggingClient::get_resources).then_output(|| tagged(&[KEY_ARN]));
+        let deps = deps_with(
+            config("enforce", &[]),
+            Mocks {
+                tagging: &[&list],
+                ..Mocks::default()
+            },
+        );
+        let mut context = lambda_runtime::Context::default();
+        context.deadline = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + 1_000;
+        let event = LambdaEvent::new(serde_json::from_str(SWEEP).unwrap(), context);
+
+        let report = sweep_report(function_handler(event, &deps).await.unwrap());
+
+        assert!(report.listing_cut_short);
+        assert_eq!((report.keys_listed, list.num_calls()), (0, 0));
+    }
+
+    #[tokio::test]
     async fn a_transient_failure_in_a_sweep_leaves_the_key_for_the_next_sweep() {
         let list = mock!(TaggingClient::get_resources).then_output(|| tagged(&[KEY_ARN]));
         let throttled = mock!(KmsClient::get_key_policy).then_error(|| {

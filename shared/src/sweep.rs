@@ -132,10 +132,11 @@ fn candidates<'a>(
     common: &'a CommonConfig,
     region: &'a str,
     tagging_client: &'a aws_sdk_resourcegroupstagging::Client,
+    keep_listing: impl Fn() -> bool + 'a,
 ) -> impl Stream<Item = Result<Vec<Candidate>, GuardrailError>> + 'a {
     match &common.managed {
         ManagedSelector::Tag { key, value } => {
-            tagging::tagged_key_pages(tagging_client, region, key, value)
+            tagging::tagged_key_pages(tagging_client, region, key, value, keep_listing)
                 .map(|page| {
                     page.map(|arns| {
                         arns.into_iter()
@@ -229,12 +230,15 @@ where
     };
 
     // Half the keys go as they are listed; the other half wait for the end of the listing.
-    let now = candidates(common, region, &tagging_client)
+    let keep_listing = || {
+        let stop = deadline.within(LISTING_MARGIN);
+        if stop {
+            *listing_cut_short.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        }
+        !stop
+    };
+    let now = candidates(common, region, &tagging_client, keep_listing)
         .take_while(|page| {
-            if deadline.within(LISTING_MARGIN) {
-                *listing_cut_short.lock().unwrap_or_else(|p| p.into_inner()) = true;
-                return std::future::ready(false);
-            }
             let ok = page.is_ok();
             if let Err(e) = page {
                 *listing_error.lock().unwrap_or_else(|p| p.into_inner()) =

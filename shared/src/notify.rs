@@ -211,10 +211,12 @@ impl KeyMessage<'_> {
             }
         }
         if let Some(e) = self.failure {
-            body.push_str(&format!(
-                "\nFAILED ({}): {e}\nThe key is still out of its desired state. Retrying will not help until someone acts: check that the function's role may make this call on the key (key policy and IAM).\n",
-                e.error_type()
-            ));
+            let next = if e.is_retryable() {
+                "The invocation fails so that Lambda retries it; the retry completes what is left."
+            } else {
+                "The key is still out of its desired state. Retrying will not help until someone acts: check that the function's role may make this call on the key (key policy and IAM)."
+            };
+            body.push_str(&format!("\nFAILED ({}): {e}\n{next}\n", e.error_type()));
         }
         if let Some(guidance) = &self.guidance {
             body.push('\n');

@@ -127,7 +127,7 @@ impl Guard<'_> {
             audit.outcome.status = Status::Failed;
             audit.severity = Severity::Critical;
             if shut_out {
-                shut_out_finding(&mut audit, operation);
+                shut_out_finding(&mut audit, operation, self.common.self_role_arn.as_str());
             }
         }
         if audit.outcome.findings.is_empty() && audit.failure.is_none() {
@@ -190,7 +190,7 @@ fn is_shut_out(e: &GuardrailError) -> bool {
     e.is_access_denied() && matches!(e.operation(), Some("DescribeKey" | "GetKeyPolicy"))
 }
 
-fn shut_out_finding(audit: &mut Audit, operation: Option<&'static str>) {
+fn shut_out_finding(audit: &mut Audit, operation: Option<&'static str>, role: &str) {
     audit.headline = "Guardrail shut out of KMS key".into();
     audit.outcome.findings.insert(
         0,
@@ -202,9 +202,9 @@ fn shut_out_finding(audit: &mut Audit, operation: Option<&'static str>) {
             ),
         ),
     );
-    audit.guidance = Some(
-        "Find who changed the key policy in CloudTrail (PutKeyPolicy on this key), then restore the function role's access (stack output PolicyDriftRoleArn) or the account root in the key policy. Until then this key is not guarded.".into(),
-    );
+    audit.guidance = Some(format!(
+        "Find who changed the key policy in CloudTrail (PutKeyPolicy on this key), then give the function's role {role} its access back in the key policy (or restore the account root there). Until then this key is not guarded."
+    ));
 }
 
 impl Guard<'_> {

@@ -281,7 +281,9 @@ fn parse_args() -> Result<(usize, Vec<usize>), Box<dyn std::error::Error>> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (drift_every, sizes) = parse_args()?;
-    println!("every {drift_every}th key drifted; requests to moto counted for KMS, Tagging API, SNS and SQS");
+    println!(
+        "1 key in {drift_every} drifted; requests to moto counted for KMS, Tagging API, SNS and SQS"
+    );
     println!(
         "keys  managed  corrected  wall_s  wall_ms/key  cpu_s  cpu_ms/key  calls/compliant  calls/drifted  shared  calls/key"
     );

@@ -18,7 +18,10 @@ echo "== template.yaml: cfn-lint, sam validate --lint, checkov"
 SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-west-1 .venv/template/bin/sam validate --lint --template template.yaml
 .venv/template/bin/checkov --skip-download --quiet --compact --framework cloudformation -f template.yaml
 echo "template.yaml: cfn-lint, sam validate and checkov passed"
+echo "== template.yaml: the function role's IAM in every key-selection mode"
+.venv/template/bin/python scripts/check-template-iam.py | tee -a "$log"
 
 # One closing line for the whole run: the sum over every test binary.
 awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
+     /^template IAM checks:/ { passed += $4 }
      END { printf "%d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"

@@ -22,6 +22,21 @@ const SCENARIOS: &[&str] = &[
     "scheduled-sweep",
 ];
 
+/// The managed tag taken off, then the policy changed while nobody watches.
+async fn leave_management_and_drift(
+    bed: &TestBed,
+    key_id: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    bed.kms
+        .untag_resource()
+        .key_id(key_id)
+        .tag_keys("guardrails:managed")
+        .send()
+        .await?;
+    bed.put_key_policy(key_id, DRIFTED_POLICY).await;
+    Ok(())
+}
+
 fn heading(text: &str) {
     println!(
         "\n=== {text} {}",
@@ -102,24 +117,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             bed.kms.disable_key().key_id(&key_id).send().await?;
         }
         // Someone takes the key out of management, then changes it unwatched.
-        "untag-resource" => {
-            bed.kms
-                .untag_resource()
-                .key_id(&key_id)
-                .tag_keys("guardrails:managed")
-                .send()
-                .await?;
-            bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
-        }
+        "untag-resource" => leave_management_and_drift(&bed, &key_id).await?,
         // A drifted key joins management: it is announced and corrected.
         "tag-resource" => {
-            bed.kms
-                .untag_resource()
-                .key_id(&key_id)
-                .tag_keys("guardrails:managed")
-                .send()
-                .await?;
-            bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+            leave_management_and_drift(&bed, &key_id).await?;
             bed.kms
                 .tag_resource()
                 .key_id(&key_id)

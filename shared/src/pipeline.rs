@@ -19,7 +19,7 @@ use crate::membership;
 use crate::notify::{deliver, Cause, KeyMessage, Speaker};
 use crate::outcome::{Finding, FindingKind, KeyOutcome, Outcome, Severity, Status};
 use crate::resolve::{resolve, Resolution};
-use crate::sweep::{self, Deadline};
+use crate::sweep::{self, Deadline, Swept};
 
 /// The context every function's per-key work runs in.
 #[derive(Clone, Copy)]
@@ -240,12 +240,19 @@ impl Guard<'_> {
                     deadline,
                     seed,
                     |swept| async move {
+                        let cause = Cause::Sweep { time };
+                        let swept = match swept {
+                            Swept::Key(swept) => swept,
+                            Swept::ShutOut { key, error } => {
+                                return self.shut_out(&key, cause, error).await;
+                            }
+                        };
                         let span = info_span!("key", key = %swept.key.arn);
                         let result = audit(swept.key.clone(), Vec::new())
                             .instrument(span.clone())
                             .await;
                         let aliases = Aliases::Region(&swept.aliases);
-                        self.finish(&swept.key, Cause::Sweep { time }, aliases, result)
+                        self.finish(&swept.key, cause, aliases, result)
                             .instrument(span)
                             .await
                     },

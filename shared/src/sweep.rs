@@ -55,6 +55,16 @@ pub struct SweptKey {
     pub aliases: Arc<RegionAliases>,
 }
 
+/// What the sweep hands the function for each managed key it found.
+pub enum Swept {
+    Key(SweptKey),
+    /// A managed key the function may not describe: the guardrail was shut out of it.
+    ShutOut {
+        key: kms::KeyInfo,
+        error: GuardrailError,
+    },
+}
+
 /// One key found by the listing, with what the listing already proved.
 struct Candidate {
     identifier: String,
@@ -82,7 +92,7 @@ pub async fn run<F, Fut>(
     audit: F,
 ) -> SweepReport
 where
-    F: Fn(SweptKey) -> Fut + Copy,
+    F: Fn(Swept) -> Fut + Copy,
     Fut: Future<Output = Result<KeyOutcome, GuardrailError>>,
 {
     let mut report = SweepReport::default();
@@ -175,7 +185,7 @@ async fn sweep_region<F, Fut>(
     report: &mut SweepReport,
 ) -> RegionReport
 where
-    F: Fn(SweptKey) -> Fut + Copy,
+    F: Fn(Swept) -> Fut + Copy,
     Fut: Future<Output = Result<KeyOutcome, GuardrailError>>,
 {
     let mut region_report = RegionReport {
@@ -205,6 +215,13 @@ where
                 Ok(key) => key,
                 // Deleted between the listing and now: nothing left to guard.
                 Err(e) if e.is_not_found() => return Run::NotOurs,
+                // The listing proved the key managed; the key policy now shuts us out.
+                Err(error) if error.is_access_denied() => {
+                    let key =
+                        kms::KeyInfo::unreadable(&candidate.identifier, region, &common.account_id);
+                    let result = audit(Swept::ShutOut { key, error }).await;
+                    return Run::Done(candidate.identifier, Box::new(result));
+                }
                 Err(e) => return Run::Done(candidate.identifier, Box::new(Err(e))),
             };
             if !seen
@@ -217,13 +234,18 @@ where
             match classify(clients, common, key, Some(candidate.managed)).await {
                 Ok(Resolution::Managed(key)) => {
                     let arn = key.arn.to_string();
-                    Run::Done(arn, Box::new(audit(SweptKey { key, aliases }).await))
+                    let result = audit(Swept::Key(SweptKey { key, aliases })).await;
+                    Run::Done(arn, Box::new(result))
+                }
+                Ok(Resolution::ShutOut { key, error }) => {
+                    let key = kms::KeyInfo::unreadable(&key, region, &common.account_id);
+                    let result = audit(Swept::ShutOut { key, error }).await;
+                    Run::Done(candidate.identifier, Box::new(result))
                 }
                 Ok(Resolution::NotOurs(reason) | Resolution::Unmanaged { reason, .. }) => {
                     tracing::info!(key = %candidate.identifier, reason = %reason, "not audited");
                     Run::NotOurs
                 }
-                Ok(Resolution::ShutOut { key, error }) => Run::Done(key, Box::new(Err(error))),
                 Err(e) => Run::Done(candidate.identifier, Box::new(Err(e))),
             }
         }
@@ -335,8 +357,13 @@ where
             }
             Err(e) => {
                 report.managed += 1;
-                report.retry_later += 1;
-                tracing::error!(key = %key, error_type = e.error_type(), error = %e, "key not audited; the next sweep retries it");
+                if e.is_retryable() {
+                    report.retry_later += 1;
+                    tracing::error!(key = %key, error_type = e.error_type(), error = %e, "key not audited; the next sweep retries it");
+                } else {
+                    report.failed += 1;
+                    tracing::error!(key = %key, error_type = e.error_type(), error = %e, "key not audited");
+                }
                 report.add_failure(KeyFailure {
                     key,
                     error_type: e.error_type().to_string(),

@@ -1044,6 +1044,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tagged_key_the_sweep_may_not_describe_is_announced_as_a_shut_out() {
+        let list = mock!(TaggingClient::get_resources).then_output(|| tagged(&[KEY_ARN]));
+        let denied = mock!(KmsClient::describe_key).then_error(|| {
+            DescribeKeyError::generic(error("AccessDeniedException", "no kms:DescribeKey"))
+        });
+        let publish = mock!(SnsClient::publish)
+            .match_requests(|r| {
+                r.subject()
+                    .is_some_and(|s| s.starts_with("Guardrail shut out of KMS key"))
+                    && r.message()
+                        .is_some_and(|m| m.contains("Found by:    scheduled sweep"))
+            })
+            .then_output(|| PublishOutput::builder().message_id("m").build());
+        let aliases = no_aliases();
+        let deps = deps_with(
+            config("enforce", &[]),
+            Mocks {
+                kms: &[&denied, &aliases],
+                sns: &[&publish],
+                tagging: &[&list],
+                ..Mocks::default()
+            },
+        );
+
+        let report = sweep_report(function_handler(event(SWEEP), &deps).await.unwrap());
+
+        assert_eq!((report.failed, report.retry_later), (1, 0));
+        assert_eq!(publish.num_calls(), 1);
+    }
+
+    #[tokio::test]
     async fn a_region_whose_calls_are_denied_is_reported_and_the_others_are_swept() {
         let home = mock!(TaggingClient::get_resources).then_output(|| tagged(&[KEY_ARN]));
         let scp_denied = mock!(TaggingClient::get_resources).then_error(|| {

@@ -301,7 +301,10 @@ impl KeyLocator {
                     _ => false,
                 };
             if !well_formed {
-                return Err(format!("{reference:?} is not a KMS key or alias ARN"));
+                return Err(format!(
+                    "{} is not a KMS key or alias ARN",
+                    crate::text::quoted(reference, 120)
+                ));
             }
             return Ok(KeyLocator {
                 region: parts[2].to_string(),
@@ -315,7 +318,8 @@ impl KeyLocator {
             });
         }
         Err(format!(
-            "{reference:?} is not a key ARN, key id, mrk- id, alias name or alias ARN"
+            "{} is not a key ARN, key id, mrk- id, alias name or alias ARN",
+            crate::text::quoted(reference, 120)
         ))
     }
 }
@@ -352,6 +356,17 @@ mod tests {
             assert_eq!(loc.region, region, "{reference}");
             assert_eq!(loc.identifier, identifier);
         }
+    }
+
+    #[test]
+    fn a_huge_or_multi_line_key_reference_is_named_bounded_on_one_line() {
+        let err = KeyLocator::parse(
+            &format!("evil\nChanged by: me{}", "x".repeat(5000)),
+            "eu-west-1",
+        )
+        .unwrap_err();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(err.len() < 300, "{} characters", err.len());
     }
 
     #[test]

@@ -494,7 +494,7 @@ mod tests {
             .filter(|name| name != "invalid")
             .collect();
         folders.sort();
-        assert_eq!(folders, ["alarm-notifier", "policy-drift"]);
+        assert_eq!(folders, ["alarm-notifier", "policy-drift", "root-access-revoker"]);
         for folder in folders {
             for (path, text) in sample_files(&folder) {
                 let payload: Value = serde_json::from_str(&text).unwrap();

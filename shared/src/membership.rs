@@ -167,12 +167,25 @@ pub fn left_audit(function: &str, key: &KeyInfo, reason: &str, departure: &Depar
     }
 }
 
-/// The keys an event is about: the one it names, and for UpdateAlias both the key the alias
-/// left and the key it now names.
+/// The keys an event is about: the one it names, the new replica for ReplicateKey, and for
+/// UpdateAlias both the key the alias left and the key it now names.
 pub fn event_keys(
     detail: &CloudTrailDetail,
     default_region: &str,
 ) -> Result<Vec<KeyLocator>, GuardrailError> {
+    if detail.event_name == "ReplicateKey" {
+        // The new replica, in its own Region: it starts with the default (root only) policy.
+        if let Some(replica) = detail
+            .response_elements
+            .as_ref()
+            .and_then(|r| r.pointer("/replicaKeyMetadata/arn"))
+            .and_then(Value::as_str)
+        {
+            return KeyLocator::parse(replica, default_region)
+                .map(|l| vec![l])
+                .map_err(GuardrailError::InvalidEvent);
+        }
+    }
     if detail.event_name != "UpdateAlias" {
         return Ok(vec![detail.key_locator(default_region)?]);
     }

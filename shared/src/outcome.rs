@@ -59,6 +59,14 @@ pub enum FindingKind {
     ShutOut,
     /// A correction was refused by a safety check before any write.
     CorrectionBlocked,
+    /// The key policy grants the account root (and so every IAM policy of the account).
+    RootAccess,
+    /// `Principal: "*"` limited only by `kms:CallerAccount`: root-equivalent or broader.
+    AccountWideAccess,
+    /// A principal shown by unique id (`AROA...`): deleted, perhaps recreated as another.
+    OrphanedPrincipal,
+    /// The only administrator of keys without root was deleted, restricted or made unassumable.
+    AdminAtRisk,
 }
 
 impl FindingKind {
@@ -75,6 +83,10 @@ impl FindingKind {
             FindingKind::Enrolled => "enrolled",
             FindingKind::ShutOut => "shut_out",
             FindingKind::CorrectionBlocked => "correction_blocked",
+            FindingKind::RootAccess => "root_access",
+            FindingKind::AccountWideAccess => "account_wide_access",
+            FindingKind::OrphanedPrincipal => "orphaned_principal",
+            FindingKind::AdminAtRisk => "admin_at_risk",
         }
     }
 }
@@ -220,5 +232,12 @@ pub enum Outcome {
     Key(KeyOutcome),
     /// An event about two keys (UpdateAlias moves an alias from one to the other).
     Keys(Vec<KeyOutcome>),
+    /// An admin role that alone administers keys without root can no longer do so.
+    AdminAtRisk {
+        role: String,
+        danger: String,
+        keys: Vec<String>,
+        notification: crate::notify::Delivery,
+    },
     Sweep(SweepReport),
 }

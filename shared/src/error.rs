@@ -170,7 +170,9 @@ fn kind_of(code: &str, server_error: bool) -> AwsErrorKind {
         | "AccessDenied"
         | "AuthorizationError"
         | "UnauthorizedOperation" => AwsErrorKind::AccessDenied,
-        "NotFoundException" | "NotFound" | "ResourceNotFoundException" | "NoSuchEntity" => AwsErrorKind::NotFound,
+        "NotFoundException" | "NotFound" | "ResourceNotFoundException" | "NoSuchEntity" => {
+            AwsErrorKind::NotFound
+        }
         "KMSInvalidStateException" => AwsErrorKind::InvalidState,
         c if c.contains("Throttl")
             || c == "TooManyRequestsException"

@@ -494,7 +494,10 @@ mod tests {
             .filter(|name| name != "invalid")
             .collect();
         folders.sort();
-        assert_eq!(folders, ["alarm-notifier", "policy-drift", "root-access-revoker"]);
+        assert_eq!(
+            folders,
+            ["alarm-notifier", "policy-drift", "root-access-revoker"]
+        );
         for folder in folders {
             for (path, text) in sample_files(&folder) {
                 let payload: Value = serde_json::from_str(&text).unwrap();
@@ -504,7 +507,7 @@ mod tests {
                     (Trigger::Alarm(_), "alarm-notifier")
                         | (
                             Trigger::CloudTrail(_) | Trigger::Scheduled { .. },
-                            "policy-drift"
+                            "policy-drift" | "root-access-revoker"
                         )
                 );
                 assert!(expected, "{path} parsed as {}", trigger.describe());

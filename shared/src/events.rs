@@ -268,10 +268,19 @@ pub struct KeyLocator {
 fn is_key_id(s: &str) -> bool {
     let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
     if let Some(mrk) = s.strip_prefix("mrk-") {
-        return mrk.len() == 32 && hex(mrk);
+        // AWS: 32 hex digits. The local emulator spells them as a UUID; accepting that form
+        // too costs nothing, since DescribeKey decides whether the key exists.
+        return (mrk.len() == 32 && hex(mrk)) || is_uuid(mrk);
     }
+    is_uuid(s)
+}
+
+fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
-    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]) && groups.iter().all(|g| hex(g))
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn is_alias_name(s: &str) -> bool {

@@ -165,6 +165,33 @@ pub fn config(topic_arn: &str, extra: &[(&str, &str)]) -> Config {
         .unwrap_or_else(|e| panic!("test configuration: {e}"))
 }
 
+/// The revoker's role in the samples and tests.
+pub const REVOKER_ROLE_ARN: &str =
+    "arn:aws:iam::111122223333:role/kms-guardrails-RootAccessRevokerRole-1A2B3C4D5E6F";
+
+/// root-access-revoker's configuration as the template would set it, root access off, with
+/// `extra` on top.
+pub fn revoker_config(topic_arn: &str, extra: &[(&str, &str)]) -> root_access_revoker::Config {
+    let mut env: Vec<(String, String)> = vec![
+        ("ACCOUNT_ID".into(), ACCOUNT_ID.into()),
+        ("AWS_REGION".into(), REGION.into()),
+        ("NOTIFY_TOPIC_ARN".into(), topic_arn.into()),
+        ("SELF_ROLE_ARN".into(), REVOKER_ROLE_ARN.into()),
+        ("ROOT_ACCESS".into(), "false".into()),
+        ("KMS_ADMIN_ROLE_ARNS".into(), ADMIN_ROLE_ARN.into()),
+        ("MODE".into(), "enforce".into()),
+        ("ENVIRONMENT".into(), "test".into()),
+    ];
+    for (k, v) in extra {
+        env.retain(|(name, _)| name != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    root_access_revoker::Config::from_lookup(&|name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .unwrap_or_else(|e| panic!("test configuration: {e}"))
+}
+
 /// Everything a test needs: the server, clients on it and a topic whose notifications land in a queue.
 pub struct TestBed {
     pub moto: MotoServer,
@@ -302,6 +329,24 @@ impl TestBed {
             .and_then(|m| m.key_state)
             .map(|s| s.as_str().to_string())
             .unwrap_or_default()
+    }
+
+    /// Creates the IAM role `arn` (by its name) with a trust policy the account may assume;
+    /// returns its unique id.
+    pub async fn create_role(&self, arn: &str) -> String {
+        let name = arn.rsplit('/').next().expect("role name");
+        aws_sdk_iam::Client::new(&self.sdk)
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT_ID}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+            ))
+            .send()
+            .await
+            .expect("create role")
+            .role
+            .expect("role")
+            .role_id
     }
 
     /// Every notification delivered so far, drained from the queue.

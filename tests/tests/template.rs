@@ -14,3 +14,17 @@ fn the_policy_drift_rule_matches_exactly_the_events_the_handler_acts_on() {
         .collect();
     assert_eq!(in_template, in_code);
 }
+
+#[test]
+fn the_root_access_revoker_rules_match_exactly_the_events_the_handler_acts_on() {
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let gate = root_access_revoker::GATE;
+    for (event, source) in [
+        ("KeyChanged", "kms.amazonaws.com"),
+        ("RoleChanged", "iam.amazonaws.com"),
+    ] {
+        let in_template = rule_event_names(&template, "RootAccessRevokerFunction", event).unwrap();
+        let in_code: Vec<String> = gate.names(source).into_iter().map(str::to_string).collect();
+        assert_eq!(in_template, in_code, "{event}");
+    }
+}

@@ -1,0 +1,865 @@
+//! Whether taking the root out of a key policy is safe, as a pure function of the facts the
+//! handler gathered: the policy text, the administrator roles as IAM knows them, and the
+//! function's own role. Every check must pass before anything is written; the first that fails
+//! blocks the write and says what a person should do.
+
+use std::fmt;
+
+use shared::evaluate::{access, lockout_problems, Access};
+use shared::policy::{Policy, PolicyError};
+use shared::safe_policy::{Keeper, Refusal, SafePolicy, ADMIN_ACTIONS, SELF_ACTIONS};
+use shared::text;
+
+use crate::revoke::{revoke_root, unique_id_principals, Revocation};
+
+/// Longest problem or fix in a blocked message: long enough for every lockout problem of a
+/// few administrators, short enough for a notification.
+const MAX_MESSAGE_CHARS: usize = 2_000;
+
+/// An administrator role from configuration, with what IAM says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminRole {
+    pub arn: String,
+    /// The role's unique id (`AROA...`) from IAM GetRole; `None` when the role does not exist.
+    pub role_id: Option<String>,
+}
+
+/// The lockout checks, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Check {
+    /// At least one administrator role is configured and every one exists in IAM.
+    AdminRoleExists,
+    /// The current policy names each administrator role by its ARN, not by the unique id of a
+    /// deleted role of the same name.
+    SameRole,
+    /// Without root, the policy still lets every administrator role call `kms:PutKeyPolicy`
+    /// and `kms:GetKeyPolicy`.
+    AdminKeepsControl,
+    /// Without root, the policy still lets this function's role call what KMS's own lockout
+    /// check and the next sweep need.
+    FunctionKeepsControl,
+    /// KMS would accept the new policy.
+    KmsRules,
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Check::AdminRoleExists => "the administrator role exists",
+            Check::SameRole => "the key policy names the administrator role that exists now",
+            Check::AdminKeepsControl => {
+                "the administrator role keeps kms:PutKeyPolicy and kms:GetKeyPolicy"
+            }
+            Check::FunctionKeepsControl => "this function's role keeps control of the key",
+            Check::KmsRules => "KMS would accept the new key policy",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// No root grant (and nothing account-wide to remove): nothing to write.
+    NothingToRevoke,
+    /// Root (and maybe the account-wide statement) removed; the result passed every check.
+    Revoke {
+        revocation: Revocation,
+        policy: SafePolicy,
+    },
+    /// A check failed: no write. `problem` says what, `fix` what a person should do.
+    Blocked {
+        check: Check,
+        problem: String,
+        fix: String,
+        revocation: Revocation,
+    },
+}
+
+/// What to do with `policy_text` in `account`: nothing, the write of a checked policy without
+/// root, or a block naming the first check that failed. `admins` are the configured
+/// administrator roles as IAM GetRole found them; `self_role` is this function's role ARN.
+pub fn decide(
+    policy_text: &str,
+    account: &str,
+    admins: &[AdminRole],
+    self_role: &str,
+    remove_account_wide: bool,
+) -> Result<Decision, PolicyError> {
+    let Some(revocation) = revoke_root(policy_text, account, remove_account_wide)? else {
+        return Ok(Decision::NothingToRevoke);
+    };
+    let current = Policy::parse(policy_text)?;
+    let revoked = Policy::parse(&revocation.document)?;
+    let checked = admin_role_exists(admins)
+        .and_then(|()| same_role(&current, admins))
+        .and_then(|()| admin_keeps_control(&revoked, admins))
+        .and_then(|()| function_keeps_control(&revoked, self_role))
+        .and_then(|()| kms_rules(&revocation.document, admins, self_role));
+    Ok(match checked {
+        Ok(policy) => Decision::Revoke { revocation, policy },
+        Err(Block {
+            check,
+            problem,
+            fix,
+        }) => Decision::Blocked {
+            check,
+            problem: text::one_line(&problem, MAX_MESSAGE_CHARS),
+            fix: text::one_line(&format!("{fix} {}", then(&revocation)), MAX_MESSAGE_CHARS),
+            revocation,
+        },
+    })
+}
+
+struct Block {
+    check: Check,
+    problem: String,
+    fix: String,
+}
+
+/// What every fix ends with: the broad grant is still there, so the fix is possible, and
+/// then the revoker finishes the job.
+fn then(revocation: &Revocation) -> &'static str {
+    if revocation.removed.is_empty() {
+        "(the account-wide statement is still in the key policy, so principals of the account \
+         can still change it); the next run then removes that statement"
+    } else {
+        "(the account root is still in the key policy, so IAM administrators can still change \
+         it); the next run then removes root"
+    }
+}
+
+fn arns<'a>(roles: impl IntoIterator<Item = &'a AdminRole>) -> String {
+    roles
+        .into_iter()
+        .map(|r| r.arn.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn admin_role_exists(admins: &[AdminRole]) -> Result<(), Block> {
+    if admins.is_empty() {
+        return Err(Block {
+            check: Check::AdminRoleExists,
+            problem: "no administrator role is configured, so once root is gone no principal \
+                      would be known to be able to change the key policy"
+                .into(),
+            fix: "configure at least one administrator role: an IAM role that the key policy \
+                  names in an Allow statement for kms:PutKeyPolicy and kms:GetKeyPolicy"
+                .into(),
+        });
+    }
+    let missing: Vec<&AdminRole> = admins.iter().filter(|a| a.role_id.is_none()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let roles = arns(missing.iter().copied());
+    Err(Block {
+        check: Check::AdminRoleExists,
+        problem: format!(
+            "the administrator role {roles} does not exist (IAM GetRole found no such role), \
+             so once root is gone it could not change the key policy"
+        ),
+        fix: format!(
+            "create the role {roles} again (or configure a role that exists), then have an \
+             administrator with access add its new principal to the key policy"
+        ),
+    })
+}
+
+/// Whether any statement names `arn` in `Principal.AWS`.
+fn names(policy: &Policy, arn: &str) -> bool {
+    policy
+        .statements
+        .iter()
+        .filter_map(|s| s.body.principal.as_ref())
+        .filter_map(|kinds| kinds.get("AWS"))
+        .any(|values| values.contains(arn))
+}
+
+fn same_role(current: &Policy, admins: &[AdminRole]) -> Result<(), Block> {
+    let Some(admin) = admins.iter().find(|a| !names(current, &a.arn)) else {
+        return Ok(());
+    };
+    let arn = &admin.arn;
+    let ids = unique_id_principals(current);
+    if ids.is_empty() {
+        return Err(Block {
+            check: Check::SameRole,
+            problem: format!(
+                "the key policy does not name the administrator role {arn}, so once root is \
+                 gone it could not change the key policy"
+            ),
+            fix: format!(
+                "add {arn} to an Allow statement for kms:PutKeyPolicy and kms:GetKeyPolicy in \
+                 the key policy"
+            ),
+        });
+    }
+    let ids = ids.join(", ");
+    let now = admin
+        .role_id
+        .as_deref()
+        .map(|id| format!(" (its id is now {id})"))
+        .unwrap_or_default();
+    Err(Block {
+        check: Check::SameRole,
+        problem: format!(
+            "the key policy does not name the administrator role {arn} but names the deleted \
+             principal {ids}: the role named there was deleted, and a role created again under \
+             the same name{now} is a different principal that the key policy does not name"
+        ),
+        fix: format!(
+            "have an administrator with access replace {ids} with {arn} in the key policy's \
+             administrator statement"
+        ),
+    })
+}
+
+fn admin_keeps_control(revoked: &Policy, admins: &[AdminRole]) -> Result<(), Block> {
+    let lacking: Vec<&AdminRole> = admins
+        .iter()
+        .filter(|a| {
+            ADMIN_ACTIONS
+                .iter()
+                .any(|action| access(revoked, &a.arn, action) != Access::Allowed)
+        })
+        .collect();
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    let requirements: Vec<(&str, &str)> = lacking
+        .iter()
+        .flat_map(|a| ADMIN_ACTIONS.iter().map(|action| (a.arn.as_str(), *action)))
+        .collect();
+    let roles = arns(lacking.iter().copied());
+    Err(Block {
+        check: Check::AdminKeepsControl,
+        problem: format!(
+            "in the new key policy, {}",
+            lockout_problems(revoked, &requirements, false).join("; ")
+        ),
+        fix: format!(
+            "name {roles} in an Allow statement for kms:PutKeyPolicy and kms:GetKeyPolicy with \
+             no Condition and Resource \"*\", and remove or narrow every Deny that covers it"
+        ),
+    })
+}
+
+fn function_keeps_control(revoked: &Policy, self_role: &str) -> Result<(), Block> {
+    let requirements: Vec<(&str, &str)> = SELF_ACTIONS.iter().map(|a| (self_role, *a)).collect();
+    let problems = lockout_problems(revoked, &requirements, false);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Block {
+        check: Check::FunctionKeepsControl,
+        problem: format!(
+            "in the new key policy, {}; KMS refuses a key policy that would stop its caller from \
+             changing it again, and the next sweep must read the key",
+            problems.join("; ")
+        ),
+        fix: format!(
+            "name this function's role {self_role} in an Allow statement for {} with no \
+             Condition and Resource \"*\", and remove or narrow every Deny that covers it",
+            SELF_ACTIONS.join(", ")
+        ),
+    })
+}
+
+fn kms_rules(document: &str, admins: &[AdminRole], self_role: &str) -> Result<SafePolicy, Block> {
+    let keepers: Vec<Keeper<'_>> = admins
+        .iter()
+        .map(|a| Keeper {
+            principal: &a.arn,
+            actions: ADMIN_ACTIONS,
+        })
+        .chain([Keeper {
+            principal: self_role,
+            actions: SELF_ACTIONS,
+        }])
+        .collect();
+    SafePolicy::check(document, &keepers).map_err(|refusals| {
+        let lockout = refusals.iter().any(|r| matches!(r, Refusal::Lockout(_)));
+        Block {
+            check: Check::KmsRules,
+            problem: format!(
+                "the new key policy cannot be written: {}",
+                refusals
+                    .iter()
+                    .map(Refusal::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            fix: if lockout {
+                "give the principals named above their access in the key policy".to_string()
+            } else {
+                "correct the key policy so that KMS accepts it (the rules named above)".to_string()
+            },
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    const ACCOUNT: &str = "111122223333";
+    const ROOT: &str = "arn:aws:iam::111122223333:root";
+    const ADMIN: &str = "arn:aws:iam::111122223333:role/kms-admin";
+    const SELF: &str = "arn:aws:iam::111122223333:role/root-access-revoker";
+
+    fn admin(arn: &str) -> AdminRole {
+        AdminRole {
+            arn: arn.into(),
+            role_id: Some("AROANEWROLEID12345678".into()),
+        }
+    }
+
+    fn text(statements: &[Value]) -> String {
+        json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+    }
+
+    fn root_statement() -> Value {
+        json!({"Sid": "EnableRootAccess", "Effect": "Allow", "Principal": {"AWS": ROOT},
+               "Action": "kms:*", "Resource": "*"})
+    }
+
+    fn admin_statement(principal: &str) -> Value {
+        json!({"Sid": "AllowKmsAdminRole", "Effect": "Allow", "Principal": {"AWS": principal},
+               "Action": ["kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
+                          "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
+                          "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion"],
+               "Resource": "*"})
+    }
+
+    fn self_statement() -> Value {
+        json!({"Sid": "AllowGuardrails", "Effect": "Allow", "Principal": {"AWS": SELF},
+               "Action": ["kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:DescribeKey"], "Resource": "*"})
+    }
+
+    fn decided(statements: &[Value], admins: &[AdminRole]) -> Decision {
+        decide(&text(statements), ACCOUNT, admins, SELF, false).unwrap()
+    }
+
+    fn blocked(decision: Decision) -> (Check, String, String) {
+        match decision {
+            Decision::Blocked {
+                check,
+                problem,
+                fix,
+                ..
+            } => (check, problem, fix),
+            other => panic!("expected a block, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn given_root_an_admin_and_the_function_when_decided_then_revoke_the_policy_minus_root() {
+        let input = [root_statement(), admin_statement(ADMIN), self_statement()];
+        let Decision::Revoke { revocation, policy } = decided(&input, &[admin(ADMIN)]) else {
+            panic!("expected Revoke");
+        };
+        let expected = Policy::parse(&text(&[admin_statement(ADMIN), self_statement()])).unwrap();
+        assert!(
+            policy.policy().semantically_equal(&expected),
+            "{}",
+            policy.policy().diff_against(&expected)
+        );
+        assert_eq!(policy.document(), revocation.document);
+        assert_eq!(revocation.removed.len(), 1);
+    }
+
+    #[test]
+    fn given_no_root_grant_when_decided_then_nothing_to_revoke_even_without_admins() {
+        let input = [admin_statement(ADMIN), self_statement()];
+        assert!(matches!(decided(&input, &[]), Decision::NothingToRevoke));
+    }
+
+    #[test]
+    fn given_no_admin_configured_when_decided_then_blocked_by_admin_role_exists() {
+        let input = [root_statement(), admin_statement(ADMIN), self_statement()];
+        let (check, problem, fix) = blocked(decided(&input, &[]));
+        assert_eq!(check, Check::AdminRoleExists);
+        assert!(
+            problem.contains("no administrator role is configured"),
+            "{problem}"
+        );
+        assert!(fix.contains("configure at least one administrator role"));
+    }
+
+    #[test]
+    fn given_a_missing_admin_role_when_decided_then_blocked_by_admin_role_exists() {
+        let input = [root_statement(), admin_statement(ADMIN), self_statement()];
+        let gone = AdminRole {
+            arn: ADMIN.into(),
+            role_id: None,
+        };
+        let (check, problem, fix) = blocked(decided(&input, &[gone]));
+        assert_eq!(check, Check::AdminRoleExists);
+        assert_eq!(
+            problem,
+            format!(
+                "the administrator role {ADMIN} does not exist (IAM GetRole found no such role), \
+                 so once root is gone it could not change the key policy"
+            )
+        );
+        assert!(
+            fix.starts_with(&format!("create the role {ADMIN} again")),
+            "{fix}"
+        );
+        assert!(fix.contains("add its new principal to the key policy"));
+    }
+
+    #[test]
+    fn given_a_recreated_admin_role_when_decided_then_blocked_by_same_role() {
+        // The policy shows the deleted role's unique id; IAM has a new role of the same name.
+        let input = [
+            root_statement(),
+            admin_statement("AROAOLDROLEID12345678"),
+            self_statement(),
+        ];
+        let (check, problem, fix) = blocked(decided(&input, &[admin(ADMIN)]));
+        assert_eq!(check, Check::SameRole);
+        assert!(
+            problem.contains("names the deleted principal AROAOLDROLEID12345678")
+                && problem.contains("its id is now AROANEWROLEID12345678")
+                && problem.contains("different principal"),
+            "{problem}"
+        );
+        assert!(
+            fix.contains(&format!("replace AROAOLDROLEID12345678 with {ADMIN}")),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn given_a_policy_not_naming_the_admin_role_when_decided_then_blocked_by_same_role() {
+        let input = [root_statement(), self_statement()];
+        let (check, problem, fix) = blocked(decided(&input, &[admin(ADMIN)]));
+        assert_eq!(check, Check::SameRole);
+        assert!(problem.contains(&format!("does not name the administrator role {ADMIN}")));
+        assert!(fix.starts_with(&format!("add {ADMIN} to an Allow statement")));
+    }
+
+    #[test]
+    fn given_an_admin_without_put_key_policy_when_decided_then_blocked_by_admin_keeps_control() {
+        let user = json!({"Sid": "AdminUsesKey", "Effect": "Allow", "Principal": {"AWS": ADMIN},
+                          "Action": ["kms:GetKeyPolicy", "kms:Decrypt"], "Resource": "*"});
+        let input = [root_statement(), user, self_statement()];
+        let (check, problem, fix) = blocked(decided(&input, &[admin(ADMIN)]));
+        assert_eq!(check, Check::AdminKeepsControl);
+        assert_eq!(
+            problem,
+            format!(
+                "in the new key policy, {ADMIN} may not call kms:PutKeyPolicy: no Allow statement names \
+                 it or its account for this action"
+            )
+        );
+        assert!(fix.starts_with(&format!("name {ADMIN} in an Allow statement")));
+    }
+
+    #[test]
+    fn given_an_explicit_deny_of_the_admin_when_decided_then_blocked_by_admin_keeps_control() {
+        let deny = json!({"Sid": "NoPolicyChanges", "Effect": "Deny", "Principal": {"AWS": ADMIN},
+                          "Action": "kms:PutKeyPolicy", "Resource": "*"});
+        let input = [
+            root_statement(),
+            admin_statement(ADMIN),
+            self_statement(),
+            deny,
+        ];
+        let (check, problem, _) = blocked(decided(&input, &[admin(ADMIN)]));
+        assert_eq!(check, Check::AdminKeepsControl);
+        assert!(
+            problem.contains("Deny statement \"NoPolicyChanges\" names it"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn given_admin_control_only_under_a_condition_or_through_a_wildcard_when_decided_then_blocked()
+    {
+        for grant in [
+            json!({"Effect": "Allow", "Principal": {"AWS": ADMIN}, "Action": "kms:*", "Resource": "*",
+                   "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}),
+            json!({"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"}),
+        ] {
+            // The admin is named (so the SameRole check passes) but only for Decrypt.
+            let named = json!({"Effect": "Allow", "Principal": {"AWS": ADMIN}, "Action": "kms:Decrypt", "Resource": "*"});
+            let input = [root_statement(), named, grant.clone(), self_statement()];
+            let (check, _, _) = blocked(decided(&input, &[admin(ADMIN)]));
+            assert_eq!(check, Check::AdminKeepsControl, "{grant}");
+        }
+    }
+
+    #[test]
+    fn given_a_second_admin_lacking_control_when_decided_then_only_it_is_named() {
+        let other = "arn:aws:iam::111122223333:role/other-admin";
+        let named = json!({"Effect": "Allow", "Principal": {"AWS": other}, "Action": "kms:Decrypt", "Resource": "*"});
+        let input = [
+            root_statement(),
+            admin_statement(ADMIN),
+            named,
+            self_statement(),
+        ];
+        let (check, problem, fix) = blocked(decided(&input, &[admin(ADMIN), admin(other)]));
+        assert_eq!(check, Check::AdminKeepsControl);
+        assert!(
+            problem.contains(other) && !problem.contains(ADMIN),
+            "{problem}"
+        );
+        assert!(fix.starts_with(&format!("name {other} in")), "{fix}");
+    }
+
+    #[test]
+    fn given_a_function_role_without_describe_key_when_decided_then_blocked_by_function_keeps_control(
+    ) {
+        let partial = json!({"Sid": "AllowGuardrails", "Effect": "Allow", "Principal": {"AWS": SELF},
+                             "Action": ["kms:PutKeyPolicy", "kms:GetKeyPolicy"], "Resource": "*"});
+        let input = [
+            json!({"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:DescribeKey", "Resource": "*"}),
+            admin_statement(ADMIN),
+            partial,
+        ];
+        let (check, problem, fix) = blocked(decided(&input, &[admin(ADMIN)]));
+        assert_eq!(check, Check::FunctionKeepsControl);
+        assert!(
+            problem.starts_with(&format!(
+                "in the new key policy, {SELF} may not call kms:DescribeKey"
+            )),
+            "{problem}"
+        );
+        assert!(fix.contains("kms:PutKeyPolicy, kms:GetKeyPolicy, kms:DescribeKey"));
+    }
+
+    #[test]
+    fn given_a_policy_kms_would_reject_when_decided_then_blocked_by_kms_rules() {
+        let mut duplicate = self_statement();
+        duplicate["Sid"] = json!("AllowKmsAdminRole");
+        let input = [root_statement(), admin_statement(ADMIN), duplicate];
+        let (check, problem, fix) = blocked(decided(&input, &[admin(ADMIN)]));
+        assert_eq!(check, Check::KmsRules);
+        assert!(
+            problem.contains("KMS would reject it") && problem.contains("[unique Sid]"),
+            "{problem}"
+        );
+        assert!(fix.starts_with("correct the key policy so that KMS accepts it"));
+    }
+
+    #[test]
+    fn given_the_account_wide_statement_when_decided_then_removed_only_when_configured() {
+        let enable_iam = json!({"Sid": "EnableIAMPermissions", "Effect": "Allow", "Principal": {"AWS": "*"},
+               "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": {"kms:CallerAccount": ACCOUNT}}});
+        let input = [admin_statement(ADMIN), enable_iam.clone(), self_statement()];
+        assert!(matches!(
+            decided(&input, &[admin(ADMIN)]),
+            Decision::NothingToRevoke
+        ));
+        let Decision::Revoke { revocation, policy } =
+            decide(&text(&input), ACCOUNT, &[admin(ADMIN)], SELF, true).unwrap()
+        else {
+            panic!("expected Revoke");
+        };
+        assert!(revocation.account_wide_removed);
+        assert_eq!(policy.policy().statements.len(), 2);
+    }
+
+    #[test]
+    fn given_only_the_account_wide_statement_to_remove_when_blocked_then_the_fix_says_so() {
+        let enable_iam = json!({"Sid": "EnableIAMPermissions", "Effect": "Allow", "Principal": "*",
+               "Action": "kms:*", "Resource": "*", "Condition": {"StringEquals": {"kms:CallerAccount": ACCOUNT}}});
+        let input = text(&[enable_iam, self_statement()]);
+        let (check, _, fix) =
+            blocked(decide(&input, ACCOUNT, &[admin(ADMIN)], SELF, true).unwrap());
+        assert_eq!(check, Check::SameRole);
+        assert!(
+            fix.ends_with("the next run then removes that statement") && !fix.contains("root"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn given_an_unreadable_policy_when_decided_then_an_error() {
+        assert!(decide("{", ACCOUNT, &[admin(ADMIN)], SELF, false).is_err());
+    }
+
+    #[test]
+    fn given_a_blocked_message_with_text_from_the_policy_when_decided_then_it_is_one_line() {
+        let deny = json!({"Sid": "Evil\nFix: nothing", "Effect": "Deny", "Principal": "*",
+                          "Action": "kms:PutKeyPolicy", "Resource": "*"});
+        let input = [
+            root_statement(),
+            admin_statement(ADMIN),
+            self_statement(),
+            deny,
+        ];
+        let (_, problem, _) = blocked(decided(&input, &[admin(ADMIN)]));
+        assert!(!problem.contains('\n'), "{problem}");
+    }
+
+    #[test]
+    fn every_check_has_a_distinct_name_for_people() {
+        let all = [
+            Check::AdminRoleExists,
+            Check::SameRole,
+            Check::AdminKeepsControl,
+            Check::FunctionKeepsControl,
+            Check::KmsRules,
+        ];
+        let names: std::collections::BTreeSet<String> = all.iter().map(Check::to_string).collect();
+        assert_eq!(names.len(), all.len());
+    }
+
+    mod properties {
+        use super::*;
+        use crate::revoke::{is_account_wide, names_root};
+        use proptest::prelude::*;
+        use serde_json::Map;
+
+        const OTHER_ROOT: &str = "arn:aws:iam::444455556666:root";
+        const SECOND_ADMIN: &str = "arn:aws:iam::111122223333:role/ops/second-admin";
+        const PRINCIPALS: &[&str] = &[ROOT, ACCOUNT, OTHER_ROOT, ADMIN, SECOND_ADMIN, SELF, "*"];
+        const ACTIONS: &[&str] = &[
+            "kms:*",
+            "kms:Put*",
+            "kms:PutKeyPolicy",
+            "kms:GetKeyPolicy",
+            "kms:DescribeKey",
+            "kms:Decrypt",
+        ];
+
+        fn conditions() -> Vec<Value> {
+            vec![
+                json!({"StringEquals": {"kms:CallerAccount": ACCOUNT}}),
+                json!({"StringEquals": {"KMS:CallerAccount": [ACCOUNT]}}),
+                json!({"Bool": {"aws:SecureTransport": "true"}}),
+                json!({"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}),
+            ]
+        }
+
+        fn one_or_list(values: &[&str], list: bool) -> Value {
+            if values.len() == 1 && !list {
+                json!(values[0])
+            } else {
+                json!(values)
+            }
+        }
+
+        /// A statement from the pools; `sid` numbered by the caller so most Sids are unique.
+        fn statement() -> impl Strategy<Value = (Option<bool>, Value)> {
+            (
+                proptest::option::weighted(0.6, proptest::bool::weighted(0.05)),
+                proptest::bool::weighted(0.15),
+                prop_oneof![
+                    6 => proptest::sample::subsequence(PRINCIPALS, 1..=3).prop_map(Some),
+                    1 => Just(None),
+                ],
+                proptest::bool::ANY,
+                proptest::bool::weighted(0.2),
+                proptest::bool::weighted(0.2),
+                proptest::sample::subsequence(ACTIONS, 1..=3),
+                proptest::bool::ANY,
+                proptest::option::weighted(0.35, 0..conditions().len()),
+            )
+                .prop_map(
+                    |(
+                        sid,
+                        deny,
+                        principals,
+                        list,
+                        service,
+                        not_action,
+                        actions,
+                        action_list,
+                        condition,
+                    )| {
+                        let mut s = Map::new();
+                        s.insert("Effect".into(), json!(if deny { "Deny" } else { "Allow" }));
+                        let principal = match principals {
+                            // The bare wildcard form.
+                            None => json!("*"),
+                            Some(values) => {
+                                let mut kinds = json!({"AWS": one_or_list(&values, list)});
+                                if service {
+                                    kinds["Service"] = json!("logs.amazonaws.com");
+                                }
+                                kinds
+                            }
+                        };
+                        s.insert("Principal".into(), principal);
+                        let key = if not_action { "NotAction" } else { "Action" };
+                        s.insert(key.into(), one_or_list(&actions, action_list));
+                        s.insert("Resource".into(), json!("*"));
+                        if let Some(i) = condition {
+                            s.insert("Condition".into(), conditions()[i].clone());
+                        }
+                        (sid, Value::Object(s))
+                    },
+                )
+        }
+
+        /// Mostly with a statement that keeps every admin and the function in control, so
+        /// that many cases get past the checks to a write.
+        fn policy_text() -> impl Strategy<Value = String> {
+            (
+                proptest::bool::weighted(0.75),
+                proptest::collection::vec(statement(), 1..=5),
+            )
+                .prop_map(|(backbone, statements)| {
+                    let backbone = backbone.then(|| {
+                        json!({"Effect": "Allow",
+                    "Principal": {"AWS": [ADMIN, SECOND_ADMIN, SELF]},
+                    "Action": ["kms:PutKeyPolicy", "kms:GetKeyPolicy", "kms:DescribeKey"],
+                    "Resource": "*"})
+                    });
+                    let statements: Vec<Value> = backbone
+                        .into_iter()
+                        .map(|s| (None, s))
+                        .chain(statements)
+                        .enumerate()
+                        .map(|(i, (sid, mut s))| {
+                            match sid {
+                                Some(false) => s["Sid"] = json!(format!("S{i}")),
+                                // Now and then a duplicate, which KMS refuses.
+                                Some(true) => s["Sid"] = json!("Dup"),
+                                None => {}
+                            }
+                            s
+                        })
+                        .collect();
+                    text(&statements)
+                })
+        }
+
+        fn admins() -> impl Strategy<Value = Vec<AdminRole>> {
+            prop_oneof![
+                Just(vec![admin(ADMIN)]),
+                Just(vec![admin(ADMIN), admin(SECOND_ADMIN)]),
+            ]
+        }
+
+        fn statements_of(document: &str) -> Vec<Value> {
+            let value: Value = serde_json::from_str(document).unwrap();
+            match &value["Statement"] {
+                Value::Array(items) => items.clone(),
+                single => vec![single.clone()],
+            }
+        }
+
+        fn grants_root(statement: &Value) -> bool {
+            statement["Effect"] == "Allow"
+                && match &statement["Principal"]["AWS"] {
+                    Value::Array(items) => items.iter().any(|v| names_root(v, ACCOUNT)),
+                    single => names_root(single, ACCOUNT),
+                }
+        }
+
+        /// The statement as the revoker must leave it: root values out of `Principal.AWS`,
+        /// `None` when no principal is left.
+        fn expected_after(statement: &Value) -> Option<Value> {
+            if !grants_root(statement) {
+                return Some(statement.clone());
+            }
+            let mut s = statement.clone();
+            let kinds = s["Principal"].as_object_mut().unwrap();
+            match kinds["AWS"].clone() {
+                Value::Array(items) => {
+                    let rest: Vec<Value> = items
+                        .into_iter()
+                        .filter(|v| !names_root(v, ACCOUNT))
+                        .collect();
+                    if rest.is_empty() {
+                        kinds.remove("AWS");
+                    } else {
+                        kinds["AWS"] = Value::Array(rest);
+                    }
+                }
+                _ => {
+                    kinds.remove("AWS");
+                }
+            }
+            (!kinds.is_empty()).then_some(s)
+        }
+
+        fn account_wide(statement: &Value) -> bool {
+            let policy = Policy::parse(&text(std::slice::from_ref(statement))).unwrap();
+            is_account_wide(&policy.statements[0].body, ACCOUNT)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+
+            #[test]
+            fn a_revoked_policy_keeps_every_admin_in_control_changes_nothing_else_and_is_final(
+                input in policy_text(),
+                admins in admins(),
+                remove_account_wide in proptest::bool::ANY,
+            ) {
+                let decision = decide(&input, ACCOUNT, &admins, SELF, remove_account_wide).unwrap();
+                let revocation = match &decision {
+                    Decision::NothingToRevoke => {
+                        prop_assert!(revoke_root(&input, ACCOUNT, remove_account_wide).unwrap().is_none());
+                        return Ok(());
+                    }
+                    Decision::Revoke { revocation, policy } => {
+                        // (a) every admin and the function keep control, exactly.
+                        let new = policy.policy();
+                        for a in &admins {
+                            for action in ADMIN_ACTIONS {
+                                prop_assert_eq!(access(new, &a.arn, action), Access::Allowed, "{} {}", a.arn, action);
+                            }
+                        }
+                        for action in SELF_ACTIONS {
+                            prop_assert_eq!(access(new, SELF, action), Access::Allowed, "{}", action);
+                        }
+                        prop_assert_eq!(policy.document(), revocation.document.as_str());
+                        revocation
+                    }
+                    Decision::Blocked { revocation, check, problem, fix } => {
+                        prop_assert!(!problem.is_empty() && !fix.is_empty());
+                        // Blocked only when the check really fails.
+                        let new = Policy::parse(&revocation.document).unwrap();
+                        let admins_keep = admins.iter().all(|a| {
+                            ADMIN_ACTIONS.iter().all(|action| access(&new, &a.arn, action) == Access::Allowed)
+                        });
+                        let function_keeps = SELF_ACTIONS
+                            .iter()
+                            .all(|action| access(&new, SELF, action) == Access::Allowed);
+                        match check {
+                            Check::AdminRoleExists => prop_assert!(false, "every admin exists"),
+                            Check::SameRole => prop_assert!(admins.iter().any(|a| !input.contains(&a.arn))),
+                            Check::AdminKeepsControl => prop_assert!(!admins_keep),
+                            Check::FunctionKeepsControl => prop_assert!(admins_keep && !function_keeps),
+                            Check::KmsRules => prop_assert!(admins_keep && function_keeps),
+                        }
+                        revocation
+                    }
+                };
+
+                // (b) every statement that grants no root (and is not a removed account-wide
+                // statement) is unchanged, in order; root statements lose only root.
+                // Account-wide is judged on what is left once root is out.
+                let expected: Vec<Value> = statements_of(&input)
+                    .iter()
+                    .filter_map(expected_after)
+                    .filter(|s| !(remove_account_wide && account_wide(s)))
+                    .collect();
+                let output = statements_of(&revocation.document);
+                prop_assert_eq!(&output, &expected);
+
+                // (c) no Allow of the output names this account's root, in any spelling.
+                let revoked = Policy::parse(&revocation.document).unwrap();
+                for s in &revoked.statements {
+                    let names_account = s.body.principal.as_ref()
+                        .and_then(|kinds| kinds.get("AWS"))
+                        .is_some_and(|values| values.contains(ACCOUNT));
+                    prop_assert!(s.body.effect == shared::policy::Effect::Deny || !names_account, "{}", s);
+                }
+
+                // (d) the output is final.
+                let again = decide(&revocation.document, ACCOUNT, &admins, SELF, remove_account_wide).unwrap();
+                prop_assert!(matches!(again, Decision::NothingToRevoke), "{:?}", again);
+            }
+        }
+    }
+}

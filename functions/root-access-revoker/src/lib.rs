@@ -1,0 +1,12 @@
+//! root-access-revoker: the handler as a library, so tests and the local demo drive the same
+//! code the Lambda binary runs.
+
+pub mod config;
+pub mod decide;
+pub mod handler;
+pub mod proof;
+pub mod revoke;
+pub mod watch;
+
+pub use config::Config;
+pub use handler::{function_handler, Deps, GATE};

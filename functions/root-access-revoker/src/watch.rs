@@ -1,0 +1,349 @@
+//! The path back in: the admin roles that keep control of keys without root. When one is
+//! deleted, recreated (a different principal), loses its KMS permissions or gets a trust policy
+//! nobody can assume, the keys it alone administers are announced at once.
+
+use std::sync::Mutex;
+
+use serde_json::Value;
+use shared::arn::Arn;
+use shared::evaluate::{access, Access};
+use shared::events::CloudTrailDetail;
+use shared::kms;
+use shared::notify::{change_block, deliver, Cause, Notification};
+use shared::outcome::{KeyOutcome, Outcome, Severity};
+use shared::policy::Policy;
+use shared::sweep::{self, Deadline, Swept};
+use shared::GuardrailError;
+
+use crate::handler::{Deps, GATE};
+
+/// IAM calls that can take an admin role's control of a key away (or bring a role back as a
+/// different principal). IAM delivers them in us-east-1.
+pub const ROLE_EVENTS: &[&str] = &[
+    "CreateRole",
+    "DeleteRole",
+    "AttachRolePolicy",
+    "DetachRolePolicy",
+    "PutRolePolicy",
+    "DeleteRolePolicy",
+    "PutRolePermissionsBoundary",
+    "UpdateAssumeRolePolicy",
+];
+
+/// What IAM says of a role now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleFacts {
+    pub role_id: String,
+    pub assumable: bool,
+}
+
+/// The role named by `arn`, or `None` when IAM has no such role.
+pub async fn get_role(
+    iam: &aws_sdk_iam::Client,
+    arn: &str,
+) -> Result<Option<RoleFacts>, GuardrailError> {
+    let name = Arn::parse(arn)
+        .ok()
+        .and_then(|a| a.iam_role_name().map(str::to_string))
+        .ok_or_else(|| {
+            GuardrailError::InvalidEvent(format!(
+                "{} is not a role ARN",
+                shared::text::quoted(arn, 120)
+            ))
+        })?;
+    match iam.get_role().role_name(&name).send().await {
+        Ok(out) => Ok(out.role().map(|role| RoleFacts {
+            role_id: role.role_id().to_string(),
+            assumable: role
+                .assume_role_policy_document()
+                .is_some_and(|doc| trust_allows_assume(&percent_decode(doc))),
+        })),
+        Err(e) => {
+            let e = GuardrailError::aws("GetRole", arn, e);
+            if e.is_not_found() {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// IAM returns trust policies URL-encoded (RFC 3986).
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether any principal may assume the role: an Allow of `sts:AssumeRole*` to some principal.
+pub fn trust_allows_assume(document: &str) -> bool {
+    let Ok(policy) = serde_json::from_str::<Value>(document) else {
+        return false;
+    };
+    let statements = match &policy["Statement"] {
+        Value::Array(items) => items.clone(),
+        single @ Value::Object(_) => vec![single.clone()],
+        _ => return false,
+    };
+    statements.iter().any(|s| {
+        let actions: Vec<&str> = match &s["Action"] {
+            Value::String(a) => vec![a.as_str()],
+            Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        s["Effect"] == "Allow"
+            && s.get("Principal").is_some_and(|p| !p.is_null())
+            && actions
+                .iter()
+                .any(|a| shared::policy::action_matches(a, "sts:AssumeRole"))
+    })
+}
+
+/// True when nobody but `role` (and this function) administers the key: no root, and every
+/// principal the policy lets change it is the role. After a role is deleted KMS shows it by
+/// unique id, so a key with no administrator left at all counts too.
+pub fn only_administrator(policy: &Policy, role: &str, self_role: &str, account: &str) -> bool {
+    let root = format!("arn:aws:iam::{account}:root");
+    if matches!(
+        access(policy, &root, "kms:PutKeyPolicy"),
+        Access::Allowed | Access::ViaIam
+    ) {
+        return false;
+    }
+    policy
+        .statements
+        .iter()
+        .filter_map(|s| s.body.principal.as_ref())
+        .filter_map(|p| p.get("AWS"))
+        .flatten()
+        .filter(|p| p.as_str() != role && p.as_str() != self_role && p.as_str() != "*")
+        .all(|p| access(policy, p, "kms:PutKeyPolicy") != Access::Allowed)
+}
+
+/// What happened to the role, if it now endangers the keys it administers.
+async fn danger(
+    detail: &CloudTrailDetail,
+    deps: &Deps,
+    role_arn: &str,
+) -> Result<Option<String>, GuardrailError> {
+    let facts = get_role(deps.iam(), role_arn).await?;
+    Ok(match (detail.event_name.as_str(), facts) {
+        ("DeleteRole", None) => Some("was deleted: no one can use it to change these key policies any more".into()),
+        ("CreateRole", Some(_)) => Some("was created again under the same name: it is a different principal, and the key policies still name the deleted one (they now show its unique id)".into()),
+        ("UpdateAssumeRolePolicy", Some(f)) if !f.assumable => Some("now has a trust policy nobody can assume".into()),
+        (_, None) => Some("does not exist".into()),
+        ("DeleteRole" | "UpdateAssumeRolePolicy", Some(_)) => None,
+        (_, Some(_)) => lost_kms_permissions(deps, role_arn).await?,
+    })
+}
+
+/// After a change to the role's own policies or boundary: does IAM still let it call
+/// `kms:PutKeyPolicy`? The key policy grants it, so only an explicit Deny or a permissions
+/// boundary can take it away; IAM's policy simulator says which.
+async fn lost_kms_permissions(
+    deps: &Deps,
+    role_arn: &str,
+) -> Result<Option<String>, GuardrailError> {
+    let out = deps
+        .iam()
+        .simulate_principal_policy()
+        .policy_source_arn(role_arn)
+        .action_names("kms:PutKeyPolicy")
+        .action_names("kms:GetKeyPolicy")
+        .send()
+        .await;
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            let e = GuardrailError::aws("SimulatePrincipalPolicy", role_arn, e);
+            if e.is_retryable() {
+                return Err(e);
+            }
+            return Ok(Some(format!("had its permissions changed, and IAM's policy simulator could not confirm it may still call kms:PutKeyPolicy ({e}); check it by hand")));
+        }
+    };
+    let lost: Vec<String> = out
+        .evaluation_results()
+        .iter()
+        .filter(|r| {
+            r.eval_decision().as_str() == "explicitDeny"
+                || r.permissions_boundary_decision_detail()
+                    .is_some_and(|d| !d.allowed_by_permissions_boundary())
+        })
+        .map(|r| r.eval_action_name().to_string())
+        .collect();
+    Ok((!lost.is_empty()).then(|| {
+        format!(
+            "lost {} through an explicit Deny or its permissions boundary",
+            lost.join(" and ")
+        )
+    }))
+}
+
+/// An IAM event about one of the configured admin roles: announce the keys it alone
+/// administers when it no longer can. Writes nothing.
+pub async fn on_role_event(
+    detail: &CloudTrailDetail,
+    deps: &Deps,
+) -> Result<Outcome, GuardrailError> {
+    let common = &deps.config.common;
+    let skipped = |reason: String| {
+        tracing::info!(reason = %reason, "event skipped");
+        Ok(Outcome::Skipped {
+            event_id: detail.event_id().to_string(),
+            event_name: detail.event_name.clone(),
+            reason,
+        })
+    };
+    if let Err(reason) = GATE.admit(detail, &common.self_role_arn) {
+        return skipped(reason);
+    }
+    let name = detail
+        .request_parameters
+        .as_ref()
+        .and_then(|p| p.get("roleName"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(role_arn) = deps.config.admin_role_arns.iter().find(|a| {
+        Arn::parse(a)
+            .ok()
+            .and_then(|a| a.iam_role_name().map(|n| n == name))
+            .unwrap_or(false)
+    }) else {
+        return skipped(format!(
+            "role {} is not a configured admin role",
+            shared::text::quoted(name, 80)
+        ));
+    };
+    let Some(danger) = danger(detail, deps, role_arn).await? else {
+        return skipped(format!(
+            "admin role {role_arn} keeps its access after {}",
+            detail.event_name
+        ));
+    };
+    let at_risk = keys_at_risk(deps, role_arn).await;
+    if at_risk.is_empty() {
+        return skipped(format!("admin role {role_arn} {danger}, but it is not the only administrator of any managed key without root"));
+    }
+    let notification = role_message(deps, detail, role_arn, &danger, &at_risk);
+    let delivery = deliver(&deps.clients, common, &notification).await?;
+    tracing::error!(role = %role_arn, keys = at_risk.len(), "admin role at risk announced");
+    Ok(Outcome::AdminAtRisk {
+        role: role_arn.clone(),
+        danger,
+        keys: at_risk,
+        notification: delivery,
+    })
+}
+
+/// Every managed key the role alone administers, found with the sweep's listing.
+async fn keys_at_risk(deps: &Deps, role_arn: &str) -> Vec<String> {
+    let found = Mutex::new(Vec::new());
+    let (common, self_role) = (
+        &deps.config.common,
+        deps.config.common.self_role_arn.as_str(),
+    );
+    sweep::run(
+        &deps.clients,
+        common,
+        Deadline::none(),
+        "admin-role",
+        |swept| {
+            let found = &found;
+            async move {
+                let key = match swept {
+                    Swept::Key(s) => s.key,
+                    Swept::ShutOut { key, .. } => key,
+                };
+                let outcome = KeyOutcome::new(&key);
+                let text =
+                    kms::key_policy(&deps.clients.kms(&key.region), key.arn.as_str()).await?;
+                if Policy::parse(&text)
+                    .is_ok_and(|p| only_administrator(&p, role_arn, self_role, &key.account))
+                {
+                    found
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(key.arn.to_string());
+                }
+                Ok(outcome)
+            }
+        },
+    )
+    .await;
+    let mut keys = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    keys.sort();
+    keys
+}
+
+fn role_message(
+    deps: &Deps,
+    detail: &CloudTrailDetail,
+    role_arn: &str,
+    danger: &str,
+    keys: &[String],
+) -> Notification {
+    let common = &deps.config.common;
+    let label = common
+        .environment
+        .as_deref()
+        .filter(|e| !e.is_empty())
+        .map(|e| format!("[{e}] "))
+        .unwrap_or_default();
+    let role = shared::text::value(role_arn);
+    let subject = format!(
+        "{label}KMS admin role at risk: {} keys have no other administrator",
+        keys.len()
+    );
+    let mut body = format!(
+        "kms-guardrails {}, mode {}\n\nAdmin role:  {role}\nWhat:        the role {}\n{}\nKeys whose policy has no root and no other administrator ({}):\n",
+        crate::handler::FUNCTION,
+        common.mode,
+        shared::text::value(danger),
+        change_block(Cause::Event(detail)),
+        keys.len()
+    );
+    for key in keys.iter().take(50) {
+        body.push_str(&format!("- {}\n", shared::text::value(key)));
+    }
+    if keys.len() > 50 {
+        body.push_str(&format!(
+            "- ... and {} more (see the function's log)\n",
+            keys.len() - 50
+        ));
+    }
+    body.push_str("\nUntil this is fixed, no one can change these key policies: a key no principal can administer needs AWS Support. Fix now: restore the role's access (undo the change above) or, while the function's own role can still change the policies, add another administrator to them.\n");
+    Notification::new(&subject, body)
+        .attribute("function", crate::handler::FUNCTION)
+        .attribute("severity", Severity::Critical.to_string())
+        .attribute("status", "reported")
+        .attribute("mode", common.mode.to_string())
+        .attribute("event_name", shared::text::one_line(&detail.event_name, 64))
+        .attribute(
+            "environment",
+            common.environment.clone().unwrap_or_default(),
+        )
+}

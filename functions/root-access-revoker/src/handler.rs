@@ -2,24 +2,21 @@
 //! configured off, and only when every lockout check passes. The checks are `decide`'s; this
 //! file gathers the facts (the key policy, the admin roles in IAM) and acts on the decision.
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use shared::aws::AwsClients;
 use shared::config::Mode;
 use shared::events::{parse_trigger, Trigger};
 use shared::gate::{EventGate, HandledEvents};
 use shared::kms::{self, write, KeyInfo};
 use shared::outcome::{Action, Finding, FindingKind, KeyOutcome, Outcome, Severity, Status};
-use shared::pipeline::{Audit, Guard};
+use shared::pipeline::Audit;
 use shared::GuardrailError;
-use tokio::sync::Mutex;
 
-use crate::config::Config;
-use crate::decide::{decide, AdminRole, Decision};
-use crate::revoke::{unique_id_principals, Revocation};
+use crate::decide::{decide, Decision};
+use crate::report::{removal_summary, root_findings};
+use crate::revoke::unique_id_principals;
+
+pub use crate::deps::Deps;
 
 pub const FUNCTION: &str = "root-access-revoker";
 
@@ -38,80 +35,6 @@ pub const GATE: EventGate = EventGate {
         },
     ],
 };
-
-/// How long the admin roles read from IAM are trusted: one sweep reads them once.
-const ROLE_FACTS_TTL: Duration = Duration::from_secs(60);
-
-pub struct Deps {
-    pub config: Config,
-    pub clients: AwsClients,
-    sdk: aws_config::SdkConfig,
-    iam: OnceLock<aws_sdk_iam::Client>,
-    analyzer: OnceLock<aws_sdk_accessanalyzer::Client>,
-    role_facts: Mutex<Option<(Instant, Vec<AdminRole>)>>,
-}
-
-impl Deps {
-    pub fn new(config: Config, clients: AwsClients, sdk: &aws_config::SdkConfig) -> Deps {
-        Deps {
-            config,
-            clients,
-            sdk: sdk.clone(),
-            iam: OnceLock::new(),
-            analyzer: OnceLock::new(),
-            role_facts: Mutex::new(None),
-        }
-    }
-
-    /// Uses `client` for IAM; tests hand in a mocked client this way.
-    pub fn with_iam_client(self, client: aws_sdk_iam::Client) -> Deps {
-        let _ = self.iam.set(client);
-        self
-    }
-
-    pub fn with_analyzer_client(self, client: aws_sdk_accessanalyzer::Client) -> Deps {
-        let _ = self.analyzer.set(client);
-        self
-    }
-
-    /// IAM is global; built on first use so the cold start does not pay for it.
-    pub fn iam(&self) -> &aws_sdk_iam::Client {
-        self.iam.get_or_init(|| aws_sdk_iam::Client::new(&self.sdk))
-    }
-
-    fn analyzer(&self) -> &aws_sdk_accessanalyzer::Client {
-        self.analyzer
-            .get_or_init(|| aws_sdk_accessanalyzer::Client::new(&self.sdk))
-    }
-
-    pub fn guard(&self) -> Guard<'_> {
-        Guard {
-            function: FUNCTION,
-            clients: &self.clients,
-            common: &self.config.common,
-        }
-    }
-
-    /// The configured admin roles as IAM knows them now (exists, unique id), read once a minute.
-    pub async fn admin_roles(&self) -> Result<Vec<AdminRole>, GuardrailError> {
-        let mut cached = self.role_facts.lock().await;
-        if let Some((at, roles)) = cached.as_ref() {
-            if at.elapsed() < ROLE_FACTS_TTL {
-                return Ok(roles.clone());
-            }
-        }
-        let mut roles = Vec::new();
-        for arn in &self.config.admin_role_arns {
-            let role = crate::watch::get_role(self.iam(), arn).await?;
-            roles.push(AdminRole {
-                arn: arn.clone(),
-                role_id: role.map(|r| r.role_id),
-            });
-        }
-        *cached = Some((Instant::now(), roles.clone()));
-        Ok(roles)
-    }
-}
 
 pub async fn function_handler(
     event: LambdaEvent<Value>,
@@ -285,53 +208,4 @@ async fn audit_key(deps: &Deps, key: &KeyInfo, extra: Vec<Finding>) -> Audit {
             audit(outcome, None, "Root access removed from KMS key")
         }
     }
-}
-
-fn root_findings(revocation: &Revocation) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    if !revocation.removed.is_empty() {
-        let grants: Vec<String> = revocation
-            .removed
-            .iter()
-            .map(|g| {
-                format!(
-                    "{} in statement {}",
-                    shared::text::value(&g.value),
-                    shared::text::value(&g.statement)
-                )
-            })
-            .collect();
-        findings.push(Finding::new(
-            FindingKind::RootAccess,
-            format!(
-                "the key policy grants the account root: {}",
-                grants.join("; ")
-            ),
-        ));
-    }
-    if !revocation.account_wide.is_empty() {
-        findings.push(Finding::new(
-            FindingKind::AccountWideAccess,
-            format!(
-                "statement(s) {} allow Principal \"*\" limited only by kms:CallerAccount: every principal of the account, root-equivalent or broader{}",
-                revocation.account_wide.join(", "),
-                if revocation.account_wide_removed { "" } else { " (kept: set REMOVE_ACCOUNT_WIDE_STATEMENTS=true to remove them too)" }
-            ),
-        ));
-    }
-    findings
-}
-
-fn removal_summary(revocation: &Revocation) -> String {
-    let mut what = format!(
-        "remove the account root from the key policy ({} grant(s))",
-        revocation.removed.len()
-    );
-    if revocation.account_wide_removed {
-        what.push_str(&format!(
-            " and the account-wide statement(s) {}",
-            revocation.account_wide.join(", ")
-        ));
-    }
-    what
 }

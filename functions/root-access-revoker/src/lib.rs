@@ -3,8 +3,10 @@
 
 pub mod config;
 pub mod decide;
+pub mod deps;
 pub mod handler;
 pub mod proof;
+pub mod report;
 pub mod revoke;
 pub mod watch;
 

@@ -1,0 +1,54 @@
+//! The words of a revocation in findings and actions.
+
+use shared::outcome::{Finding, FindingKind};
+
+use crate::revoke::Revocation;
+
+pub fn root_findings(revocation: &Revocation) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if !revocation.removed.is_empty() {
+        let grants: Vec<String> = revocation
+            .removed
+            .iter()
+            .map(|g| {
+                format!(
+                    "{} in statement {}",
+                    shared::text::value(&g.value),
+                    shared::text::value(&g.statement)
+                )
+            })
+            .collect();
+        findings.push(Finding::new(
+            FindingKind::RootAccess,
+            format!(
+                "the key policy grants the account root: {}",
+                grants.join("; ")
+            ),
+        ));
+    }
+    if !revocation.account_wide.is_empty() {
+        findings.push(Finding::new(
+            FindingKind::AccountWideAccess,
+            format!(
+                "statement(s) {} allow Principal \"*\" limited only by kms:CallerAccount: every principal of the account, root-equivalent or broader{}",
+                revocation.account_wide.join(", "),
+                if revocation.account_wide_removed { "" } else { " (kept: set REMOVE_ACCOUNT_WIDE_STATEMENTS=true to remove them too)" }
+            ),
+        ));
+    }
+    findings
+}
+
+pub fn removal_summary(revocation: &Revocation) -> String {
+    let mut what = format!(
+        "remove the account root from the key policy ({} grant(s))",
+        revocation.removed.len()
+    );
+    if revocation.account_wide_removed {
+        what.push_str(&format!(
+            " and the account-wide statement(s) {}",
+            revocation.account_wide.join(", ")
+        ));
+    }
+    what
+}

@@ -509,7 +509,7 @@ async fn deleting_the_only_admin_role_announces_the_keys_at_risk() {
     assert!(
         notes[0]
             .subject
-            .starts_with("[test] KMS admin role at risk: 1 keys"),
+            .starts_with("[test] KMS admin role at risk: 1 key(s)"),
         "{}",
         notes[0].subject
     );

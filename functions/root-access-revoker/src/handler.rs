@@ -186,7 +186,7 @@ async fn audit_key(deps: &Deps, key: &KeyInfo, extra: Vec<Finding>) -> Audit {
                 outcome.status = Status::Reported;
                 outcome.actions.push(Action {
                     operation: "PutKeyPolicy",
-                    detail: format!("would {what}"),
+                    detail: format!("would remove {what}"),
                     done: false,
                 });
                 return audit(outcome, None, "Root access found in KMS key policy");
@@ -202,7 +202,7 @@ async fn audit_key(deps: &Deps, key: &KeyInfo, extra: Vec<Finding>) -> Audit {
             outcome.status = Status::Corrected;
             outcome.actions.push(Action {
                 operation: "PutKeyPolicy",
-                detail: format!("{what} (every lockout check passed)"),
+                detail: format!("removed {what}; every lockout check passed first"),
                 done: true,
             });
             audit(outcome, None, "Root access removed from KMS key")
@@ -527,7 +527,7 @@ mod tests {
         let publish = mock!(SnsClient::publish)
             .match_requests(|r| {
                 r.subject()
-                    .is_some_and(|s| s.contains("KMS admin role at risk: 1 keys"))
+                    .is_some_and(|s| s.contains("KMS admin role at risk: 1 key(s)"))
                     && r.message()
                         .is_some_and(|m| m.contains("lost kms:PutKeyPolicy") && m.contains(KEY_ARN))
             })

@@ -39,9 +39,10 @@ pub fn root_findings(revocation: &Revocation) -> Vec<Finding> {
     findings
 }
 
+/// What the write does to the policy, after "removed" or "would remove".
 pub fn removal_summary(revocation: &Revocation) -> String {
     let mut what = format!(
-        "remove the account root from the key policy ({} grant(s))",
+        "the account root from the key policy ({} grant(s))",
         revocation.removed.len()
     );
     if revocation.account_wide_removed {

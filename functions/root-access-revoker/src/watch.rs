@@ -315,11 +315,11 @@ fn role_message(
         .unwrap_or_default();
     let role = shared::text::value(role_arn);
     let subject = format!(
-        "{label}KMS admin role at risk: {} keys have no other administrator",
+        "{label}KMS admin role at risk: {} key(s) have no other administrator",
         keys.len()
     );
     let mut body = format!(
-        "kms-guardrails {}, mode {}\n\nAdmin role:  {role}\nWhat:        the role {}\n{}\nKeys whose policy has no root and no other administrator ({}):\n",
+        "kms-guardrails {}, mode {}\n\nAdmin role:  {role}\nWhat:        the role {}\n\n{}\nKeys whose policy has no root and no other administrator ({}):\n",
         crate::handler::FUNCTION,
         common.mode,
         shared::text::value(danger),

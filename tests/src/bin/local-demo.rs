@@ -1,15 +1,25 @@
-//! The main job, locally: policy-drift on a sample event against moto server.
+//! The main job, locally: a function on one of its sample events against moto server.
 //!
-//! Starts moto, seeds a managed key at its baseline (`alias/app-data`) and an SNS topic with an
-//! SQS inbox, makes the change the sample event describes, runs the handler on that event and
-//! prints the key before and after, the handler's result and the notification people receive.
+//! Starts moto, seeds a managed key and an SNS topic with an SQS inbox, makes the change the
+//! sample event describes, runs the handler on that event and prints the key before and after,
+//! the handler's result and the notification people receive.
 //!
-//! Usage: local-demo [SCENARIO], one of `SCENARIOS` (each a sample in events/policy-drift/).
+//! Usage: local-demo [FUNCTION] [SCENARIO]: FUNCTION is policy-drift (default) or
+//! root-access-revoker; SCENARIO one of its `*_SCENARIOS` (each a sample in events/FUNCTION/).
 //! MODE=report shows the dry run.
 
 use integration_tests::{config, sample_event, TestBed, DRIFTED_POLICY};
 use lambda_runtime::{Context, LambdaEvent};
 use policy_drift::{function_handler, Deps};
+
+/// root-access-revoker's samples the demo can replay.
+const REVOKER_SCENARIOS: &[&str] = &[
+    "put-key-policy",
+    "create-key",
+    "delete-role",
+    "update-assume-role-policy",
+    "scheduled-sweep",
+];
 
 /// The samples the demo can replay, each with the change it stands for made on moto first.
 const SCENARIOS: &[&str] = &[
@@ -59,10 +69,23 @@ async fn show_key(bed: &TestBed, key_id: &str) {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let scenario = std::env::args()
-        .nth(1)
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let function = match args.first().map(String::as_str) {
+        Some(f @ ("policy-drift" | "root-access-revoker")) => {
+            let f = f.to_string();
+            args.remove(0);
+            f
+        }
+        _ => "policy-drift".to_string(),
+    };
+    let scenario = args
+        .first()
+        .cloned()
         .unwrap_or_else(|| "put-key-policy".to_string());
     let mode = std::env::var("MODE").unwrap_or_else(|_| "enforce".to_string());
+    if function == "root-access-revoker" {
+        return revoker_demo(&scenario, &mode).await;
+    }
     if !SCENARIOS.contains(&scenario.as_str()) {
         return Err(format!(
             "unknown scenario {scenario:?}: use one of {}",
@@ -155,6 +178,88 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     heading("key after policy-drift");
     show_key(&bed, &key_id).await;
+    heading("notification received by the SNS topic's SQS subscriber");
+    for note in bed.notifications().await {
+        println!("Subject: {}\n\n{}", note.subject, note.message);
+        println!("Message attributes: {}", note.attributes);
+    }
+    result.map(|_| ()).map_err(|e| e.into())
+}
+
+/// root-access-revoker: a key whose policy still grants the root, an admin role in IAM, and the
+/// change the sample records.
+async fn revoker_demo(scenario: &str, mode: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use integration_tests::{revoker_config, ADMIN_ROLE_ARN, REVOKER_ROLE_ARN};
+    if !REVOKER_SCENARIOS.contains(&scenario) {
+        return Err(format!(
+            "unknown root-access-revoker scenario {scenario:?}: use one of {}",
+            REVOKER_SCENARIOS.join(", ")
+        )
+        .into());
+    }
+    std::env::set_var("AWS_LAMBDA_LOG_FORMAT", "JSON");
+    shared::telemetry::init();
+    heading("starting moto server and seeding it");
+    let bed = TestBed::start().await;
+    println!("moto server: {}", bed.moto.endpoint);
+    bed.create_role(ADMIN_ROLE_ARN).await;
+    bed.create_role(REVOKER_ROLE_ARN).await;
+    let admins = format!(
+        r#"{{"Sid":"AllowKmsAdminRole","Effect":"Allow","Principal":{{"AWS":["{ADMIN_ROLE_ARN}","{REVOKER_ROLE_ARN}"]}},"Action":"kms:*","Resource":"*"}}"#
+    );
+    let root = r#"{"Sid":"EnableRootAccess","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}"#;
+    let policy = match scenario {
+        // A new key gets the default policy: the root only, no administrator named.
+        "create-key" => format!(r#"{{"Version":"2012-10-17","Statement":[{root}]}}"#),
+        // The admin role is the only administrator; the root is already gone.
+        "delete-role" | "update-assume-role-policy" => {
+            format!(r#"{{"Version":"2012-10-17","Statement":[{admins}]}}"#)
+        }
+        _ => format!(r#"{{"Version":"2012-10-17","Statement":[{root},{admins}]}}"#),
+    };
+    let key = bed
+        .create_key(
+            "app-data key",
+            &[("guardrails:managed", "true")],
+            Some(&policy),
+        )
+        .await;
+    bed.create_alias("alias/app-data", &key.key_id).await;
+    let iam = aws_sdk_iam::Client::new(&bed.sdk);
+    match scenario {
+        "delete-role" => {
+            iam.delete_role().role_name("kms-admin").send().await?;
+        }
+        "update-assume-role-policy" => {
+            iam.update_assume_role_policy()
+                .role_name("kms-admin")
+                .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#)
+                .send()
+                .await?;
+        }
+        _ => {}
+    }
+    println!("managed key alias/app-data ({}); admin role {ADMIN_ROLE_ARN}; ROOT_ACCESS=false; mode {mode}", key.key_id);
+    heading("key policy before root-access-revoker");
+    println!("{}", bed.key_policy(&key.key_id).await);
+
+    let event_file = format!("root-access-revoker/{scenario}.json");
+    heading(&format!(
+        "invoking root-access-revoker with events/{event_file}"
+    ));
+    let config = revoker_config(&bed.topic_arn, &[("MODE", mode)]);
+    let deps = root_access_revoker::Deps::new(config, bed.clients(), &bed.sdk);
+    let event = sample_event(&event_file, &key.key_id);
+    let result =
+        root_access_revoker::function_handler(LambdaEvent::new(event, Context::default()), &deps)
+            .await;
+    heading("handler result");
+    match &result {
+        Ok(outcome) => println!("{}", serde_json::to_string_pretty(outcome)?),
+        Err(e) => println!("error ({}): {e}", e.error_type()),
+    }
+    heading("key policy after root-access-revoker");
+    println!("{}", bed.key_policy(&key.key_id).await);
     heading("notification received by the SNS topic's SQS subscriber");
     for note in bed.notifications().await {
         println!("Subject: {}\n\n{}", note.subject, note.message);

@@ -169,10 +169,7 @@ fn match_value(value: &str, caller: &Caller) -> Option<PrincipalMatch> {
     // Account first: naming the account always means "IAM decides", whoever asks.
     let parsed = iam_arn(value);
     if let Some(account) = caller.account.as_deref() {
-        let names_root = parsed.as_ref().is_some_and(|a| {
-            a.service() == "iam" && a.account() == account && a.resource() == "root"
-        });
-        if value == account || names_root {
+        if crate::policy::names_account(value, account) {
             return Some(PrincipalMatch::Account);
         }
     }

@@ -239,6 +239,13 @@ fn string_set(
 }
 
 /// `arn:<partition>:iam::<account>:root` and a bare account id name the same principal.
+/// Whether an `AWS` principal value names `account` itself (its root ARN or the bare id), the
+/// principal that delegates to the account's IAM policies.
+pub fn names_account(principal: &str, account: &str) -> bool {
+    crate::config::is_account_id(account)
+        && canonical_aws_principal(principal.trim().to_string()) == account
+}
+
 fn canonical_aws_principal(value: String) -> String {
     if let Some(rest) = value.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.split(':').collect();

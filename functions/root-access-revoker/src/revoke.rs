@@ -15,7 +15,6 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use shared::arn::Arn;
 use shared::config::is_account_id;
 use shared::kms_rules::MAX_POLICY_BYTES;
 use shared::policy::{Effect, Policy, PolicyError, Statement, StatementBody};
@@ -138,22 +137,12 @@ fn is_unique_id(value: &str) -> bool {
 
 /// Whether `value` (a `Principal.AWS` value as written) names `account`'s root principal.
 pub fn names_root(value: &Value, account: &str) -> bool {
-    if !is_account_id(account) {
-        return false;
-    }
-    let text = match value {
-        Value::String(s) => s.clone(),
+    match value {
+        Value::String(s) => shared::policy::names_account(s, account),
         // The policy parser reads a number as its digits; a bare id may be written unquoted.
-        Value::Number(n) => n.to_string(),
-        _ => return false,
-    };
-    text == account
-        || Arn::parse(&text).is_ok_and(|arn| {
-            arn.service() == "iam"
-                && arn.region().is_empty()
-                && arn.account() == account
-                && arn.resource() == "root"
-        })
+        Value::Number(n) => shared::policy::names_account(&n.to_string(), account),
+        _ => false,
+    }
 }
 
 /// An Allow to every principal (`"*"` or `{"AWS": "*"}`) whose only condition is

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job locally: policy-drift on a sample event against moto server, showing the key
-# before and after and the notification sent. Needs no AWS account.
-#   bash scripts/demo.sh [put-key-policy|disable-key-rotation|schedule-key-deletion|disable-key|
-#                         untag-resource|tag-resource|scheduled-sweep]
+# The main job locally: a function on one of its sample events against moto server, showing
+# the key before and after and the notification sent. Needs no AWS account.
+#   bash scripts/demo.sh [policy-drift] [put-key-policy|disable-key-rotation|schedule-key-deletion|
+#                         disable-key|untag-resource|tag-resource|scheduled-sweep]
+#   bash scripts/demo.sh root-access-revoker [put-key-policy|create-key|delete-role|
+#                         update-assume-role-policy|scheduled-sweep]
 #   MODE=report bash scripts/demo.sh        # dry run: nothing written, notification still sent
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -555,3 +555,48 @@ async fn a_trust_policy_nobody_can_assume_is_announced() {
         notes[0].message
     );
 }
+
+#[tokio::test]
+async fn the_sweep_removes_the_root_where_it_is_and_report_mode_writes_nothing() {
+    let bed = TestBed::start().await;
+    roles(&bed).await;
+    let with_root = managed_key(&bed, &policy(json!([root_statement(), admin_statement()]))).await;
+    let without = managed_key(&bed, &policy(json!([admin_statement()]))).await;
+
+    let (report, report_calls) = deps(&bed, revoker_config(&bed.topic_arn, &[("MODE", "report")]));
+    let outcome = run(
+        &report,
+        sample_event("root-access-revoker/scheduled-sweep.json", "unused"),
+    )
+    .await;
+    let Outcome::Sweep(swept) = outcome else {
+        panic!("expected a sweep report, got {outcome:?}")
+    };
+    assert_eq!((swept.managed, swept.reported, swept.compliant), (2, 1, 1));
+    assert!(
+        report_calls.writes().is_empty(),
+        "{:?}",
+        report_calls.writes()
+    );
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].message.contains("would remove the account root"),
+        "{}",
+        notes[0].message
+    );
+
+    let (enforce, calls) = deps(&bed, revoker_config(&bed.topic_arn, &[]));
+    let outcome = run(
+        &enforce,
+        sample_event("root-access-revoker/scheduled-sweep.json", "unused"),
+    )
+    .await;
+    let Outcome::Sweep(swept) = outcome else {
+        panic!("expected a sweep report, got {outcome:?}")
+    };
+    assert_eq!((swept.corrected, swept.compliant), (1, 1));
+    assert_eq!(calls.writes(), vec!["PutKeyPolicy"]);
+    assert!(!bed.key_policy(&with_root).await.contains(":root"));
+    assert!(bed.key_policy(&without).await.contains("AllowKmsAdminRole"));
+}

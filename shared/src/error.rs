@@ -43,6 +43,9 @@ const MAX_AWS_MESSAGE_CHARS: usize = 400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuardrailError {
+    /// The key is still being created (a new replica): trying again in a minute succeeds.
+    #[error("key {key} is still in state {state}; the invocation is retried once it settles")]
+    KeyNotReady { key: String, state: String },
     #[error("invalid event: {0}")]
     InvalidEvent(String),
     #[error(transparent)]
@@ -62,6 +65,7 @@ impl GuardrailError {
     pub fn error_type(&self) -> &'static str {
         match self {
             GuardrailError::InvalidEvent(_) => "InvalidEvent",
+            GuardrailError::KeyNotReady { .. } => "KeyNotReady",
             GuardrailError::Configuration(_) => "InvalidConfiguration",
             GuardrailError::Aws { kind, .. } => match kind {
                 AwsErrorKind::AccessDenied => "AccessDenied",
@@ -81,6 +85,7 @@ impl GuardrailError {
     pub fn is_retryable(&self) -> bool {
         match self {
             GuardrailError::Aws { kind, .. } => kind.is_retryable(),
+            GuardrailError::KeyNotReady { .. } => true,
             _ => false,
         }
     }

@@ -51,6 +51,15 @@ impl KeyInfo {
         )
     }
 
+    /// For a key KMS is still creating (a new multi-Region replica), the retryable failure
+    /// that brings the event back once it settles.
+    pub fn not_ready(&self) -> Option<GuardrailError> {
+        (self.state == KeyState::Creating).then(|| GuardrailError::KeyNotReady {
+            key: self.arn.to_string(),
+            state: self.state.as_str().to_string(),
+        })
+    }
+
     pub fn from_metadata(meta: &KeyMetadata) -> Result<KeyInfo, String> {
         let arn = Arn::parse(meta.arn().unwrap_or_default())
             .map_err(|e| format!("DescribeKey returned a key without a usable ARN: {e}"))?;

@@ -78,6 +78,9 @@ async fn audit_key(deps: &Deps, key: &KeyInfo, mut findings: Vec<Finding>) -> Au
         severity: Severity::High,
         guidance: None,
     };
+    if let Some(not_ready) = key.not_ready() {
+        return audit(outcome, Some(not_ready), "KMS key not ready");
+    }
     if !key.is_settled() {
         outcome.status = Status::Skipped;
         outcome.reason = Some(format!(

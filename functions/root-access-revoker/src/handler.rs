@@ -79,6 +79,9 @@ fn audit(outcome: KeyOutcome, failure: Option<GuardrailError>, headline: &str) -
 async fn audit_key(deps: &Deps, key: &KeyInfo, extra: Vec<Finding>) -> Audit {
     let mut outcome = KeyOutcome::new(key);
     outcome.findings = extra;
+    if let Some(not_ready) = key.not_ready() {
+        return audit(outcome, Some(not_ready), "KMS key not ready");
+    }
     if !key.is_settled() {
         outcome.status = Status::Skipped;
         outcome.reason = Some(format!(
@@ -552,6 +555,44 @@ mod tests {
             "{outcome:?}"
         );
         assert_eq!(publish.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_replica_still_being_created_fails_the_invocation_so_it_is_retried() {
+        let creating = mock!(KmsClient::describe_key).then_output(|| {
+            DescribeKeyOutput::builder()
+                .key_metadata(
+                    KeyMetadata::builder()
+                        .key_id("mrk-1234abcd12ab34cd56ef1234567890ab")
+                        .arn("arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab")
+                        .aws_account_id("111122223333")
+                        .key_state(KeyState::Creating)
+                        .key_manager(KeyManagerType::Customer)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        });
+        let tags = kms_rules().remove(1);
+        let deps = deps(
+            config(&[]),
+            Mocks {
+                kms: &[&creating, &tags],
+                sns: &[],
+                iam: &[],
+                analyzer: &[],
+                tagging: &[],
+            },
+        );
+        let sample = include_str!("../../../events/root-access-revoker/replicate-key.json");
+        // The replica lives in eu-central-1: its client is the mocked one only in eu-west-1, so
+        // point the event at the home Region's client by rewriting the ARN's Region.
+        let sample = sample.replace("arn:aws:kms:eu-central-1", "arn:aws:kms:eu-west-1");
+
+        let err = function_handler(event(&sample), &deps).await.unwrap_err();
+
+        assert_eq!(err.error_type(), "KeyNotReady");
+        assert!(err.is_retryable());
     }
 
     #[test]

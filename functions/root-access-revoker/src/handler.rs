@@ -57,7 +57,8 @@ pub async fn function_handler(
     }
     if let Ok(Trigger::CloudTrail(ev)) = parse_trigger(&event.payload) {
         if ev.detail.event_source == "iam.amazonaws.com" {
-            return crate::watch::on_role_event(&ev.detail, deps).await;
+            let deadline = shared::sweep::Deadline::from_context_millis(event.context.deadline);
+            return crate::watch::on_role_event(&ev.detail, deps, deadline).await;
         }
     }
     let audit = |key: KeyInfo, extra| async move { audit_key(deps, &key, extra).await };

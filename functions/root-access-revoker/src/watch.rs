@@ -208,6 +208,7 @@ async fn lost_kms_permissions(
 pub async fn on_role_event(
     detail: &CloudTrailDetail,
     deps: &Deps,
+    deadline: Deadline,
 ) -> Result<Outcome, GuardrailError> {
     let common = &deps.config.common;
     let skipped = |reason: String| {
@@ -244,7 +245,7 @@ pub async fn on_role_event(
             detail.event_name
         ));
     };
-    let at_risk = keys_at_risk(deps, role_arn).await;
+    let at_risk = keys_at_risk(deps, role_arn, deadline).await;
     if at_risk.is_empty() {
         return skipped(format!("admin role {role_arn} {danger}, but it is not the only administrator of any managed key without root"));
     }
@@ -260,7 +261,7 @@ pub async fn on_role_event(
 }
 
 /// Every managed key the role alone administers, found with the sweep's listing.
-async fn keys_at_risk(deps: &Deps, role_arn: &str) -> Vec<String> {
+async fn keys_at_risk(deps: &Deps, role_arn: &str, deadline: Deadline) -> Vec<String> {
     let found = Mutex::new(Vec::new());
     let (common, self_role) = (
         &deps.config.common,
@@ -269,7 +270,7 @@ async fn keys_at_risk(deps: &Deps, role_arn: &str) -> Vec<String> {
     sweep::run(
         &deps.clients,
         common,
-        Deadline::none(),
+        deadline,
         "admin-role",
         |swept| {
             let found = &found;

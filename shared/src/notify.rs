@@ -24,6 +24,8 @@ pub struct Notification {
     pub body: String,
     /// SNS message attributes, so subscribers can filter (severity, key id, ...).
     pub attributes: BTreeMap<String, String>,
+    /// `body` is a `MessageStructure=json` document: one variant per protocol.
+    pub structured: bool,
 }
 
 impl Notification {
@@ -32,6 +34,19 @@ impl Notification {
             subject: subject_line(subject),
             body: truncate_message(body),
             attributes: BTreeMap::new(),
+            structured: false,
+        }
+    }
+
+    /// A notification whose `message` is SNS's `MessageStructure=json` document (`default`,
+    /// `email`, `sms`, `https`, ...), each protocol getting its own variant. The caller keeps
+    /// it under SNS's size limit (it is not cut, which would break the JSON).
+    pub fn structured(subject: &str, message: String) -> Notification {
+        Notification {
+            subject: subject_line(subject),
+            body: message,
+            attributes: BTreeMap::new(),
+            structured: true,
         }
     }
 
@@ -54,7 +69,8 @@ impl Notification {
             .publish()
             .topic_arn(topic_arn.as_str())
             .subject(&self.subject)
-            .message(&self.body);
+            .message(&self.body)
+            .set_message_structure(self.structured.then(|| "json".to_string()));
         for (name, value) in &self.attributes {
             let attribute = MessageAttributeValue::builder()
                 .data_type("String")

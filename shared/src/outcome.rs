@@ -240,4 +240,19 @@ pub enum Outcome {
         notification: crate::notify::Delivery,
     },
     Sweep(SweepReport),
+    /// An alarm state change announced (or why not).
+    Alarm {
+        alarm: String,
+        transition: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key_id: Option<String>,
+        notification: crate::notify::Delivery,
+    },
+    /// Alarms that can never fire, found by a sweep.
+    SilentAlarms {
+        alarms_checked: usize,
+        silent: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        notification: Option<crate::notify::Delivery>,
+    },
 }

@@ -192,6 +192,28 @@ pub fn revoker_config(topic_arn: &str, extra: &[(&str, &str)]) -> root_access_re
     .unwrap_or_else(|e| panic!("test configuration: {e}"))
 }
 
+/// alarm-notifier's configuration as the template would set it, with `extra` on top.
+pub fn notifier_config(topic_arn: &str, extra: &[(&str, &str)]) -> alarm_notifier::Config {
+    let mut env: Vec<(String, String)> = vec![
+        ("ACCOUNT_ID".into(), ACCOUNT_ID.into()),
+        ("AWS_REGION".into(), REGION.into()),
+        ("NOTIFY_TOPIC_ARN".into(), topic_arn.into()),
+        (
+            "SELF_ROLE_ARN".into(),
+            "arn:aws:iam::111122223333:role/kms-guardrails-AlarmNotifierRole-1A2B3C4D5E6F".into(),
+        ),
+        ("ENVIRONMENT".into(), "test".into()),
+    ];
+    for (k, v) in extra {
+        env.retain(|(name, _)| name != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    alarm_notifier::Config::from_lookup(&|name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .unwrap_or_else(|e| panic!("test configuration: {e}"))
+}
+
 /// Everything a test needs: the server, clients on it and a topic whose notifications land in a queue.
 pub struct TestBed {
     pub moto: MotoServer,
@@ -461,6 +483,126 @@ impl Intercept for CallLog {
             .unwrap_or_else(|e| e.into_inner())
             .push(operation);
         Ok(())
+    }
+}
+
+/// The SNS `Publish` requests a client sent, their form fields decoded: what every protocol's
+/// subscriber would get, which one SQS subscription cannot show.
+#[derive(Debug, Clone, Default)]
+pub struct PublishLog(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+
+impl PublishLog {
+    /// The `Message` of every Publish, in order.
+    pub fn messages(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(|fields| {
+                fields
+                    .iter()
+                    .find(|(k, _)| k == "Message")
+                    .map(|(_, v)| v.clone())
+            })
+            .collect()
+    }
+}
+
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Intercept for PublishLog {
+    fn name(&self) -> &'static str {
+        "PublishLog"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let body = context
+            .request()
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let fields: Vec<(String, String)> = body
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (form_decode(k), form_decode(v)))
+            .collect();
+        if fields.iter().any(|(k, v)| k == "Action" && v == "Publish") {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(fields);
+        }
+        Ok(())
+    }
+}
+
+impl TestBed {
+    /// Clients whose SNS Publish requests are recorded.
+    pub fn clients_recording_publish(&self) -> (AwsClients, PublishLog) {
+        let log = PublishLog::default();
+        let sns_config = aws_sdk_sns::config::Builder::from(&self.sdk)
+            .interceptor(log.clone())
+            .build();
+        let clients = self
+            .clients()
+            .with_sns_client(REGION, aws_sdk_sns::Client::from_conf(sns_config));
+        (clients, log)
+    }
+
+    /// The de-duplication table as the template creates it.
+    pub async fn create_dedup_table(&self, name: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("transition")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("attribute"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("transition")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("key schema"),
+            )
+            .send()
+            .await
+            .expect("create table");
     }
 }
 

@@ -267,33 +267,26 @@ async fn keys_at_risk(deps: &Deps, role_arn: &str, deadline: Deadline) -> Vec<St
         &deps.config.common,
         deps.config.common.self_role_arn.as_str(),
     );
-    sweep::run(
-        &deps.clients,
-        common,
-        deadline,
-        "admin-role",
-        |swept| {
-            let found = &found;
-            async move {
-                let key = match swept {
-                    Swept::Key(s) => s.key,
-                    Swept::ShutOut { key, .. } => key,
-                };
-                let outcome = KeyOutcome::new(&key);
-                let text =
-                    kms::key_policy(&deps.clients.kms(&key.region), key.arn.as_str()).await?;
-                if Policy::parse(&text)
-                    .is_ok_and(|p| only_administrator(&p, role_arn, self_role, &key.account))
-                {
-                    found
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(key.arn.to_string());
-                }
-                Ok(outcome)
+    sweep::run(&deps.clients, common, deadline, "admin-role", |swept| {
+        let found = &found;
+        async move {
+            let key = match swept {
+                Swept::Key(s) => s.key,
+                Swept::ShutOut { key, .. } => key,
+            };
+            let outcome = KeyOutcome::new(&key);
+            let text = kms::key_policy(&deps.clients.kms(&key.region), key.arn.as_str()).await?;
+            if Policy::parse(&text)
+                .is_ok_and(|p| only_administrator(&p, role_arn, self_role, &key.account))
+            {
+                found
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(key.arn.to_string());
             }
-        },
-    )
+            Ok(outcome)
+        }
+    })
     .await;
     let mut keys = found.into_inner().unwrap_or_else(|e| e.into_inner());
     keys.sort();

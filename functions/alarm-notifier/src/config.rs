@@ -1,0 +1,44 @@
+//! alarm-notifier's configuration: the common part and its own.
+
+use shared::config::{self, CommonConfig, ConfigError, Env};
+use shared::events::KeyLocator;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub common: CommonConfig,
+    /// DynamoDB table that records announced transitions, so each is announced once.
+    pub dedup_table: Option<String>,
+    /// The key that alarms on CloudTrail metric filters are about (they carry no KeyId).
+    pub alarm_key: Option<String>,
+    /// Announce INSUFFICIENT_DATA transitions too.
+    pub announce_insufficient_data: bool,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        config::load(lookup, read, |_| Vec::new())
+    }
+}
+
+fn read(env: &mut Env<'_>) -> Config {
+    let common = CommonConfig::read(env);
+    let alarm_key = env.optional("ALARM_KEY_ID");
+    if let Some(key) = &alarm_key {
+        if KeyLocator::parse(key, "us-east-1").is_err() {
+            env.problem(format!(
+                "ALARM_KEY_ID {} is not a key ARN, key id or alias",
+                shared::text::quoted(key, 120)
+            ));
+        }
+    }
+    Config {
+        common,
+        dedup_table: env.optional("DEDUP_TABLE"),
+        alarm_key,
+        announce_insufficient_data: env.bool("ANNOUNCE_INSUFFICIENT_DATA", false),
+    }
+}

@@ -1,0 +1,51 @@
+//! Which key an alarm is about, and what people need to know of it. A failure here only makes
+//! the message poorer: it is said in the message, never a reason to drop it.
+
+use shared::aws::AwsClients;
+use shared::events::KeyLocator;
+use shared::kms;
+use shared::managed::{management, Management};
+
+use crate::handler::Deps;
+use crate::message::KeyContext;
+
+/// The key's context, or why it could not be read.
+pub async fn key_context(
+    deps: &Deps,
+    identifier: &str,
+    region: &str,
+) -> Result<KeyContext, String> {
+    let locator = KeyLocator::parse(identifier, region)?;
+    read(&deps.clients, &deps.config.common.managed, &locator)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn read(
+    clients: &AwsClients,
+    selector: &shared::config::ManagedSelector,
+    locator: &KeyLocator,
+) -> Result<KeyContext, shared::GuardrailError> {
+    let client = clients.kms(&locator.region);
+    let key = kms::describe_key(&client, &locator.identifier).await?;
+    let alias = kms::aliases(&client, &key.key_id)
+        .await?
+        .into_iter()
+        .find(|a| !a.starts_with("alias/aws/"));
+    let tags = kms::tags(&client, key.arn.as_str())
+        .await
+        .unwrap_or_default();
+    let managed = matches!(
+        management(selector, &client, &key).await,
+        Ok(Management::Managed)
+    );
+    Ok(KeyContext {
+        key_id: key.key_id.clone(),
+        arn: key.arn.to_string(),
+        alias,
+        description: key.description.clone(),
+        tags,
+        state: key.state.as_str().to_string(),
+        managed,
+    })
+}

@@ -1,0 +1,267 @@
+//! alarm-notifier: turns KMS alarm state changes into one message a person can act on, and
+//! finds alarms that can never fire. Its decisions: which transitions to announce, which key an
+//! alarm is about, and what the message says (`message.rs`); the pipeline is `shared`'s.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use shared::alarm::AlarmChange;
+use shared::aws::AwsClients;
+use shared::events::{parse_trigger, Trigger};
+use shared::notify::{deliver, Notification};
+use shared::outcome::Outcome;
+use shared::GuardrailError;
+
+use crate::config::Config;
+use crate::dedup::{first_time, FirstTime};
+use crate::lint::{silent_alarms, AlarmOnMetric};
+use crate::message::{render, transition, Transition};
+
+pub const FUNCTION: &str = "alarm-notifier";
+
+pub struct Deps {
+    pub config: Config,
+    pub clients: AwsClients,
+    sdk: aws_config::SdkConfig,
+    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    cloudwatch: Mutex<HashMap<String, aws_sdk_cloudwatch::Client>>,
+}
+
+impl Deps {
+    pub fn new(config: Config, clients: AwsClients, sdk: &aws_config::SdkConfig) -> Deps {
+        Deps {
+            config,
+            clients,
+            sdk: sdk.clone(),
+            dynamodb: OnceLock::new(),
+            cloudwatch: Mutex::default(),
+        }
+    }
+
+    pub fn with_dynamodb_client(self, client: aws_sdk_dynamodb::Client) -> Deps {
+        let _ = self.dynamodb.set(client);
+        self
+    }
+
+    pub fn with_cloudwatch_client(self, region: &str, client: aws_sdk_cloudwatch::Client) -> Deps {
+        self.cloudwatch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(region.to_string(), client);
+        self
+    }
+
+    fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        self.dynamodb
+            .get_or_init(|| aws_sdk_dynamodb::Client::new(&self.sdk))
+    }
+
+    fn cloudwatch(&self, region: &str) -> aws_sdk_cloudwatch::Client {
+        self.cloudwatch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                let config = aws_sdk_cloudwatch::config::Builder::from(&self.sdk)
+                    .region(aws_sdk_cloudwatch::config::Region::new(region.to_string()))
+                    .build();
+                aws_sdk_cloudwatch::Client::from_conf(config)
+            })
+            .clone()
+    }
+}
+
+pub async fn function_handler(
+    event: LambdaEvent<Value>,
+    deps: &Deps,
+) -> Result<Outcome, GuardrailError> {
+    let outcome = match parse_trigger(&event.payload) {
+        Ok(Trigger::Alarm(change)) => on_alarm(*change, deps).await,
+        Ok(Trigger::Scheduled { .. }) => lint_sweep(deps).await,
+        Ok(Trigger::CloudTrail(ev)) => Ok(skipped(
+            ev.detail.event_id(),
+            &ev.detail.event_name,
+            format!("{FUNCTION} acts on CloudWatch alarm state changes, not CloudTrail events"),
+        )),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &outcome {
+        tracing::error!(error_type = e.error_type(), error = %e, "invocation failed");
+    }
+    outcome
+}
+
+fn skipped(event_id: &str, event_name: &str, reason: String) -> Outcome {
+    tracing::info!(reason = %reason, "event skipped");
+    Outcome::Skipped {
+        event_id: event_id.to_string(),
+        event_name: event_name.to_string(),
+        reason,
+    }
+}
+
+async fn on_alarm(change: AlarmChange, deps: &Deps) -> Result<Outcome, GuardrailError> {
+    let config = &deps.config;
+    let id = change
+        .event_id
+        .clone()
+        .unwrap_or_else(|| "unknown".to_string());
+    let what = match transition(&change) {
+        Transition::InsufficientData if !config.announce_insufficient_data => {
+            return Ok(skipped(
+                &id,
+                &change.alarm_name,
+                "INSUFFICIENT_DATA is not announced (ANNOUNCE_INSUFFICIENT_DATA=false)".into(),
+            ));
+        }
+        Transition::Ok => {
+            return Ok(skipped(
+                &id,
+                &change.alarm_name,
+                "OK without a previous ALARM: nothing was wrong".into(),
+            ));
+        }
+        other => other,
+    };
+    let transition_id = change.transition_id();
+    if let Some(table) = &config.dedup_table {
+        match first_time(deps.dynamodb(), table, &transition_id).await {
+            FirstTime::Yes => {}
+            FirstTime::AlreadyAnnounced => {
+                return Ok(skipped(
+                    &id,
+                    &change.alarm_name,
+                    format!(
+                        "transition {} was announced already (a redelivery)",
+                        shared::text::value(&transition_id)
+                    ),
+                ));
+            }
+            FirstTime::Unknown(problem) => {
+                tracing::warn!(problem = %problem, "the de-duplication table could not be used; announcing anyway");
+            }
+        }
+    }
+    let region = change
+        .region
+        .clone()
+        .unwrap_or_else(|| config.common.region.clone());
+    let key_ref = change
+        .key_id_dimension()
+        .map(str::to_string)
+        .or_else(|| config.alarm_key.clone());
+    let (key, problem) = match &key_ref {
+        Some(identifier) => match crate::enrich::key_context(deps, identifier, &region).await {
+            Ok(key) => (Some(key), None),
+            Err(problem) => (
+                None,
+                Some(format!(
+                    "the key {} could not be read: {problem}",
+                    shared::text::value(identifier)
+                )),
+            ),
+        },
+        None => (
+            None,
+            Some("the alarm names no key (no KeyId dimension, no ALARM_KEY_ID)".to_string()),
+        ),
+    };
+    let rendered = render(
+        &change,
+        key.as_ref(),
+        config.common.environment.as_deref(),
+        problem.as_deref(),
+    );
+    let mut notification = Notification::structured(&rendered.subject, rendered.sns_message());
+    for (name, value) in &rendered.attributes {
+        notification = notification.attribute(name, value.clone());
+    }
+    let delivery = deliver(&deps.clients, &config.common, &notification).await?;
+    tracing::info!(alarm = %change.alarm_name, transition = ?what, "alarm announced");
+    Ok(Outcome::Alarm {
+        alarm: change.alarm_name.clone(),
+        transition: format!("{what:?}").to_lowercase(),
+        key_id: key.map(|k| k.key_id),
+        notification: delivery,
+    })
+}
+
+/// Every alarm in the sweep Regions on an `AWS/KMS` metric AWS does not publish: it can never
+/// fire. One message lists them with the alarm that would work instead.
+async fn lint_sweep(deps: &Deps) -> Result<Outcome, GuardrailError> {
+    let common = &deps.config.common;
+    let mut alarms = Vec::new();
+    for region in &common.sweep_regions {
+        let mut pages = deps
+            .cloudwatch(region)
+            .describe_alarms()
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                GuardrailError::aws("DescribeAlarms", &format!("alarms in {region}"), e)
+            })?;
+            alarms.extend(
+                page.metric_alarms()
+                    .iter()
+                    .filter(|a| a.namespace() == Some("AWS/KMS"))
+                    .map(|a| AlarmOnMetric {
+                        alarm_name: a.alarm_name().unwrap_or_default().to_string(),
+                        alarm_arn: a.alarm_arn().unwrap_or_default().to_string(),
+                        namespace: a.namespace().unwrap_or_default().to_string(),
+                        metric_name: a.metric_name().unwrap_or_default().to_string(),
+                        dimensions: a
+                            .dimensions()
+                            .iter()
+                            .map(|d| {
+                                (
+                                    d.name().unwrap_or_default().to_string(),
+                                    d.value().unwrap_or_default().to_string(),
+                                )
+                            })
+                            .collect(),
+                    }),
+            );
+        }
+    }
+    let silent = silent_alarms(&alarms);
+    let names: Vec<String> = silent.iter().map(|s| s.alarm_name.clone()).collect();
+    let notification = if silent.is_empty() {
+        None
+    } else {
+        let mut body = format!("kms-guardrails {FUNCTION}, mode {}\n\nThese CloudWatch alarms watch AWS/KMS metrics AWS does not publish, so they can never fire:\n", common.mode);
+        for s in &silent {
+            body.push_str(&format!(
+                "- {} ({}): {}\n  Instead: {}\n",
+                shared::text::value(&s.alarm_name),
+                shared::text::value(&s.metric_name),
+                s.why,
+                s.instead
+            ));
+        }
+        let label = common
+            .environment
+            .as_deref()
+            .filter(|e| !e.is_empty())
+            .map(|e| format!("[{e}] "))
+            .unwrap_or_default();
+        let notification = Notification::new(
+            &format!("{label}{} KMS alarm(s) can never fire", silent.len()),
+            body,
+        )
+        .attribute("function", FUNCTION)
+        .attribute("severity", "high")
+        .attribute(
+            "environment",
+            common.environment.clone().unwrap_or_default(),
+        );
+        Some(deliver(&deps.clients, common, &notification).await?)
+    };
+    Ok(Outcome::SilentAlarms {
+        alarms_checked: alarms.len(),
+        silent: names,
+        notification,
+    })
+}

@@ -489,7 +489,10 @@ impl Intercept for CallLog {
 /// The SNS `Publish` requests a client sent, their form fields decoded: what every protocol's
 /// subscriber would get, which one SQS subscription cannot show.
 #[derive(Debug, Clone, Default)]
-pub struct PublishLog(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+pub struct PublishLog(Arc<Mutex<Vec<FormFields>>>);
+
+/// One request's form fields, decoded, in order.
+type FormFields = Vec<(String, String)>;
 
 impl PublishLog {
     /// The `Message` of every Publish, in order.

@@ -74,7 +74,17 @@ async fn a_decrypt_volume_alarm_is_one_message_a_person_can_act_on() {
     assert_eq!(notes[0].attributes["environment"]["Value"], "test");
     let v = variants(&log);
     let email = v["email"].as_str().unwrap();
-    for expected in ["alias/app-data", "ALARM", "OK"] {
+    assert_eq!(
+        subject,
+        "[test] FIRING: KMS decrypt volume on alias/app-data (eu-west-1)"
+    );
+    for expected in [
+        "State: ALARM (previous state: OK)",
+        "Threshold: 1000",
+        "Recent datapoints (oldest first): 412, 1532, 1874",
+        "Alias: alias/app-data",
+        "What to do",
+    ] {
         assert!(email.contains(expected), "email lacks {expected}:\n{email}");
     }
     let sms = v["sms"].as_str().unwrap();
@@ -205,4 +215,31 @@ async fn the_sweep_finds_an_alarm_on_a_metric_aws_does_not_publish() {
         "{}",
         notes[0].message
     );
+}
+
+#[tokio::test]
+async fn an_access_denied_alarm_is_critical() {
+    let (bed, key_id) = bed_with_key().await;
+    let (deps, log) = deps(&bed, &key_id);
+    run(
+        &deps,
+        sample_event(
+            "alarm-notifier/eventbridge-access-denied-alarm.json",
+            &key_id,
+        ),
+    )
+    .await;
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0]
+            .subject
+            .starts_with("[test] FIRING: KMS AccessDenied"),
+        "{}",
+        notes[0].subject
+    );
+    assert_eq!(notes[0].attributes["severity"]["Value"], "critical");
+    let v = variants(&log);
+    assert!(v["email"].as_str().unwrap().contains("What to do"));
+    assert!(v["sms"].as_str().unwrap().chars().count() <= 140);
 }

@@ -265,3 +265,117 @@ async fn lint_sweep(deps: &Deps) -> Result<Outcome, GuardrailError> {
         notification,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Failures moto cannot produce, against the real SDK clients with mocked answers.
+
+    use super::*;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_kms::operation::describe_key::DescribeKeyError;
+    use aws_sdk_sns::operation::publish::PublishOutput;
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+    use aws_smithy_types::error::ErrorMetadata;
+    use std::collections::HashMap;
+
+    const ALARM: &str =
+        include_str!("../../../events/alarm-notifier/eventbridge-decrypt-volume-alarm.json");
+
+    fn deps(kms: &[&Rule], sns: &[&Rule], dynamodb: &[&Rule]) -> Deps {
+        let env: HashMap<&str, &str> = HashMap::from([
+            ("ACCOUNT_ID", "111122223333"),
+            ("AWS_REGION", "eu-west-1"),
+            (
+                "NOTIFY_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:111122223333:kms-guardrails",
+            ),
+            (
+                "SELF_ROLE_ARN",
+                "arn:aws:iam::111122223333:role/alarm-notifier",
+            ),
+            ("DEDUP_TABLE", "transitions"),
+        ]);
+        let config = Config::from_lookup(&|k| env.get(k).map(|v| v.to_string())).unwrap();
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let kms: aws_sdk_kms::Client = mock_client!(aws_sdk_kms, RuleMode::MatchAny, kms);
+        let sns: aws_sdk_sns::Client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns);
+        let dynamodb: aws_sdk_dynamodb::Client =
+            mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb);
+        let clients = AwsClients::new(sdk.clone())
+            .with_kms_client("eu-west-1", kms)
+            .with_sns_client("eu-west-1", sns);
+        Deps::new(config, clients, &sdk).with_dynamodb_client(dynamodb)
+    }
+
+    fn event(text: &str) -> LambdaEvent<Value> {
+        LambdaEvent::new(
+            serde_json::from_str(text).unwrap(),
+            lambda_runtime::Context::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_unusable_table_and_an_unreadable_key_still_announce_the_alarm() {
+        let table_gone = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+            PutItemError::generic(
+                ErrorMetadata::builder()
+                    .code("ResourceNotFoundException")
+                    .message("no table")
+                    .build(),
+            )
+        });
+        let key_denied = mock!(aws_sdk_kms::Client::describe_key).then_error(|| {
+            DescribeKeyError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("denied")
+                    .build(),
+            )
+        });
+        let publish = mock!(aws_sdk_sns::Client::publish)
+            .match_requests(|r| {
+                r.message_structure() == Some("json")
+                    && r.message().is_some_and(|m| {
+                        m.contains("could not be read") && m.contains("AccessDenied")
+                    })
+            })
+            .then_output(|| PublishOutput::builder().message_id("m").build());
+        let deps = deps(&[&key_denied], &[&publish], &[&table_gone]);
+
+        let outcome = function_handler(event(ALARM), &deps).await.unwrap();
+
+        assert!(
+            matches!(outcome, Outcome::Alarm { key_id: None, .. }),
+            "{outcome:?}"
+        );
+        assert_eq!((table_gone.num_calls(), publish.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn insufficient_data_and_ok_without_alarm_are_not_announced_and_cloudtrail_is_refused_politely(
+    ) {
+        let deps = deps(&[], &[], &[]);
+        let insufficient =
+            include_str!("../../../events/alarm-notifier/eventbridge-insufficient-data.json");
+        let outcome = function_handler(event(insufficient), &deps).await.unwrap();
+        assert!(
+            matches!(outcome, Outcome::Skipped { ref reason, .. } if reason.contains("INSUFFICIENT_DATA")),
+            "{outcome:?}"
+        );
+        let cloudtrail = include_str!("../../../events/policy-drift/put-key-policy.json");
+        let outcome = function_handler(event(cloudtrail), &deps).await.unwrap();
+        assert!(
+            matches!(outcome, Outcome::Skipped { ref reason, .. } if reason.contains("not CloudTrail events")),
+            "{outcome:?}"
+        );
+        let err = function_handler(
+            event(r#"{"Records":[{"EventSource":"aws:sns","Sns":{"Message":"not an alarm"}}]}"#),
+            &deps,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.error_type(), "InvalidEvent");
+    }
+}

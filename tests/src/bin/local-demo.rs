@@ -4,8 +4,9 @@
 //! sample event describes, runs the handler on that event and prints the key before and after,
 //! the handler's result and the notification people receive.
 //!
-//! Usage: local-demo [FUNCTION] [SCENARIO]: FUNCTION is policy-drift (default) or
-//! root-access-revoker; SCENARIO one of its `*_SCENARIOS` (each a sample in events/FUNCTION/).
+//! Usage: local-demo [FUNCTION] [SCENARIO]: FUNCTION is policy-drift (default),
+//! root-access-revoker or alarm-notifier; SCENARIO one of its samples in events/FUNCTION/
+//! (alarm-notifier: any of them, or scheduled-sweep).
 //! MODE=report shows the dry run.
 
 use integration_tests::{config, sample_event, TestBed, DRIFTED_POLICY};
@@ -71,7 +72,7 @@ async fn show_key(bed: &TestBed, key_id: &str) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let function = match args.first().map(String::as_str) {
-        Some(f @ ("policy-drift" | "root-access-revoker")) => {
+        Some(f @ ("policy-drift" | "root-access-revoker" | "alarm-notifier")) => {
             let f = f.to_string();
             args.remove(0);
             f
@@ -85,6 +86,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mode = std::env::var("MODE").unwrap_or_else(|_| "enforce".to_string());
     if function == "root-access-revoker" {
         return revoker_demo(&scenario, &mode).await;
+    }
+    if function == "alarm-notifier" {
+        return notifier_demo(&scenario).await;
     }
     if !SCENARIOS.contains(&scenario.as_str()) {
         return Err(format!(
@@ -264,6 +268,89 @@ async fn revoker_demo(scenario: &str, mode: &str) -> Result<(), Box<dyn std::err
     for note in bed.notifications().await {
         println!("Subject: {}\n\n{}", note.subject, note.message);
         println!("Message attributes: {}", note.attributes);
+    }
+    result.map(|_| ()).map_err(|e| e.into())
+}
+
+/// alarm-notifier: a managed key with an alias, the de-duplication table, and the alarm sample
+/// (or, for `scheduled-sweep`, an alarm on a metric AWS does not publish).
+async fn notifier_demo(scenario: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use integration_tests::{notifier_config, workspace_root};
+    let sample = format!("alarm-notifier/{scenario}.json");
+    let is_sweep = scenario == "scheduled-sweep";
+    if !is_sweep && !workspace_root().join("events").join(&sample).exists() {
+        return Err(format!(
+            "unknown alarm-notifier scenario {scenario:?}: use a file name from events/alarm-notifier/ without .json, or scheduled-sweep"
+        )
+        .into());
+    }
+    std::env::set_var("AWS_LAMBDA_LOG_FORMAT", "JSON");
+    shared::telemetry::init();
+    heading("starting moto server and seeding it");
+    let bed = TestBed::start().await;
+    println!("moto server: {}", bed.moto.endpoint);
+    bed.create_dedup_table("alarm-transitions").await;
+    let key = bed
+        .create_key("app-data key", &[("guardrails:managed", "true")], None)
+        .await;
+    bed.create_alias("alias/app-data", &key.key_id).await;
+    if is_sweep {
+        aws_sdk_cloudwatch::Client::new(&bed.sdk)
+            .put_metric_alarm()
+            .alarm_name("kms-decrypt-count-high")
+            .namespace("AWS/KMS")
+            .metric_name("DecryptCount")
+            .dimensions(
+                aws_sdk_cloudwatch::types::Dimension::builder()
+                    .name("KeyId")
+                    .value(&key.key_id)
+                    .build(),
+            )
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(300)
+            .evaluation_periods(1)
+            .threshold(1000.0)
+            .comparison_operator(
+                aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold,
+            )
+            .send()
+            .await?;
+        println!("alarm kms-decrypt-count-high on AWS/KMS DecryptCount, as the reference module creates it");
+    }
+    println!("managed key alias/app-data ({})", key.key_id);
+    let event_file = if is_sweep {
+        "policy-drift/scheduled-sweep.json".to_string()
+    } else {
+        sample
+    };
+    heading(&format!("invoking alarm-notifier with events/{event_file}"));
+    let (clients, published) = bed.clients_recording_publish();
+    let config = notifier_config(&bed.topic_arn, &[("DEDUP_TABLE", "alarm-transitions")]);
+    let deps = alarm_notifier::Deps::new(config, clients, &bed.sdk);
+    let event = sample_event(&event_file, &key.key_id);
+    let result =
+        alarm_notifier::function_handler(LambdaEvent::new(event, Context::default()), &deps).await;
+    heading("handler result");
+    match &result {
+        Ok(outcome) => println!("{}", serde_json::to_string_pretty(outcome)?),
+        Err(e) => println!("error ({}): {e}", e.error_type()),
+    }
+    heading("notification received by the SNS topic's SQS subscriber");
+    for note in bed.notifications().await {
+        println!("Subject: {}\n\n{}", note.subject, note.message);
+        println!("Message attributes: {}", note.attributes);
+    }
+    for message in published.messages() {
+        if let Ok(serde_json::Value::Object(variants)) =
+            serde_json::from_str::<serde_json::Value>(&message)
+        {
+            for (protocol, text) in variants {
+                if protocol != "default" {
+                    heading(&format!("variant for {protocol} subscribers"));
+                    println!("{}", text.as_str().unwrap_or_default());
+                }
+            }
+        }
     }
     result.map(|_| ()).map_err(|e| e.into())
 }

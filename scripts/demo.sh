@@ -5,6 +5,7 @@
 #                         disable-key|untag-resource|tag-resource|scheduled-sweep]
 #   bash scripts/demo.sh root-access-revoker [put-key-policy|create-key|delete-role|
 #                         update-assume-role-policy|scheduled-sweep]
+#   bash scripts/demo.sh alarm-notifier [any sample name in events/alarm-notifier/ | scheduled-sweep]
 #   MODE=report bash scripts/demo.sh        # dry run: nothing written, notification still sent
 set -euo pipefail
 cd "$(dirname "$0")/.."

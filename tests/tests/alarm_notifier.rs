@@ -243,3 +243,48 @@ async fn an_access_denied_alarm_is_critical() {
     assert!(v["email"].as_str().unwrap().contains("What to do"));
     assert!(v["sms"].as_str().unwrap().chars().count() <= 140);
 }
+
+#[tokio::test]
+async fn an_alarm_without_a_key_dimension_finds_its_key_in_the_alarm_tags() {
+    let (bed, key_id) = bed_with_key().await;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&bed.sdk);
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name("kms-access-denied")
+        .namespace("KMSGuardrails")
+        .metric_name("AccessDenied")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(300)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(
+            aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
+        )
+        .tags(
+            aws_sdk_cloudwatch::types::Tag::builder()
+                .key("KeyId")
+                .value(&key_id)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // No ALARM_KEY_ID: only the tag names the key.
+    let (clients, _) = bed.clients_recording_publish();
+    let config = notifier_config(&bed.topic_arn, &[("DEDUP_TABLE", TABLE)]);
+    let deps = Deps::new(config, clients, &bed.sdk);
+    let mut event = sample_event(
+        "alarm-notifier/eventbridge-access-denied-alarm.json",
+        &key_id,
+    );
+    event["detail"]["alarmName"] = Value::from("kms-access-denied");
+    event["resources"] =
+        serde_json::json!(["arn:aws:cloudwatch:eu-west-1:111122223333:alarm:kms-access-denied"]);
+
+    let outcome = run(&deps, event).await;
+
+    assert!(
+        matches!(outcome, Outcome::Alarm { key_id: Some(ref k), .. } if *k == key_id),
+        "{outcome:?}"
+    );
+}

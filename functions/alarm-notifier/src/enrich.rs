@@ -49,3 +49,32 @@ async fn read(
         managed,
     })
 }
+
+/// Tag names on an alarm that name the key it watches, for alarms without a `KeyId` dimension.
+pub const KEY_TAGS: &[&str] = &["KeyId", "kms:KeyId", "guardrails:key"];
+
+/// The key an alarm's own tags name, if any. A failed read only means no answer.
+pub async fn key_from_alarm_tags(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    alarm_arn: &str,
+) -> Option<String> {
+    match cloudwatch
+        .list_tags_for_resource()
+        .resource_arn(alarm_arn)
+        .send()
+        .await
+    {
+        Ok(out) => out.tags().iter().find_map(|t| {
+            let (key, value) = (t.key()?, t.value()?);
+            KEY_TAGS
+                .iter()
+                .any(|name| key.eq_ignore_ascii_case(name))
+                .then(|| value.to_string())
+        }),
+        Err(e) => {
+            let e = shared::GuardrailError::aws("ListTagsForResource", alarm_arn, e);
+            tracing::warn!(error = %e, "alarm tags unavailable");
+            None
+        }
+    }
+}

@@ -148,10 +148,12 @@ async fn on_alarm(change: AlarmChange, deps: &Deps) -> Result<Outcome, Guardrail
         .region
         .clone()
         .unwrap_or_else(|| config.common.region.clone());
-    let key_ref = change
-        .key_id_dimension()
-        .map(str::to_string)
-        .or_else(|| config.alarm_key.clone());
+    // The KeyId dimension, else the alarm's own tags, else the configured key.
+    let mut key_ref = change.key_id_dimension().map(str::to_string);
+    if let (None, Some(arn)) = (&key_ref, &change.alarm_arn) {
+        key_ref = crate::enrich::key_from_alarm_tags(&deps.cloudwatch(&region), arn).await;
+    }
+    let key_ref = key_ref.or_else(|| config.alarm_key.clone());
     let (key, problem) = match &key_ref {
         Some(identifier) => match crate::enrich::key_context(deps, identifier, &region).await {
             Ok(key) => (Some(key), None),

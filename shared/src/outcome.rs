@@ -220,6 +220,18 @@ impl SweepReport {
     }
 }
 
+impl Outcome {
+    /// An event not acted on, with the reason, which is logged.
+    pub fn skipped(event_id: &str, event_name: &str, reason: String) -> Outcome {
+        tracing::info!(reason = %reason, "event skipped");
+        Outcome::Skipped {
+            event_id: event_id.to_string(),
+            event_name: event_name.to_string(),
+            reason,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {

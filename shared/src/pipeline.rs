@@ -285,12 +285,11 @@ impl Guard<'_> {
         Fut: Future<Output = Audit>,
     {
         let skipped = |reason: String| {
-            tracing::info!(reason = %reason, "event skipped");
-            Ok(Outcome::Skipped {
-                event_id: detail.event_id().to_string(),
-                event_name: detail.event_name.clone(),
+            Ok(Outcome::skipped(
+                detail.event_id(),
+                &detail.event_name,
                 reason,
-            })
+            ))
         };
         if let Err(reason) = gate.admit(detail, &self.common.self_role_arn) {
             return skipped(reason);

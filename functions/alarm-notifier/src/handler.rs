@@ -80,7 +80,7 @@ pub async fn function_handler(
     let outcome = match parse_trigger(&event.payload) {
         Ok(Trigger::Alarm(change)) => on_alarm(*change, deps).await,
         Ok(Trigger::Scheduled { .. }) => lint_sweep(deps).await,
-        Ok(Trigger::CloudTrail(ev)) => Ok(skipped(
+        Ok(Trigger::CloudTrail(ev)) => Ok(Outcome::skipped(
             ev.detail.event_id(),
             &ev.detail.event_name,
             format!("{FUNCTION} acts on CloudWatch alarm state changes, not CloudTrail events"),
@@ -93,15 +93,6 @@ pub async fn function_handler(
     outcome
 }
 
-fn skipped(event_id: &str, event_name: &str, reason: String) -> Outcome {
-    tracing::info!(reason = %reason, "event skipped");
-    Outcome::Skipped {
-        event_id: event_id.to_string(),
-        event_name: event_name.to_string(),
-        reason,
-    }
-}
-
 async fn on_alarm(change: AlarmChange, deps: &Deps) -> Result<Outcome, GuardrailError> {
     let config = &deps.config;
     let id = change
@@ -110,14 +101,14 @@ async fn on_alarm(change: AlarmChange, deps: &Deps) -> Result<Outcome, Guardrail
         .unwrap_or_else(|| "unknown".to_string());
     let what = match transition(&change) {
         Transition::InsufficientData if !config.announce_insufficient_data => {
-            return Ok(skipped(
+            return Ok(Outcome::skipped(
                 &id,
                 &change.alarm_name,
                 "INSUFFICIENT_DATA is not announced (ANNOUNCE_INSUFFICIENT_DATA=false)".into(),
             ));
         }
         Transition::Ok => {
-            return Ok(skipped(
+            return Ok(Outcome::skipped(
                 &id,
                 &change.alarm_name,
                 "OK without a previous ALARM: nothing was wrong".into(),
@@ -130,7 +121,7 @@ async fn on_alarm(change: AlarmChange, deps: &Deps) -> Result<Outcome, Guardrail
         match first_time(deps.dynamodb(), table, &transition_id).await {
             FirstTime::Yes => {}
             FirstTime::AlreadyAnnounced => {
-                return Ok(skipped(
+                return Ok(Outcome::skipped(
                     &id,
                     &change.alarm_name,
                     format!(

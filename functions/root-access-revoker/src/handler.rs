@@ -42,18 +42,13 @@ pub async fn function_handler(
 ) -> Result<Outcome, GuardrailError> {
     if deps.config.root_access {
         let reason = "ROOT_ACCESS is on: the account root is meant to stay in key policies (the setting policy-drift restores too), so nothing is revoked".to_string();
-        tracing::info!(reason = %reason, "event skipped");
-        return Ok(Outcome::Skipped {
-            event_id: event.payload["id"]
+        return Ok(Outcome::skipped(
+            event.payload["id"].as_str().unwrap_or("unknown"),
+            event.payload["detail"]["eventName"]
                 .as_str()
-                .unwrap_or("unknown")
-                .to_string(),
-            event_name: event.payload["detail"]["eventName"]
-                .as_str()
-                .unwrap_or("scheduled sweep")
-                .to_string(),
+                .unwrap_or("scheduled sweep"),
             reason,
-        });
+        ));
     }
     if let Ok(Trigger::CloudTrail(ev)) = parse_trigger(&event.payload) {
         if ev.detail.event_source == "iam.amazonaws.com" {

@@ -212,12 +212,11 @@ pub async fn on_role_event(
 ) -> Result<Outcome, GuardrailError> {
     let common = &deps.config.common;
     let skipped = |reason: String| {
-        tracing::info!(reason = %reason, "event skipped");
-        Ok(Outcome::Skipped {
-            event_id: detail.event_id().to_string(),
-            event_name: detail.event_name.clone(),
+        Ok(Outcome::skipped(
+            detail.event_id(),
+            &detail.event_name,
             reason,
-        })
+        ))
     };
     if let Err(reason) = GATE.admit(detail, &common.self_role_arn) {
         return skipped(reason);

@@ -264,6 +264,9 @@ pub enum Outcome {
     SilentAlarms {
         alarms_checked: usize,
         silent: Vec<String>,
+        /// Regions whose alarms could not be listed, with why.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        regions_not_checked: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         notification: Option<crate::notify::Delivery>,
     },

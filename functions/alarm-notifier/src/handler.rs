@@ -185,7 +185,7 @@ async fn on_alarm(change: AlarmChange, deps: &Deps) -> Result<Outcome, Guardrail
 /// fire. One message lists them with the alarm that would work instead.
 async fn lint_sweep(deps: &Deps) -> Result<Outcome, GuardrailError> {
     let common = &deps.config.common;
-    let mut alarms = Vec::new();
+    let (mut alarms, mut unchecked) = (Vec::new(), Vec::new());
     for region in &common.sweep_regions {
         let mut pages = deps
             .cloudwatch(region)
@@ -193,9 +193,20 @@ async fn lint_sweep(deps: &Deps) -> Result<Outcome, GuardrailError> {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                GuardrailError::aws("DescribeAlarms", &format!("alarms in {region}"), e)
-            })?;
+            // A Region whose calls are denied (a Region-deny SCP) does not stop the others.
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    let e =
+                        GuardrailError::aws("DescribeAlarms", &format!("alarms in {region}"), e);
+                    if e.is_retryable() {
+                        return Err(e);
+                    }
+                    tracing::error!(region, error = %e, "alarms of this Region not checked");
+                    unchecked.push(format!("{region}: {e}"));
+                    break;
+                }
+            };
             alarms.extend(
                 page.metric_alarms()
                     .iter()
@@ -255,6 +266,7 @@ async fn lint_sweep(deps: &Deps) -> Result<Outcome, GuardrailError> {
     Ok(Outcome::SilentAlarms {
         alarms_checked: alarms.len(),
         silent: names,
+        regions_not_checked: unchecked,
         notification,
     })
 }
@@ -302,6 +314,21 @@ mod tests {
         Deps::new(config, clients, &sdk).with_dynamodb_client(dynamodb)
     }
 
+    /// `mock_client!` needs `with_test_defaults_v2`, which the pinned CloudWatch crate (1.80,
+    /// for the Query protocol) predates: the same client, built by hand.
+    fn cloudwatch_client(rule: &Rule) -> aws_sdk_cloudwatch::Client {
+        let interceptor = aws_smithy_mocks::MockResponseInterceptor::new()
+            .rule_mode(RuleMode::MatchAny)
+            .with_rule(rule);
+        let config = aws_sdk_cloudwatch::Config::builder()
+            .with_test_defaults()
+            .region(aws_sdk_cloudwatch::config::Region::new("eu-west-1"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        aws_sdk_cloudwatch::Client::from_conf(config)
+    }
+
     fn event(text: &str) -> LambdaEvent<Value> {
         LambdaEvent::new(
             serde_json::from_str(text).unwrap(),
@@ -344,6 +371,59 @@ mod tests {
             "{outcome:?}"
         );
         assert_eq!((table_gone.num_calls(), publish.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_region_whose_alarms_cannot_be_listed_does_not_stop_the_others() {
+        use aws_sdk_cloudwatch::operation::describe_alarms::{
+            DescribeAlarmsError, DescribeAlarmsOutput,
+        };
+        use aws_sdk_cloudwatch::types::MetricAlarm;
+        let home = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_output(|| {
+            DescribeAlarmsOutput::builder()
+                .metric_alarms(
+                    MetricAlarm::builder()
+                        .alarm_name("kms-decrypt-count-high")
+                        .namespace("AWS/KMS")
+                        .metric_name("DecryptCount")
+                        .build(),
+                )
+                .build()
+        });
+        let denied = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_error(|| {
+            DescribeAlarmsError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("SCP")
+                    .build(),
+            )
+        });
+        let publish = mock!(aws_sdk_sns::Client::publish)
+            .then_output(|| PublishOutput::builder().message_id("m").build());
+        let mut deps = deps(&[], &[&publish], &[]);
+        deps.config.common.sweep_regions = vec!["eu-west-1".into(), "ap-southeast-2".into()];
+        let (home_client, denied_client) = (cloudwatch_client(&home), cloudwatch_client(&denied));
+        let deps = deps
+            .with_cloudwatch_client("eu-west-1", home_client)
+            .with_cloudwatch_client("ap-southeast-2", denied_client);
+        let sweep = include_str!("../../../events/policy-drift/scheduled-sweep.json");
+
+        let outcome = function_handler(event(sweep), &deps).await.unwrap();
+
+        let Outcome::SilentAlarms {
+            silent,
+            regions_not_checked,
+            ..
+        } = outcome
+        else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(silent, ["kms-decrypt-count-high"]);
+        assert_eq!(regions_not_checked.len(), 1);
+        assert!(
+            regions_not_checked[0].starts_with("ap-southeast-2: DescribeAlarms"),
+            "{regions_not_checked:?}"
+        );
     }
 
     #[tokio::test]

@@ -41,9 +41,46 @@ pub fn quoted(text: &str, max_chars: usize) -> String {
     format!("\"{}\"", one_line(text, max_chars))
 }
 
+/// URL-decoded text (`%XX` escapes, `+` as a space): IAM returns trust policies this way, and
+/// query-protocol request bodies are written this way.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_encoded_text_is_decoded_and_stray_percents_kept() {
+        assert_eq!(percent_decode("%7B%22a%22%3A1%7D+x"), r#"{"a":1} x"#);
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
 
     #[test]
     fn a_description_cannot_forge_a_line() {

@@ -511,30 +511,6 @@ impl PublishLog {
     }
 }
 
-fn form_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl Intercept for PublishLog {
     fn name(&self) -> &'static str {
         "PublishLog"
@@ -555,7 +531,12 @@ impl Intercept for PublishLog {
         let fields: Vec<(String, String)> = body
             .split('&')
             .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| (form_decode(k), form_decode(v)))
+            .map(|(k, v)| {
+                (
+                    shared::text::percent_decode(k),
+                    shared::text::percent_decode(v),
+                )
+            })
             .collect();
         if fields.iter().any(|(k, v)| k == "Action" && v == "Publish") {
             self.0

@@ -593,7 +593,8 @@ mod tests {
 
     #[test]
     fn trust_policies_nobody_can_assume_are_told_from_ones_someone_can() {
-        use crate::watch::{percent_decode, trust_allows_assume};
+        use crate::watch::trust_allows_assume;
+        use shared::text::percent_decode;
         assert!(trust_allows_assume(
             r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#
         ));

@@ -56,7 +56,7 @@ pub async fn get_role(
             role_id: role.role_id().to_string(),
             assumable: role
                 .assume_role_policy_document()
-                .is_some_and(|doc| trust_allows_assume(&percent_decode(doc))),
+                .is_some_and(|doc| trust_allows_assume(&shared::text::percent_decode(doc))),
         })),
         Err(e) => {
             let e = GuardrailError::aws("GetRole", arn, e);
@@ -67,35 +67,6 @@ pub async fn get_role(
             }
         }
     }
-}
-
-/// IAM returns trust policies URL-encoded (RFC 3986).
-pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether any principal may assume the role: an Allow of `sts:AssumeRole*` to some principal.

@@ -41,7 +41,7 @@ impl AwsErrorKind {
 /// Longest AWS error message kept: enough to act on, never a whole echoed policy.
 const MAX_AWS_MESSAGE_CHARS: usize = 400;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GuardrailError {
     /// The key is still being created (a new replica): trying again in a minute succeeds.
     #[error("key {key} is still in state {state}; the invocation is retried once it settles")]

@@ -26,6 +26,8 @@ pub struct KeyInfo {
     /// For multi-Region keys, the primary's ARN. Compare with `arn`, not `MultiRegionKeyType`,
     /// which moto misreports for primaries after ReplicateKey.
     pub primary_arn: Option<String>,
+    /// For a multi-Region primary, its replicas' ARNs as DescribeKey lists them.
+    pub replica_arns: Vec<String>,
     pub description: String,
     /// When a key pending deletion will be deleted (RFC 3339).
     pub deletion_date: Option<String>,
@@ -77,6 +79,15 @@ impl KeyInfo {
                 .and_then(|c| c.primary_key())
                 .and_then(|p| p.arn())
                 .map(str::to_string),
+            replica_arns: meta
+                .multi_region_configuration()
+                .map(|c| {
+                    c.replica_keys()
+                        .iter()
+                        .filter_map(|r| r.arn().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
             description: meta.description().unwrap_or_default().to_string(),
             deletion_date: meta
                 .deletion_date()
@@ -288,6 +299,7 @@ impl KeyInfo {
             rotatable: false,
             multi_region: false,
             primary_arn: None,
+            replica_arns: Vec::new(),
             description: String::new(),
             deletion_date: None,
         }

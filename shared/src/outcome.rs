@@ -67,6 +67,18 @@ pub enum FindingKind {
     OrphanedPrincipal,
     /// The only administrator of keys without root was deleted, restricted or made unassumable.
     AdminAtRisk,
+    /// A grant the configuration requires is not on a replica key.
+    GrantMissing,
+    /// A grant on a replica key that no required grant accounts for.
+    GrantUnexpected,
+    /// A replication role may not encrypt with a replica key (key policy, Deny or no grant).
+    ReplicationAccess,
+    /// A replica in a Region outside the allowed list.
+    ReplicaRegionNotAllowed,
+    /// A configured replication Region with no replica of the primary.
+    ReplicaMissing,
+    /// A bucket's replication names a key S3 replication cannot use as it should.
+    BucketReplication,
 }
 
 impl FindingKind {
@@ -87,6 +99,12 @@ impl FindingKind {
             FindingKind::AccountWideAccess => "account_wide_access",
             FindingKind::OrphanedPrincipal => "orphaned_principal",
             FindingKind::AdminAtRisk => "admin_at_risk",
+            FindingKind::GrantMissing => "grant_missing",
+            FindingKind::GrantUnexpected => "grant_unexpected",
+            FindingKind::ReplicationAccess => "replication_access",
+            FindingKind::ReplicaRegionNotAllowed => "replica_region_not_allowed",
+            FindingKind::ReplicaMissing => "replica_missing",
+            FindingKind::BucketReplication => "bucket_replication",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The local test bed: a moto server on a free loopback port, seeded with keys and an SNS topic
 //! whose SQS subscription lets tests and the demo read notifications back.
 
+pub mod replication;
 pub mod template;
 
 use std::io::{Read, Write};
@@ -26,6 +27,8 @@ pub const ACCOUNT_ID: &str = "111122223333";
 pub const REGION: &str = "eu-west-1";
 /// The key id the sample events name; tests substitute the id moto gave their key.
 pub const SAMPLE_KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
+/// The multi-Region key id the replica-grant-validator samples name (AWS's form).
+pub const SAMPLE_MRK_ID: &str = "mrk-1234abcd12ab34cd56ef1234567890ab";
 /// The function role the samples' self-caused event names.
 pub const SELF_ROLE_ARN: &str =
     "arn:aws:iam::111122223333:role/kms-guardrails-PolicyDriftFunctionRole-1A2B3C4D5E6F";
@@ -45,17 +48,22 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn moto_binary() -> PathBuf {
+/// How to start moto: `MOTO_SERVER` names a server binary to run as is; by default the
+/// project's moto runs through `tests/moto_aws.py`, which corrects one emulator behaviour
+/// toward AWS (replicas sharing their primary's grants; see the script).
+fn moto_command() -> Command {
     if let Ok(path) = std::env::var("MOTO_SERVER") {
-        return PathBuf::from(path);
+        return Command::new(path);
     }
-    let path = workspace_root().join(".venv/moto/bin/moto_server");
+    let python = workspace_root().join(".venv/moto/bin/python");
     assert!(
-        path.exists(),
-        "moto server not found at {}: run `bash scripts/bootstrap.sh` (or set MOTO_SERVER)",
-        path.display()
+        python.exists(),
+        "moto not found at {}: run `bash scripts/bootstrap.sh` (or set MOTO_SERVER)",
+        python.display()
     );
-    path
+    let mut command = Command::new(python);
+    command.arg(workspace_root().join("tests/moto_aws.py"));
+    command
 }
 
 /// A moto server process, stopped when dropped.
@@ -75,7 +83,7 @@ impl MotoServer {
         std::fs::create_dir_all(&log_dir).expect("cannot create target/moto-logs");
         let log = std::fs::File::create(log_dir.join(format!("moto-{port}.log")))
             .expect("cannot create moto log");
-        let child = Command::new(moto_binary())
+        let child = moto_command()
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_ACCOUNT_ID", ACCOUNT_ID)
             .stdin(Stdio::null())
@@ -411,20 +419,27 @@ impl TestBed {
 
     /// Clients for a function under test, with every KMS call it makes recorded.
     pub fn recorded_clients(&self) -> (AwsClients, CallLog) {
+        self.recorded_clients_in(&[REGION])
+    }
+
+    /// The same, for KMS in each of `regions`, into one log.
+    pub fn recorded_clients_in(&self, regions: &[&str]) -> (AwsClients, CallLog) {
         let log = CallLog::default();
-        let kms_config = aws_sdk_kms::config::Builder::from(&self.sdk)
-            .interceptor(log.clone())
-            .build();
-        let clients = self
-            .clients()
-            .with_kms_client(REGION, aws_sdk_kms::Client::from_conf(kms_config));
+        let mut clients = self.clients();
+        for region in regions {
+            let kms_config = aws_sdk_kms::config::Builder::from(&self.sdk)
+                .region(Region::new(region.to_string()))
+                .interceptor(log.clone())
+                .build();
+            clients = clients.with_kms_client(region, aws_sdk_kms::Client::from_conf(kms_config));
+        }
         (clients, log)
     }
 }
 
 /// The KMS operations a client sent, in order: an independent count of reads and writes.
 #[derive(Debug, Clone, Default)]
-pub struct CallLog(Arc<Mutex<Vec<String>>>);
+pub struct CallLog(Arc<Mutex<Vec<(String, String)>>>);
 
 /// KMS operations that change a key.
 const KMS_WRITES: &[&str] = &[
@@ -444,7 +459,21 @@ const KMS_WRITES: &[&str] = &[
 
 impl CallLog {
     pub fn operations(&self) -> Vec<String> {
+        self.calls().into_iter().map(|(_, op)| op).collect()
+    }
+
+    /// (Region, operation) of every request, the Region read off its signature.
+    pub fn calls(&self) -> Vec<(String, String)> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The writes sent to `region`.
+    pub fn writes_in(&self, region: &str) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|(r, op)| r == region && KMS_WRITES.contains(&op.as_str()))
+            .map(|(_, op)| op)
+            .collect()
     }
 
     pub fn writes(&self) -> Vec<String> {
@@ -478,10 +507,19 @@ impl Intercept for CallLog {
             .get("x-amz-target")
             .unwrap_or_default();
         let operation = target.rsplit('.').next().unwrap_or(target).to_string();
+        // SigV4: `Credential=KEY/DATE/REGION/SERVICE/aws4_request`.
+        let region = context
+            .request()
+            .headers()
+            .get("authorization")
+            .and_then(|auth| auth.split("Credential=").nth(1))
+            .and_then(|scope| scope.split('/').nth(2))
+            .unwrap_or_default()
+            .to_string();
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(operation);
+            .push((region, operation));
         Ok(())
     }
 }
@@ -601,5 +639,6 @@ pub struct SnsMessage {
 pub fn sample_event(name: &str, key_id: &str) -> Value {
     let path = workspace_root().join("events").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text.replace(SAMPLE_KEY_ID, key_id)).expect("sample event JSON")
+    let text = text.replace(SAMPLE_KEY_ID, key_id).replace(SAMPLE_MRK_ID, key_id);
+    serde_json::from_str(&text).expect("sample event JSON")
 }

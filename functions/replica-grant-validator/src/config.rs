@@ -1,1 +1,204 @@
-//! placeholder
+//! replica-grant-validator's configuration: the common part, where replicas must be and may
+//! be, who replicates, which grants each replica needs, and which buckets replicate.
+
+use shared::config::{self, is_region, CommonConfig, ConfigError, Env};
+
+use crate::buckets::{parse_bucket_entry, BucketRef};
+use crate::grants::{parse_required_grants, RequiredGrant};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub common: CommonConfig,
+    /// Regions that must hold a replica of every managed multi-Region primary.
+    pub replication_regions: Vec<String>,
+    /// Regions a replica may be in: `ALLOWED_REPLICA_REGIONS`, else the replication Regions.
+    pub allowed_regions: Vec<String>,
+    /// The roles S3 replication runs as: each must be able to encrypt with every replica.
+    pub replication_roles: Vec<String>,
+    /// The grants every replica (of the grant's Regions) must carry.
+    pub required_grants: Vec<RequiredGrant>,
+    /// Source buckets whose replication rules are checked.
+    pub buckets: Vec<BucketRef>,
+    /// In enforce mode, also revoke grants no required grant accounts for.
+    pub strict_grants: bool,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        config::load(lookup, read, |_| Vec::new())
+    }
+
+    pub fn region_allowed(&self, region: &str) -> bool {
+        self.allowed_regions.iter().any(|r| r == region)
+    }
+}
+
+fn regions(env: &mut Env<'_>, name: &str) -> Vec<String> {
+    let list = env.list(name);
+    for bad in list.iter().filter(|r| !is_region(r)) {
+        env.problem(format!(
+            "{name} entry {} is not a Region name",
+            shared::text::quoted(bad, 40)
+        ));
+    }
+    list
+}
+
+fn read(env: &mut Env<'_>) -> Config {
+    let common = CommonConfig::read(env);
+    let replication_regions = regions(env, "REPLICATION_REGIONS");
+    if replication_regions.is_empty() {
+        env.problem("REPLICATION_REGIONS is required: the Regions that must hold a replica of every managed multi-Region key (e.g. us-west-2,eu-central-1)".into());
+    }
+    let mut allowed_regions = regions(env, "ALLOWED_REPLICA_REGIONS");
+    if allowed_regions.is_empty() {
+        allowed_regions = replication_regions.clone();
+    }
+    for region in replication_regions
+        .iter()
+        .filter(|r| !allowed_regions.contains(r))
+    {
+        env.problem(format!(
+            "REPLICATION_REGIONS names {region}, which ALLOWED_REPLICA_REGIONS leaves out: a replica cannot be both required and disallowed"
+        ));
+    }
+
+    let replication_roles = env.list("REPLICATION_ROLE_ARNS");
+    for role in &replication_roles {
+        let is_role = shared::arn::Arn::parse(role)
+            .ok()
+            .is_some_and(|a| a.service() == "iam" && a.iam_role_name().is_some());
+        if !is_role {
+            env.problem(format!(
+                "REPLICATION_ROLE_ARNS entry {} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME): S3 replication runs as a role",
+                shared::text::quoted(role, 120)
+            ));
+        }
+    }
+
+    let required_grants = match env.optional("REQUIRED_GRANTS") {
+        None => Vec::new(),
+        Some(text) => parse_required_grants(&text).unwrap_or_else(|problems| {
+            for problem in problems {
+                env.problem(format!("REQUIRED_GRANTS: {problem}"));
+            }
+            Vec::new()
+        }),
+    };
+
+    let mut buckets = Vec::new();
+    for entry in env.list("REPLICATION_BUCKETS") {
+        match parse_bucket_entry(&entry, &common.region) {
+            Ok(bucket) => buckets.push(bucket),
+            Err(problem) => env.problem(format!("REPLICATION_BUCKETS: {problem}")),
+        }
+    }
+
+    Config {
+        strict_grants: env.bool("STRICT_GRANTS", false),
+        common,
+        replication_regions,
+        allowed_regions,
+        replication_roles,
+        required_grants,
+        buckets,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut map: HashMap<&str, &str> = HashMap::from([
+            ("ACCOUNT_ID", "111122223333"),
+            ("AWS_REGION", "eu-west-1"),
+            (
+                "NOTIFY_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:111122223333:kms-guardrails",
+            ),
+            (
+                "SELF_ROLE_ARN",
+                "arn:aws:iam::111122223333:role/replica-grant-validator",
+            ),
+            ("REPLICATION_REGIONS", "us-west-2,eu-central-1"),
+        ]);
+        map.extend(pairs.iter().copied());
+        Config::from_lookup(&|k| map.get(k).map(|v| v.to_string()))
+    }
+
+    fn problems(pairs: &[(&str, &str)]) -> Vec<String> {
+        load(pairs).unwrap_err().problems
+    }
+
+    #[test]
+    fn given_only_replication_regions_then_those_are_also_the_allowed_ones() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.replication_regions, ["us-west-2", "eu-central-1"]);
+        assert!(config.region_allowed("eu-central-1"));
+        assert!(!config.region_allowed("ap-south-1"));
+        assert!(!config.strict_grants);
+        assert!(config.required_grants.is_empty() && config.buckets.is_empty());
+    }
+
+    #[test]
+    fn given_a_full_configuration_then_every_part_is_read() {
+        let config = load(&[
+            ("ALLOWED_REPLICA_REGIONS", "us-west-2,eu-central-1,ap-south-1"),
+            (
+                "REPLICATION_ROLE_ARNS",
+                "arn:aws:iam::111122223333:role/s3-replication",
+            ),
+            (
+                "REQUIRED_GRANTS",
+                r#"[{"Name":"s3-replication","GranteePrincipal":"arn:aws:iam::111122223333:role/s3-replication","Operations":["Encrypt","GenerateDataKey"]}]"#,
+            ),
+            ("REPLICATION_BUCKETS", "app-data, logs@us-east-1"),
+            ("STRICT_GRANTS", "true"),
+        ])
+        .unwrap();
+        assert!(config.region_allowed("ap-south-1"));
+        assert_eq!(config.required_grants.len(), 1);
+        assert_eq!(config.buckets.len(), 2);
+        assert_eq!(config.buckets[0].region, "eu-west-1");
+        assert_eq!(config.buckets[1].region, "us-east-1");
+        assert!(config.strict_grants);
+    }
+
+    #[test]
+    fn given_no_replication_regions_then_the_error_says_what_to_set() {
+        let found = problems(&[("REPLICATION_REGIONS", "")]);
+        assert!(
+            found.iter().any(|p| p.starts_with("REPLICATION_REGIONS is required")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn given_every_part_wrong_then_every_problem_is_listed_at_once() {
+        let found = problems(&[
+            ("REPLICATION_REGIONS", "us-west-2,mars-1"),
+            ("ALLOWED_REPLICA_REGIONS", "eu-central-1"),
+            ("REPLICATION_ROLE_ARNS", "s3.amazonaws.com"),
+            (
+                "REQUIRED_GRANTS",
+                r#"[{"Name":"s3","GranteePrincipal":"s3.amazonaws.com","Operations":["Encrypt"]}]"#,
+            ),
+            ("REPLICATION_BUCKETS", "Not_A_Bucket"),
+            ("STRICT_GRANTS", "maybe"),
+        ]);
+        let has = |needle: &str| found.iter().any(|p| p.contains(needle));
+        assert!(has("REPLICATION_REGIONS entry \"mars-1\""), "{found:?}");
+        assert!(has("ALLOWED_REPLICA_REGIONS leaves out"), "{found:?}");
+        assert!(has("REPLICATION_ROLE_ARNS entry"), "{found:?}");
+        assert!(has("REQUIRED_GRANTS: "), "{found:?}");
+        assert!(has("GranteeServicePrincipal"), "{found:?}");
+        assert!(has("REPLICATION_BUCKETS: "), "{found:?}");
+        assert!(has("STRICT_GRANTS"), "{found:?}");
+    }
+}

@@ -1,9 +1,16 @@
 //! replica-grant-validator: the handler as a library, so tests and the local demo drive the
 //! same code the Lambda binary runs.
 
+pub mod audit;
 pub mod buckets;
 pub mod config;
+pub mod deps;
 pub mod grants;
 pub mod handler;
+pub mod message;
+pub mod replicas;
+pub mod report;
 
-pub use handler::{FUNCTION, GATE};
+pub use config::Config;
+pub use deps::Deps;
+pub use handler::{function_handler, Response, FUNCTION, GATE};

@@ -1,1 +1,20 @@
-fn main() {}
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use replica_grant_validator::{function_handler, Config, Deps};
+use serde_json::Value;
+use shared::aws::{load_sdk_config, AwsClients};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = shared::runtime::config_or_exit(Config::from_env());
+    let sdk = load_sdk_config().await;
+    let clients = AwsClients::new(sdk.clone());
+    // Built now, in the init phase, not on the first event.
+    clients.kms(&config.common.region);
+    clients.sns(config.common.notify_topic_arn.region());
+    let deps = Deps::new(config, clients, &sdk);
+    run(service_fn(|event: LambdaEvent<Value>| {
+        function_handler(event, &deps)
+    }))
+    .await
+}

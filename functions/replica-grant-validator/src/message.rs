@@ -1,0 +1,128 @@
+//! The one message of a sweep or a bucket event: every key and bucket that needs a person,
+//! with what was done. Every value from AWS goes through `shared::text`.
+
+use shared::notify::{change_block, Cause, Notification, Speaker};
+use shared::outcome::Severity;
+use shared::text::{one_line, value};
+
+use crate::report::{PrimaryReport, ValidationReport};
+
+/// The message for `report`, or `None` when nothing was found, done or failed.
+pub fn digest(
+    speaker: &Speaker<'_>,
+    cause: Cause<'_>,
+    report: &ValidationReport,
+) -> Option<Notification> {
+    let keys: Vec<&PrimaryReport> = report.keys.iter().filter(|k| k.needs_attention()).collect();
+    let buckets: Vec<_> = report
+        .buckets
+        .iter()
+        .filter(|b| b.error.is_some() || b.rules.iter().any(|r| !r.problems.is_empty()))
+        .collect();
+    let failed = report.sweep.as_ref().map_or(0, |s| s.failed + s.retry_later);
+    if keys.is_empty() && buckets.is_empty() && failed == 0 {
+        return None;
+    }
+
+    let findings: usize = keys.iter().map(|k| k.all_findings().len()).sum::<usize>()
+        + buckets
+            .iter()
+            .map(|b| b.rules.iter().map(|r| r.problems.len()).sum::<usize>() + usize::from(b.error.is_some()))
+            .sum::<usize>();
+    let writes = report.writes();
+    let label = match speaker.environment {
+        Some(env) if !env.is_empty() => format!("[{env}] "),
+        _ => String::new(),
+    };
+    let mut subject = format!("{label}Multi-Region replicas: {findings} problem(s)");
+    if writes > 0 {
+        subject.push_str(&format!(", {writes} repair(s)"));
+    }
+    subject.push_str(match cause {
+        Cause::Sweep { .. } => " (sweep)",
+        Cause::Event(_) => "",
+    });
+
+    let mut body = format!(
+        "kms-guardrails {}, mode {}\n\n{}",
+        speaker.function,
+        speaker.mode,
+        change_block(cause)
+    );
+    for key in &keys {
+        body.push_str(&format!(
+            "\nKey {} ({})\n",
+            value(&key.primary),
+            value(&key.region)
+        ));
+        if let Some(error) = &key.error {
+            body.push_str(&format!("  FAILED: {}\n", one_line(error, 400)));
+        }
+        for replica in &key.replicas {
+            body.push_str(&format!(
+                "  {} {}: grants {} ok, {} missing, {} unexpected\n",
+                value(&replica.region),
+                value(&replica.state),
+                replica.grants.ok.len(),
+                replica.grants.missing.len(),
+                replica.grants.unexpected.len()
+            ));
+            if let Some(error) = &replica.error {
+                body.push_str(&format!("    FAILED: {}\n", one_line(error, 400)));
+            }
+        }
+        for finding in key.all_findings() {
+            body.push_str(&format!("  - {}\n", one_line(&finding.summary, 1000)));
+        }
+        for action in key.all_actions() {
+            let done = if action.done { "done" } else { "not done" };
+            body.push_str(&format!("  * {} ({done}): {}\n", action.operation, one_line(&action.detail, 400)));
+        }
+    }
+    for bucket in &buckets {
+        body.push_str(&format!(
+            "\nBucket {} ({})\n",
+            value(&bucket.bucket),
+            value(&bucket.region)
+        ));
+        if let Some(error) = &bucket.error {
+            body.push_str(&format!("  FAILED: {}\n", one_line(&error.to_string(), 400)));
+        }
+        for rule in &bucket.rules {
+            for problem in &rule.problems {
+                body.push_str(&format!(
+                    "  - rule {}: {}\n",
+                    value(rule.id.as_deref().unwrap_or("(no id)")),
+                    one_line(&problem.summary, 1000)
+                ));
+            }
+        }
+    }
+    if let Some(sweep) = &report.sweep {
+        body.push_str(&format!(
+            "\nSweep: {} managed key(s) listed, {} failed, {} to retry next sweep, {} not started before the deadline.\n",
+            sweep.managed, sweep.failed, sweep.retry_later, sweep.not_started
+        ));
+    }
+    body.push_str("\nThe full report (per replica: state, grants, policy drift, replication-role access, actions) is the function's result and is in its log.\n");
+
+    let critical = failed > 0
+        || keys.iter().any(|k| {
+            k.all_findings().iter().any(|f| {
+                matches!(
+                    f.kind,
+                    shared::outcome::FindingKind::PendingDeletion
+                        | shared::outcome::FindingKind::ReplicationAccess
+                )
+            })
+        });
+    let severity = if critical { Severity::Critical } else { Severity::High };
+    Some(
+        Notification::new(&subject, body)
+            .attribute("function", speaker.function)
+            .attribute("severity", severity.to_string())
+            .attribute("mode", speaker.mode.to_string())
+            .attribute("event_name", one_line(cause.event_name(), 64))
+            .attribute("environment", speaker.environment.unwrap_or_default()),
+    )
+}

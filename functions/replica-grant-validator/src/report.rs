@@ -1,0 +1,143 @@
+//! The structured report: per primary, per replica Region, what was checked, found and done.
+//! It is the invocation's result, logged as JSON, and the source of every message.
+
+use serde::Serialize;
+use shared::config::Mode;
+use shared::notify::Delivery;
+use shared::outcome::{Action, Finding, SweepReport};
+
+use crate::buckets::BucketReport;
+use crate::replicas::{PolicyCheck, RoleAccess};
+
+/// The grants of one replica against the required ones, as people read them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GrantsReport {
+    /// Required grants present, by name.
+    pub ok: Vec<String>,
+    /// Required grants absent, by name (created in enforce mode: see `actions`).
+    pub missing: Vec<String>,
+    /// Grants no required grant accounts for: grant id and why.
+    pub unexpected: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplicaReport {
+    pub region: String,
+    pub arn: String,
+    /// The key state KMS reports (`Enabled`, `Disabled`, `PendingDeletion`, ...).
+    pub state: String,
+    pub allowed_region: bool,
+    pub grants: GrantsReport,
+    /// The replica's key policy against the primary's with the Region substituted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyCheck>,
+    pub replication_role_access: Vec<RoleAccess>,
+    pub actions: Vec<Action>,
+    pub findings: Vec<Finding>,
+    /// The call that stopped this replica's checks, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ReplicaReport {
+    pub fn new(region: &str, arn: &str) -> ReplicaReport {
+        ReplicaReport {
+            region: region.to_string(),
+            arn: arn.to_string(),
+            state: "Unknown".into(),
+            allowed_region: true,
+            grants: GrantsReport::default(),
+            policy: None,
+            replication_role_access: Vec::new(),
+            actions: Vec::new(),
+            findings: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrimaryReport {
+    pub primary: String,
+    pub region: String,
+    pub replicas: Vec<ReplicaReport>,
+    /// Configured replication Regions with no replica of this primary.
+    pub missing_regions: Vec<String>,
+    /// Findings about the set as a whole (a missing replica).
+    pub findings: Vec<Finding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl PrimaryReport {
+    /// Every finding, the replicas' ones prefixed with their Region.
+    pub fn all_findings(&self) -> Vec<Finding> {
+        let mut all = self.findings.clone();
+        for replica in &self.replicas {
+            all.extend(replica.findings.iter().map(|f| Finding {
+                summary: format!("{}: {}", replica.region, f.summary),
+                ..f.clone()
+            }));
+        }
+        all
+    }
+
+    /// Every action, with the replica's Region in its detail.
+    pub fn all_actions(&self) -> Vec<Action> {
+        self.replicas
+            .iter()
+            .flat_map(|r| {
+                r.actions.iter().map(|a| Action {
+                    detail: format!("{}: {}", r.region, a.detail),
+                    ..a.clone()
+                })
+            })
+            .collect()
+    }
+
+    pub fn needs_attention(&self) -> bool {
+        !self.findings.is_empty()
+            || self.error.is_some()
+            || self
+                .replicas
+                .iter()
+                .any(|r| !r.findings.is_empty() || !r.actions.is_empty() || r.error.is_some())
+    }
+}
+
+/// The whole invocation: the keys validated, the buckets checked, and the one message sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValidationReport {
+    /// The CloudTrail event name, or `ScheduledSweep`.
+    pub trigger: String,
+    pub mode: Mode,
+    pub keys: Vec<PrimaryReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<BucketReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification: Option<Delivery>,
+}
+
+impl ValidationReport {
+    pub fn new(trigger: &str, mode: Mode) -> ValidationReport {
+        ValidationReport {
+            trigger: trigger.to_string(),
+            mode,
+            keys: Vec::new(),
+            buckets: Vec::new(),
+            sweep: None,
+            notification: None,
+        }
+    }
+
+    pub fn writes(&self) -> usize {
+        self.keys
+            .iter()
+            .flat_map(|k| &k.replicas)
+            .flat_map(|r| &r.actions)
+            .filter(|a| a.done)
+            .count()
+    }
+}

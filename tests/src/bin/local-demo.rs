@@ -5,13 +5,16 @@
 //! the handler's result and the notification people receive.
 //!
 //! Usage: local-demo [FUNCTION] [SCENARIO]: FUNCTION is policy-drift (default),
-//! root-access-revoker or alarm-notifier; SCENARIO one of its samples in events/FUNCTION/
-//! (alarm-notifier: any of them, or scheduled-sweep).
+//! root-access-revoker, alarm-notifier or replica-grant-validator; SCENARIO one of its samples
+//! in events/FUNCTION/ (alarm-notifier and replica-grant-validator: any of them).
 //! MODE=report shows the dry run.
 
 use integration_tests::{config, sample_event, TestBed, DRIFTED_POLICY};
 use lambda_runtime::{Context, LambdaEvent};
 use policy_drift::{function_handler, Deps};
+
+#[path = "../demo/validator.rs"]
+mod validator_demo;
 
 /// root-access-revoker's samples the demo can replay.
 const REVOKER_SCENARIOS: &[&str] = &[
@@ -72,7 +75,10 @@ async fn show_key(bed: &TestBed, key_id: &str) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let function = match args.first().map(String::as_str) {
-        Some(f @ ("policy-drift" | "root-access-revoker" | "alarm-notifier")) => {
+        Some(
+            f @ ("policy-drift" | "root-access-revoker" | "alarm-notifier"
+            | "replica-grant-validator"),
+        ) => {
             let f = f.to_string();
             args.remove(0);
             f
@@ -89,6 +95,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if function == "alarm-notifier" {
         return notifier_demo(&scenario).await;
+    }
+    if function == "replica-grant-validator" {
+        let scenario = args
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "scheduled-sweep".to_string());
+        return validator_demo::run(&scenario, &mode).await;
     }
     if !SCENARIOS.contains(&scenario.as_str()) {
         return Err(format!(

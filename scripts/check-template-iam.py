@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Checks what the policy-drift function's role may do once template.yaml is deployed.
+"""Checks what the policy-drift and replica-grant-validator roles may do once template.yaml is deployed.
 
 Real AWS IAM authorizes every call of the function; the local emulator (moto) does not, so the
 integration tests cannot show a missing or too broad permission. This script deploys the template
 on paper instead: it expands the SAM transform with samtranslator (as CloudFormation would), resolves
 the intrinsic functions on the paths that make up the function's role for a given set of parameter
-values, and evaluates the resulting identity policies for the requests the function makes, in each
-key selection mode (tag, ManagedKeyArns, ManagedKeyAliases, both lists).
+values, and evaluates the resulting identity policies for the requests the function makes: for
+policy-drift in each key selection mode (tag, ManagedKeyArns, ManagedKeyAliases, both lists), for
+replica-grant-validator with StrictGrants off and on (grants only on multi-Region keys, in the
+replication Regions, to the replication roles; the configured buckets' replication only).
 
 Run with the template virtualenv (cfn-lint and aws-sam-cli installed):
 
@@ -15,10 +17,11 @@ Run with the template virtualenv (cfn-lint and aws-sam-cli installed):
 Prints one line per check and "template IAM checks: N passed"; exits 1 on any failure.
 
 The resolver knows exactly the intrinsics this template uses (Ref, Fn::If, Fn::Equals, Fn::Not,
-Fn::And, Fn::Or, Condition, Fn::Join, Fn::Sub, Fn::GetAtt, AWS::NoValue) and fails with the
+Fn::And, Fn::Or, Condition, Fn::Join, Fn::Split, Fn::Sub, Fn::GetAtt, AWS::NoValue) and fails with the
 template path of anything else. Resources are placeholders ("<Ref:X>", "<GetAtt:X.Arn>"). The
-evaluator knows Allow statements with Action, Resource and two kinds of condition (StringEquals on
-aws:ResourceTag/KEY, ForAnyValue:StringEquals on kms:ResourceAliases); an unknown condition never
+evaluator knows Allow statements with Action, Resource and these conditions: StringEquals on
+aws:ResourceTag/KEY, aws:RequestedRegion and kms:GranteePrincipal, ForAnyValue:StringEquals on
+kms:ResourceAliases, ForAllValues:StringEquals on kms:GrantOperations; an unknown condition never
 allows, and a statement element it cannot evaluate (Deny, NotAction, NotResource) is an error.
 """
 
@@ -276,6 +279,13 @@ class Resolver:
                 raise TemplateError(f"{where}: takes [delimiter, list]")
             items = self._eval(arg[1], f"{where}[1]", in_condition)
             return arg[0].join(self._strings(items, f"{where}[1]"))
+        if name == "Fn::Split":
+            if not (isinstance(arg, list) and len(arg) == 2 and isinstance(arg[0], str)):
+                raise TemplateError(f"{where}: takes [delimiter, string]")
+            text = self._eval(arg[1], f"{where}[1]", in_condition)
+            if not isinstance(text, str):
+                raise TemplateError(f"{where}[1]: expected a string, got {text!r}")
+            return text.split(arg[0])
         if name == "Fn::Sub":
             return self._sub(arg, where)
         if name == "Fn::GetAtt":
@@ -364,6 +374,11 @@ def lookup(context: dict[str, Any], key: str) -> Any:
     return None
 
 
+# Condition keys the evaluator compares (lower case, as IAM compares key names).
+SINGLE_VALUED_KEYS = {"aws:requestedregion", "kms:granteeprincipal"}
+MULTI_VALUED_KEYS = {"kms:grantoperations"}
+
+
 def condition_holds(condition: Any, context: dict[str, Any]) -> tuple[bool, str]:
     if condition is None:
         return True, ""
@@ -385,6 +400,15 @@ def condition_holds(condition: Any, context: dict[str, Any]) -> tuple[bool, str]
                 if not isinstance(actual, list) or not any(a in wanted for a in actual):
                     has = "absent" if actual is None else f"is {actual!r}"
                     return False, f"{key} {has}, the policy wants any of {wanted}"
+            elif operator == "StringEquals" and key.lower() in SINGLE_VALUED_KEYS:
+                if not isinstance(actual, str) or actual not in wanted:
+                    has = "absent" if actual is None else f"is {actual!r}"
+                    return False, f"{key} {has}, the policy wants one of {wanted}"
+            elif operator == "ForAllValues:StringEquals" and key.lower() in MULTI_VALUED_KEYS:
+                # As IAM does: true when the request has no values for the key.
+                extra = [a for a in as_list(actual or []) if a not in wanted]
+                if extra:
+                    return False, f"{key} has {extra}, the policy allows only {wanted}"
             else:
                 return False, f"condition {operator} on {key} is unknown to this checker"
     return True, ""
@@ -451,21 +475,24 @@ def parse_statements(document: Any, policy: str) -> list[Statement]:
     return statements
 
 
-def function_role(template: dict[str, Any], r: Resolver) -> Role:
+def function_role(template: dict[str, Any], r: Resolver, name: str = FUNCTION) -> Role:
     resources = template["Resources"]
-    function = resources.get(FUNCTION, {})
+    function = resources.get(name, {})
     if function.get("Type") != "AWS::Lambda::Function":
-        raise TemplateError(f"no AWS::Lambda::Function {FUNCTION} after the SAM transform")
+        raise TemplateError(f"no AWS::Lambda::Function {name} after the SAM transform")
     role_ref = function.get("Properties", {}).get("Role")
     getatt = role_ref.get("Fn::GetAtt") if isinstance(role_ref, dict) else None
     if isinstance(getatt, str):
         getatt = getatt.split(".", 1)
     if not (isinstance(getatt, list) and len(getatt) == 2 and getatt[1] == "Arn"):
-        raise TemplateError(f"{FUNCTION}.Role is {role_ref!r}, not a role of this template")
+        raise TemplateError(f"{name}.Role is {role_ref!r}, not a role of this template")
     role_id = getatt[0]
     role = resources.get(role_id, {})
-    if role.get("Type") != "AWS::IAM::Role" or "Condition" in role:
-        raise TemplateError(f"{role_id} is not an unconditional AWS::IAM::Role")
+    # A conditional role (a conditional function) counts when its condition holds.
+    if role.get("Type") != "AWS::IAM::Role" or (
+        "Condition" in role and not r.condition(role["Condition"], role_id)
+    ):
+        raise TemplateError(f"{role_id} is not an AWS::IAM::Role created in this deployment")
     props = role.get("Properties", {})
     if "PermissionsBoundary" in props:
         raise TemplateError(f"{role_id}: PermissionsBoundary is not supported by this checker")
@@ -507,12 +534,12 @@ def function_role(template: dict[str, Any], r: Resolver) -> Role:
     return Role(statements, documents, managed, skipped)
 
 
-def environment(template: dict[str, Any], r: Resolver, name: str) -> Any:
-    variables = template["Resources"][FUNCTION].get("Properties", {}).get("Environment", {})
+def environment(template: dict[str, Any], r: Resolver, name: str, function: str = FUNCTION) -> Any:
+    variables = template["Resources"][function].get("Properties", {}).get("Environment", {})
     node = variables.get("Variables", {})
     if name not in node:
         return None
-    return r.resolve(node[name], f"Resources.{FUNCTION}.Properties.Environment.Variables.{name}")
+    return r.resolve(node[name], f"Resources.{function}.Properties.Environment.Variables.{name}")
 
 
 def strings_in(node: Any) -> list[str]:
@@ -745,6 +772,203 @@ def check_deployment(template: dict[str, Any], d: Deployment, report: Report) ->
     report.decisions(mode, role, ["sqs:SendMessage"], other_queue, {}, "another queue", False)
 
 
+# ---------------------------------------------------------------------------------------------
+# replica-grant-validator
+
+RGV_FUNCTION = "ReplicaGrantValidatorFunction"
+REPLICATION_ROLE = f"arn:{PARTITION}:iam::{ACCOUNT}:role/s3-replication"
+BUCKETS = ["app-data-eu-west-1", "app-logs-eu-west-1"]
+RGV_READ = ["kms:GetKeyPolicy", "kms:ListGrants"]
+RGV_FORBIDDEN = [
+    "kms:PutKeyPolicy",
+    "kms:RetireGrant",
+    "kms:ScheduleKeyDeletion",
+    "kms:DisableKey",
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:*",
+]
+# What S3 replication needs on a destination replica.
+REPLICATION_OPERATIONS = ["Encrypt", "GenerateDataKey"]
+
+
+def mrk_arn(region: str, account: str = ACCOUNT) -> str:
+    return f"arn:{PARTITION}:kms:{region}:{account}:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+
+
+def grant_request(key: str, grantee: str = REPLICATION_ROLE,
+                  operations: list[str] | None = None) -> dict[str, Any]:
+    """The request context of CreateGrant: a KMS call is made in the key's Region."""
+    return {
+        "aws:RequestedRegion": key.split(":")[3],
+        "kms:GranteePrincipal": grantee,
+        "kms:GrantOperations": list(operations or REPLICATION_OPERATIONS),
+    }
+
+
+@dataclass
+class ReplicaDeployment:
+    mode: str
+    overrides: dict[str, str]
+    revokes: bool  # StrictGrants: RevokeGrant in the replication Regions
+
+
+RGV_BASE = {
+    "ReplicationRegions": "us-west-2,eu-central-1",
+    "ReplicationRoleArns": REPLICATION_ROLE,
+    "ReplicationBuckets": ",".join(BUCKETS),
+}
+RGV_DEPLOYMENTS = [
+    ReplicaDeployment("replicas", dict(RGV_BASE), revokes=False),
+    ReplicaDeployment("replicas strict", dict(RGV_BASE, StrictGrants="true", Mode="enforce"),
+                      revokes=True),
+]
+
+
+def check_replica_grant_validator_absent(template: dict[str, Any], report: Report) -> None:
+    mode = "replicas off (defaults)"
+    try:
+        translated = sam_translate(template, {})
+        resolver = Resolver(translated, parameter_values(translated, {}))
+        resources = translated["Resources"]
+        created = [
+            logical_id for logical_id, resource in resources.items()
+            if logical_id.startswith("ReplicaGrantValidator")
+            and not ("Condition" in resource and not resolver.condition(resource["Condition"]))
+        ]
+    except TemplateError as err:
+        report.check(mode, "resolve the template", False, str(err))
+        return
+    report.check(mode, "no replica-grant-validator resource without ReplicationRegions",
+                 not created, f"created: {created}")
+
+
+def check_replica_deployment(template: dict[str, Any], d: ReplicaDeployment, report: Report) -> None:
+    mode = d.mode
+    try:
+        translated = sam_translate(template, d.overrides)
+        resolver = Resolver(translated, parameter_values(translated, d.overrides))
+        role = function_role(translated, resolver, RGV_FUNCTION)
+        env = {
+            name: environment(translated, resolver, name, RGV_FUNCTION)
+            for name in ("REPLICATION_REGIONS", "REPLICATION_ROLE_ARNS", "REPLICATION_BUCKETS",
+                         "STRICT_GRANTS", "SELF_ROLE_ARN", "MANAGED_TAG")
+        }
+        dlq_arn = resolver.resolve({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}, "DeadLetterQueue")
+        rule = translated["Resources"].get(f"{RGV_FUNCTION}BucketReplicationChanged", {})
+        pattern = resolver.resolve(rule.get("Properties", {}).get("EventPattern"),
+                                   f"{RGV_FUNCTION}BucketReplicationChanged.EventPattern")
+    except TemplateError as err:
+        report.check(mode, "resolve the function's role and environment", False, str(err))
+        return
+
+    leftovers = sorted({s for s in strings_in(role.documents) if "${" in s or "Fn::" in s})
+    report.check(mode, "role policies fully resolved (no ${...} left)", not leftovers,
+                 f"unresolved: {leftovers}")
+    unknown_managed = sorted(set(role.managed_policy_arns) - KNOWN_MANAGED_POLICIES)
+    report.check(mode, "managed policies only AWSLambdaBasicExecutionRole/AWSXrayWriteOnlyAccess",
+                 not unknown_managed, f"also {unknown_managed}")
+
+    expected_env = {
+        "REPLICATION_REGIONS": d.overrides["ReplicationRegions"],
+        "REPLICATION_ROLE_ARNS": d.overrides["ReplicationRoleArns"],
+        "REPLICATION_BUCKETS": d.overrides["ReplicationBuckets"],
+        "STRICT_GRANTS": "true" if d.revokes else "false",
+        # Its own role (loop prevention), not the function: no circular dependency.
+        "SELF_ROLE_ARN": f"<GetAtt:{RGV_FUNCTION}Role.Arn>",
+        "MANAGED_TAG": "guardrails:managed=true",
+    }
+    for name, value in expected_env.items():
+        report.check(mode, f"{name} == {value!r}", env[name] == value, f"it is {env[name]!r}")
+    bucket_names = (((pattern or {}).get("detail") or {}).get("requestParameters") or {}).get(
+        "bucketName")
+    report.check(mode, f"BucketReplicationChanged matches exactly the buckets {BUCKETS}",
+                 bucket_names == BUCKETS, f"it matches {bucket_names!r}")
+
+    # Finding keys, deciding if they are managed, and reading multi-Region keys anywhere.
+    for action in FIND:
+        report.decisions(mode, role, [action], "*", {}, '"*"', True)
+    single = key_arn(1, region="us-west-2")
+    foreign = mrk_arn("us-west-2", account=OTHER_ACCOUNT)
+    for region in ("eu-west-1", "us-west-2", "eu-central-1", "ap-southeast-2"):
+        key = mrk_arn(region)
+        ctx = {"aws:RequestedRegion": region}
+        report.decisions(mode, role, READ + RGV_READ, key, ctx,
+                         f"a multi-Region key in {region}", True)
+    report.decisions(mode, role, READ, single, {"aws:RequestedRegion": "us-west-2"},
+                     "a single-Region key", True)
+    report.decisions(mode, role, RGV_READ, single, {"aws:RequestedRegion": "us-west-2"},
+                     "a single-Region key", False)
+    report.decisions(mode, role, READ + RGV_READ, foreign, {"aws:RequestedRegion": "us-west-2"},
+                     "a multi-Region key of another account", False)
+
+    # CreateGrant: multi-Region keys, replication Regions, the replication role, no delegation.
+    for region in ("us-west-2", "eu-central-1"):
+        key = mrk_arn(region)
+        report.decisions(mode, role, ["kms:CreateGrant"], key, grant_request(key),
+                         f"a replica in replication Region {region}, to the replication role", True)
+    for region in ("eu-west-1", "ap-southeast-2"):
+        key = mrk_arn(region)
+        report.decisions(mode, role, ["kms:CreateGrant"], key, grant_request(key),
+                         f"a multi-Region key in {region} (not a replication Region)", False)
+    report.decisions(mode, role, ["kms:CreateGrant"], single, grant_request(single),
+                     "a single-Region key in us-west-2", False)
+    replica = mrk_arn("us-west-2")
+    for grantee, label in (
+        (f"arn:{PARTITION}:iam::{ACCOUNT}:role/Developer", "another role"),
+        (f"<GetAtt:{RGV_FUNCTION}Role.Arn>", "the function's own role"),
+        ("s3.amazonaws.com", "the S3 service principal"),
+    ):
+        report.decisions(mode, role, ["kms:CreateGrant"], replica, grant_request(replica, grantee),
+                         f"the us-west-2 replica, to {label}", False)
+    report.decisions(mode, role, ["kms:CreateGrant"], replica,
+                     grant_request(replica, operations=["Decrypt", "CreateGrant"]),
+                     "the us-west-2 replica, a grant that may create grants", False)
+    report.decisions(mode, role, ["kms:CreateGrant"], foreign, grant_request(foreign),
+                     "a multi-Region key of another account", False)
+
+    # RevokeGrant: StrictGrants only, and then as narrow as CreateGrant's key and Region.
+    report.decisions(mode, role, ["kms:RevokeGrant"], replica, {"aws:RequestedRegion": "us-west-2"},
+                     "the us-west-2 replica", d.revokes)
+    report.decisions(mode, role, ["kms:RevokeGrant"], mrk_arn("ap-southeast-2"),
+                     {"aws:RequestedRegion": "ap-southeast-2"},
+                     "a multi-Region key in ap-southeast-2", False)
+    report.decisions(mode, role, ["kms:RevokeGrant"], single, {"aws:RequestedRegion": "us-west-2"},
+                     "a single-Region key in us-west-2", False)
+
+    # Never a policy write or the destructive or cryptographic actions.
+    for key in (replica, mrk_arn("eu-west-1"), single):
+        report.decisions(mode, role, RGV_FORBIDDEN, key, grant_request(key), key, False)
+    report.decisions(mode, role, RGV_FORBIDDEN, "*", {}, '"*"', False)
+    expected = {a.lower() for a in FIND + READ + RGV_READ + ["kms:CreateGrant"]}
+    if d.revokes:
+        expected.add("kms:revokegrant")
+    got = {a.lower() for a in role.granted_actions(replica, grant_request(replica))
+           if a.lower().startswith("kms:") or a.lower().startswith("tag:")}
+    report.check(mode, "exactly find, read, CreateGrant"
+                 + (" and RevokeGrant" if d.revokes else "") + " granted on the us-west-2 replica",
+                 got == expected, f"extra {sorted(got - expected)}, missing {sorted(expected - got)}")
+
+    # The configured buckets' replication rules, no other bucket's, and no S3 write.
+    for bucket in BUCKETS:
+        report.decisions(mode, role, ["s3:GetReplicationConfiguration"],
+                         f"arn:{PARTITION}:s3:::{bucket}", {}, f"bucket {bucket}", True)
+    for bucket in ["app-data-us-west-2"] + [f"{b}-copy" for b in BUCKETS]:
+        report.decisions(mode, role, ["s3:GetReplicationConfiguration"],
+                         f"arn:{PARTITION}:s3:::{bucket}", {}, f"bucket {bucket}", False)
+    report.decisions(mode, role, ["s3:PutReplicationConfiguration", "s3:GetObject"],
+                     f"arn:{PARTITION}:s3:::{BUCKETS[0]}", {}, f"bucket {BUCKETS[0]}", False)
+
+    # Notifications: the topic, its key, the dead-letter queue.
+    topic = f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:<GetAtt:NotificationTopic.TopicName>"
+    report.decisions(mode, role, ["sns:Publish"], topic, {}, "the notification topic", True)
+    report.decisions(mode, role, ["kms:GenerateDataKey", "kms:Decrypt"],
+                     "<GetAtt:NotificationKey.Arn>", {}, "the notification key", True)
+    report.decisions(mode, role, ["sqs:SendMessage"], dlq_arn, {}, "the dead-letter queue", True)
+    other_queue = f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:another-queue"
+    report.decisions(mode, role, ["sqs:SendMessage"], other_queue, {}, "another queue", False)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 2:
         print(f"usage: {argv[0]} [TEMPLATE]", file=sys.stderr)
@@ -759,6 +983,9 @@ def main(argv: list[str]) -> int:
     if template is not None:
         for deployment in DEPLOYMENTS:
             check_deployment(template, deployment, report)
+        check_replica_grant_validator_absent(template, report)
+        for replica_deployment in RGV_DEPLOYMENTS:
+            check_replica_deployment(template, replica_deployment, report)
     if report.failed:
         print(f"template IAM checks: {report.passed} passed, {len(report.failed)} failed"
               f" ({path}):", file=sys.stderr)

@@ -505,7 +505,12 @@ mod tests {
         folders.sort();
         assert_eq!(
             folders,
-            ["alarm-notifier", "policy-drift", "root-access-revoker"]
+            [
+                "alarm-notifier",
+                "policy-drift",
+                "replica-grant-validator",
+                "root-access-revoker"
+            ]
         );
         for folder in folders {
             for (path, text) in sample_files(&folder) {
@@ -516,7 +521,7 @@ mod tests {
                     (Trigger::Alarm(_), "alarm-notifier")
                         | (
                             Trigger::CloudTrail(_) | Trigger::Scheduled { .. },
-                            "policy-drift" | "root-access-revoker"
+                            "policy-drift" | "replica-grant-validator" | "root-access-revoker"
                         )
                 );
                 assert!(expected, "{path} parsed as {}", trigger.describe());

@@ -28,3 +28,18 @@ fn the_root_access_revoker_rules_match_exactly_the_events_the_handler_acts_on() 
         assert_eq!(in_template, in_code, "{event}");
     }
 }
+
+#[test]
+fn the_replica_grant_validator_rules_match_exactly_the_events_the_handler_acts_on() {
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let gate = replica_grant_validator::GATE;
+    for (event, source) in [
+        ("KeyChanged", "kms.amazonaws.com"),
+        ("BucketReplicationChanged", "s3.amazonaws.com"),
+    ] {
+        let in_template =
+            rule_event_names(&template, "ReplicaGrantValidatorFunction", event).unwrap();
+        let in_code: Vec<String> = gate.names(source).into_iter().map(str::to_string).collect();
+        assert_eq!(in_template, in_code, "{event}");
+    }
+}

@@ -10,6 +10,7 @@ pub mod error;
 pub mod evaluate;
 pub mod events;
 pub mod gate;
+pub mod grants;
 pub mod kms;
 pub mod kms_rules;
 pub mod managed;

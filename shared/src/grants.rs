@@ -157,6 +157,20 @@ pub struct ExistingGrant {
 }
 
 impl ExistingGrant {
+    /// The grant CreateGrant just made from `spec`, before ListGrants shows it (grants take
+    /// up to five minutes to be consistent).
+    pub fn from_spec(spec: &GrantSpec, grant_id: &str) -> ExistingGrant {
+        ExistingGrant {
+            grant_id: grant_id.to_string(),
+            name: Some(spec.name.clone()),
+            grantee: Some(spec.grantee.clone()),
+            retiring: spec.retiring.clone(),
+            operations: spec.operations.clone(),
+            constraints: spec.constraints.clone(),
+            issuing_account: None,
+        }
+    }
+
     pub fn from_entry(entry: &GrantListEntry) -> ExistingGrant {
         // AWS reports an unnamed grant as absent or as "": both mean no name.
         let present = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_string);

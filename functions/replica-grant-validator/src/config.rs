@@ -90,6 +90,31 @@ fn read(env: &mut Env<'_>) -> Config {
         }),
     };
 
+    // The template lets the function grant only to the replication roles, and never the
+    // power to grant or retire: a grant it could not create is a configuration error now.
+    for grant in &required_grants {
+        let spec = &grant.spec;
+        let grantee = match &spec.grantee {
+            shared::grants::Grantee::Principal(p) => p,
+            shared::grants::Grantee::Service(s) => s,
+        };
+        if !replication_roles.iter().any(|r| r == grantee) {
+            env.problem(format!(
+                "REQUIRED_GRANTS: grant {} goes to {}, which is not in REPLICATION_ROLE_ARNS: the function may create grants only for the replication roles (list it there, or drop the grant)",
+                shared::text::quoted(&spec.name, 80),
+                shared::text::quoted(grantee, 120)
+            ));
+        }
+        for power in ["CreateGrant", "RetireGrant"] {
+            if spec.operations.contains(power) {
+                env.problem(format!(
+                    "REQUIRED_GRANTS: grant {} includes {power}: the function never hands out the power to manage grants; create such a grant yourself",
+                    shared::text::quoted(&spec.name, 80)
+                ));
+            }
+        }
+    }
+
     let mut buckets = Vec::new();
     for entry in env.list("REPLICATION_BUCKETS") {
         match parse_bucket_entry(&entry, &common.region) {
@@ -159,6 +184,7 @@ mod tests {
                 r#"[{"Name":"s3-replication","GranteePrincipal":"arn:aws:iam::111122223333:role/s3-replication","Operations":["Encrypt","GenerateDataKey"]}]"#,
             ),
             ("REPLICATION_BUCKETS", "app-data, logs@us-east-1"),
+
             ("STRICT_GRANTS", "true"),
         ])
         .unwrap();
@@ -200,5 +226,28 @@ mod tests {
         assert!(has("GranteeServicePrincipal"), "{found:?}");
         assert!(has("REPLICATION_BUCKETS: "), "{found:?}");
         assert!(has("STRICT_GRANTS"), "{found:?}");
+    }
+
+    #[test]
+    fn given_a_grant_the_function_may_not_create_then_it_is_a_configuration_error() {
+        let found = problems(&[
+            (
+                "REPLICATION_ROLE_ARNS",
+                "arn:aws:iam::111122223333:role/s3-replication",
+            ),
+            (
+                "REQUIRED_GRANTS",
+                r#"[{"Name":"partner","GranteePrincipal":"arn:aws:iam::444455556666:role/partner","Operations":["Decrypt"]},
+                    {"Name":"delegate","GranteePrincipal":"arn:aws:iam::111122223333:role/s3-replication","Operations":["Encrypt","CreateGrant"]}]"#,
+            ),
+        ]);
+        assert!(
+            found.iter().any(|p| p.contains("\"partner\" goes to") && p.contains("not in REPLICATION_ROLE_ARNS")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.contains("\"delegate\" includes CreateGrant")),
+            "{found:?}"
+        );
     }
 }

@@ -145,7 +145,7 @@ pub async fn replication(
 #[derive(Debug, Clone)]
 pub enum KeyLookup {
     Found {
-        key: KeyInfo,
+        key: Box<KeyInfo>,
         key_spec_symmetric: bool,
         /// Whether the replica's primary is a managed key; `None` when that cannot be told.
         primary_managed: Option<bool>,
@@ -514,7 +514,7 @@ async fn look_up(
                 None => None,
             };
             Ok(Some(KeyLookup::Found {
-                key,
+                key: Box::new(key),
                 key_spec_symmetric,
                 primary_managed,
             }))
@@ -646,13 +646,15 @@ mod tests {
 
     fn found(state: KeyState, primary_managed: Option<bool>) -> KeyLookup {
         KeyLookup::Found {
-            key: KeyInfo::from_metadata(&metadata(
-                REPLICA,
-                state,
-                Some(PRIMARY),
-                KeySpec::SymmetricDefault,
-            ))
-            .unwrap(),
+            key: Box::new(
+                KeyInfo::from_metadata(&metadata(
+                    REPLICA,
+                    state,
+                    Some(PRIMARY),
+                    KeySpec::SymmetricDefault,
+                ))
+                .unwrap(),
+            ),
             key_spec_symmetric: true,
             primary_managed,
         }
@@ -785,8 +787,10 @@ mod tests {
     fn only_a_symmetric_replica_of_a_managed_primary_will_do() {
         let r = rule(Some(PRIMARY), Some(true));
         let lookup = |arn: &str, primary: Option<&str>, spec: KeySpec| KeyLookup::Found {
-            key: KeyInfo::from_metadata(&metadata(arn, KeyState::Enabled, primary, spec.clone()))
-                .unwrap(),
+            key: Box::new(
+                KeyInfo::from_metadata(&metadata(arn, KeyState::Enabled, primary, spec.clone()))
+                    .unwrap(),
+            ),
             key_spec_symmetric: spec == KeySpec::SymmetricDefault,
             primary_managed: Some(true),
         };

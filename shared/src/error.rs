@@ -175,16 +175,22 @@ fn kind_of(code: &str, server_error: bool) -> AwsErrorKind {
         | "AccessDenied"
         | "AuthorizationError"
         | "UnauthorizedOperation" => AwsErrorKind::AccessDenied,
-        "NotFoundException" | "NotFound" | "ResourceNotFoundException" | "NoSuchEntity" => {
-            AwsErrorKind::NotFound
-        }
+        "NotFoundException"
+        | "NotFound"
+        | "ResourceNotFoundException"
+        | "NoSuchEntity"
+        | "NoSuchBucket" => AwsErrorKind::NotFound,
         "KMSInvalidStateException" => AwsErrorKind::InvalidState,
+        // S3 throttles with 503 SlowDown: still throttling, not a failing service.
         c if c.contains("Throttl")
             || c == "TooManyRequestsException"
-            || c == "RequestLimitExceeded" =>
+            || c == "RequestLimitExceeded"
+            || c == "SlowDown" =>
         {
             AwsErrorKind::Throttling
         }
+        // S3's 400 for a connection idle too long: the next attempt can succeed.
+        "RequestTimeout" => AwsErrorKind::Timeout,
         "KMSInternalException"
         | "DependencyTimeoutException"
         | "InternalFailure"
@@ -247,6 +253,21 @@ mod tests {
             ("NotFoundException", false, false),
         ] {
             assert_eq!(kind_of(code, server).is_retryable(), retryable, "{code}");
+        }
+    }
+
+    #[test]
+    fn s3_error_codes_are_classified() {
+        for (code, status, kind) in [
+            ("AccessDenied", false, AwsErrorKind::AccessDenied),
+            ("SlowDown", true, AwsErrorKind::Throttling),
+            ("RequestTimeout", false, AwsErrorKind::Timeout),
+            ("InternalError", true, AwsErrorKind::ServerError),
+            ("ServiceUnavailable", true, AwsErrorKind::ServerError),
+            ("NoSuchBucket", false, AwsErrorKind::NotFound),
+            ("InvalidRequest", false, AwsErrorKind::Validation),
+        ] {
+            assert_eq!(kind_of(code, status), kind, "{code}");
         }
     }
 }

@@ -292,7 +292,10 @@ async fn announce(
     if let Some(notification) = digest(&deps.guard().speaker(), cause, &report) {
         report.notification = Some(deliver(&deps.clients, common, &notification).await?);
     }
-    let retry = report.buckets.iter().find_map(|b| b.error.as_ref().filter(|e| e.is_retryable()));
+    let retry = report
+        .buckets
+        .iter()
+        .find_map(|b| b.error.as_ref().filter(|_| b.is_retryable()));
     if let (Some(e), Cause::Event(_)) = (retry, cause) {
         return Err(e.clone());
     }

@@ -17,7 +17,7 @@ pub fn digest(
     let buckets: Vec<_> = report
         .buckets
         .iter()
-        .filter(|b| b.error.is_some() || b.rules.iter().any(|r| !r.problems.is_empty()))
+        .filter(|b| b.error.is_some() || b.all_problems().next().is_some())
         .collect();
     let failed = report.sweep.as_ref().map_or(0, |s| s.failed + s.retry_later);
     if keys.is_empty() && buckets.is_empty() && failed == 0 {
@@ -27,7 +27,7 @@ pub fn digest(
     let findings: usize = keys.iter().map(|k| k.all_findings().len()).sum::<usize>()
         + buckets
             .iter()
-            .map(|b| b.rules.iter().map(|r| r.problems.len()).sum::<usize>() + usize::from(b.error.is_some()))
+            .map(|b| b.all_problems().count() + usize::from(b.error.is_some()))
             .sum::<usize>();
     let writes = report.writes();
     let label = match speaker.environment {
@@ -87,6 +87,9 @@ pub fn digest(
         ));
         if let Some(error) = &bucket.error {
             body.push_str(&format!("  FAILED: {}\n", one_line(&error.to_string(), 400)));
+        }
+        for problem in &bucket.problems {
+            body.push_str(&format!("  - {}\n", one_line(&problem.summary, 1000)));
         }
         for rule in &bucket.rules {
             for problem in &rule.problems {

@@ -106,7 +106,7 @@ impl PrimaryReport {
 }
 
 /// The whole invocation: the keys validated, the buckets checked, and the one message sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct ValidationReport {
     /// The CloudTrail event name, or `ScheduledSweep`.
     pub trigger: String,

@@ -2,6 +2,10 @@
 //! conservatively. It serves lockout checks, where a wrong "no" costs a refused write and a
 //! wrong "yes" a key nobody can manage, so every doubt resolves to "no".
 //!
+//! [`access_in_context`] also judges conditions against what is known of the request: an
+//! Allow counts only when its conditions are certainly true, a Deny is passed over only when
+//! they are certainly false.
+//!
 //! IAM rules relied on (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html>):
 //! an explicit Deny overrides any Allow; without an Allow a request is implicitly denied. The
 //! account principal (`arn:aws:iam::ACCOUNT:root` or the bare id) does not grant anyone
@@ -13,11 +17,16 @@
 //! Known limit: a role of another account named exactly is `Allowed`, though its own account's
 //! IAM must allow it too; the functions check roles of the key's own account.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
 
 use crate::arn::Arn;
 use crate::config::is_account_id;
-use crate::policy::{action_matches, Effect, Policy, PrincipalMap, Statement, StatementBody};
+use crate::policy::{
+    action_matches, wildcard_match, ConditionValues, Effect, Policy, PrincipalMap, Statement,
+    StatementBody,
+};
 
 /// What a key policy lets one principal do with one action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,11 +37,11 @@ pub enum Access {
     /// Only through the account principal (`arn:PARTITION:iam::ACCOUNT:root` or the bare
     /// account id): the key policy delegates to IAM, so IAM must also allow it.
     ViaIam,
-    /// A Deny statement applies or may apply (conditions on a Deny are assumed to hold).
-    /// Carries the statement label.
+    /// A Deny statement applies or may apply (its conditions are assumed to hold unless
+    /// [`access_in_context`] knows them false). Carries the statement label.
     Denied { statement: String },
-    /// No unconditional Allow: nothing matches, only conditional Allows match, or only a
-    /// wildcard principal (`*`) matches.
+    /// No Allow certainly applies: nothing matches, only Allows whose conditions may not hold
+    /// match, or only a wildcard principal (`*`) matches.
     NotAllowed { reason: String },
 }
 
@@ -60,7 +69,75 @@ impl Access {
 /// What `policy` lets `principal_arn` (an IAM role ARN such as
 /// `arn:aws:iam::111122223333:role/kms-admin`) do with `action` (such as `kms:PutKeyPolicy`).
 pub fn access(policy: &Policy, principal_arn: &str, action: &str) -> Access {
-    evaluate(policy, &Caller::parse(principal_arn), action).access
+    evaluate(policy, &Caller::parse(principal_arn), action, None).access
+}
+
+/// What is known about one request: condition keys and their values. A key not given is
+/// unknown (the request may carry it or not), never absent: the functions asking cannot see
+/// all a service sends, such as the encryption context S3 adds. Keys are case-insensitive as
+/// in IAM; values are compared as the operator says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// Lower-case key to value.
+    values: BTreeMap<String, String>,
+}
+
+impl RequestContext {
+    pub fn new() -> RequestContext {
+        RequestContext::default()
+    }
+
+    /// The request carries `key` with `value`; a later value for the same key replaces it.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> RequestContext {
+        self.values.insert(key.to_ascii_lowercase(), value.into());
+        self
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values
+            .get(&key.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// This context with the keys the caller itself settles: `aws:PrincipalAccount`, and
+    /// `aws:PrincipalArn` for an IAM ARN (a session's would be its role's ARN, path included,
+    /// which a session ARN does not carry, so it stays unknown).
+    fn for_caller(&self, caller: &Caller) -> RequestContext {
+        let mut known = self.clone();
+        if let Some(account) = &caller.account {
+            known = known.with("aws:PrincipalAccount", account.as_str());
+        }
+        if iam_arn(caller.arn).is_some_and(|arn| arn.service() == "iam") {
+            known = known.with("aws:PrincipalArn", caller.arn);
+        }
+        known
+    }
+}
+
+/// [`access`] for a request of which `context` is known, such as S3 calling `kms:Encrypt` for
+/// a replication role (`kms:ViaService` `s3.us-west-2.amazonaws.com`).
+///
+/// Each statement's Condition is true, false or unknown: every operator and key entry must
+/// hold, a positive operator's entry holds when any value matches and a negated one's when
+/// none does. Understood: `StringEquals`, `StringNotEquals`, `StringEqualsIgnoreCase`,
+/// `StringNotEqualsIgnoreCase`, `StringLike`, `StringNotLike` (`*`, `?`) and `Bool`, each also
+/// with `IfExists`, and `Null`; a key not in `context` makes its entry unknown, as do any other
+/// operator (`ForAnyValue:`, `ForAllValues:`, `Arn*`, `Numeric*`, ...) and a value holding a
+/// policy variable (`${...}`). An Allow counts only when its conditions are true; a Deny is
+/// passed over only when they are false.
+///
+/// `aws:PrincipalAccount` and, for an IAM ARN, `aws:PrincipalArn` are derived from
+/// `principal_arn` and replace any such key in `context`: they describe the principal
+/// evaluated, so one context serves several principals.
+pub fn access_in_context(
+    policy: &Policy,
+    principal_arn: &str,
+    action: &str,
+    context: &RequestContext,
+) -> Access {
+    let caller = Caller::parse(principal_arn);
+    let known = context.for_caller(&caller);
+    evaluate(policy, &caller, action, Some(&known)).access
 }
 
 /// Every principal/action pair that must keep access, checked in one go. Each failure is one
@@ -78,7 +155,7 @@ pub fn lockout_problems(
             let caller = Caller::parse(principal_arn);
             let who = shorten(principal_arn);
             let what = shorten(action);
-            let evaluation = evaluate(policy, &caller, action);
+            let evaluation = evaluate(policy, &caller, action, None);
             match evaluation.access {
                 Access::Allowed => None,
                 Access::ViaIam if iam_may_grant => None,
@@ -218,13 +295,13 @@ fn covers_this_key(body: &StatementBody) -> bool {
     body.not_resource.is_none() && body.resource.as_ref().is_some_and(|r| r.contains("*"))
 }
 
-/// Why a Deny applies to the caller, or `None` when it cannot.
-fn deny_reason(body: &StatementBody, caller: &Caller) -> Option<String> {
+/// Why a Deny applies to the caller, its Condition aside, or `None` when it cannot.
+fn deny_reason(body: &StatementBody, caller: &Caller) -> Option<&'static str> {
     let named = body
         .principal
         .as_ref()
         .and_then(|p| relations_to(p, caller).first().copied());
-    let reason = match (named, &body.not_principal) {
+    Some(match (named, &body.not_principal) {
         (Some(PrincipalMatch::Exact), _) => "names it",
         (Some(PrincipalMatch::Account), _) => "names its account",
         (Some(PrincipalMatch::Wildcard), _) => "names every principal (\"*\")",
@@ -241,12 +318,218 @@ fn deny_reason(body: &StatementBody, caller: &Caller) -> Option<String> {
         // KMS refuses a statement without principals, so what it meant is unknown.
         (None, None) if body.principal.is_none() => "names no principal, so it may apply to anyone",
         (None, _) => return None,
-    };
-    Some(if body.condition.is_empty() {
-        reason.to_string()
-    } else {
-        format!("{reason} (its conditions are assumed to hold)")
     })
+}
+
+/// A statement's Condition judged against the request.
+enum Verdict {
+    /// Every entry holds: the first one described, `None` without a Condition.
+    Holds(Option<String>),
+    /// This entry is false, so the statement does not apply.
+    Fails(String),
+    /// No entry is false and this one cannot be told; `None` when nothing is known of the
+    /// request, as for [`access`].
+    Unknown(Option<String>),
+}
+
+fn verdict(statement: &Statement, context: Option<&RequestContext>) -> Verdict {
+    let condition = &statement.body.condition;
+    if condition.is_empty() {
+        return Verdict::Holds(None);
+    }
+    let Some(context) = context else {
+        return Verdict::Unknown(None);
+    };
+    let (mut first_true, mut first_unknown) = (None, None);
+    for (op, keys) in condition {
+        if keys.is_empty() {
+            first_unknown.get_or_insert_with(|| format!("{} names no key", shorten(op)));
+        }
+        for (key, entries) in keys {
+            let written = written_key(&statement.raw, op, key);
+            for values in entries {
+                let (truth, why) = judge(op, &written, values, context);
+                match truth {
+                    Some(false) => return Verdict::Fails(why),
+                    Some(true) => first_true.get_or_insert(why),
+                    None => first_unknown.get_or_insert(why),
+                };
+            }
+        }
+    }
+    match first_unknown {
+        Some(why) => Verdict::Unknown(Some(why)),
+        None => Verdict::Holds(first_true),
+    }
+}
+
+/// The condition key as the policy spells it (the canonical form keeps it in lower case), so
+/// people recognise it in messages.
+fn written_key(raw: &Value, op: &str, key: &str) -> String {
+    raw.get("Condition")
+        .and_then(|ops| ops.get(op))
+        .and_then(Value::as_object)
+        .and_then(|keys| keys.keys().find(|k| k.eq_ignore_ascii_case(key)))
+        .map_or_else(|| key.to_string(), String::clone)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Test {
+    Equals,
+    EqualsIgnoreCase,
+    Like,
+    Bool,
+    Null,
+}
+
+/// A condition operator this evaluator understands.
+struct Operator {
+    test: Test,
+    negated: bool,
+    if_exists: bool,
+}
+
+impl Operator {
+    /// Names are matched as AWS documents them; anything else, set operators included, is
+    /// not understood and so unknown.
+    fn parse(op: &str) -> Option<Operator> {
+        let (base, if_exists) = match op.strip_suffix("IfExists") {
+            Some(base) => (base, true),
+            None => (op, false),
+        };
+        let (test, negated) = match base {
+            "StringEquals" => (Test::Equals, false),
+            "StringNotEquals" => (Test::Equals, true),
+            "StringEqualsIgnoreCase" => (Test::EqualsIgnoreCase, false),
+            "StringNotEqualsIgnoreCase" => (Test::EqualsIgnoreCase, true),
+            "StringLike" => (Test::Like, false),
+            "StringNotLike" => (Test::Like, true),
+            "Bool" => (Test::Bool, false),
+            // IAM has no NullIfExists.
+            "Null" if !if_exists => (Test::Null, false),
+            _ => return None,
+        };
+        Some(Operator {
+            test,
+            negated,
+            if_exists,
+        })
+    }
+
+    /// Whether the request's `actual` value matches one `wanted` value; `None` when that
+    /// cannot be told.
+    fn matches(&self, wanted: &str, actual: &str) -> Option<bool> {
+        // Policy variables are not substituted here.
+        if wanted.contains("${") {
+            return None;
+        }
+        match self.test {
+            Test::Equals => Some(wanted == actual),
+            Test::EqualsIgnoreCase => Some(wanted.to_lowercase() == actual.to_lowercase()),
+            Test::Like => Some(wildcard_match(wanted, actual)),
+            Test::Bool => Some(wanted.eq_ignore_ascii_case(actual)),
+            // A key with a value is present: `Null: false` holds, `Null: true` does not.
+            Test::Null if wanted.eq_ignore_ascii_case("false") => Some(true),
+            Test::Null if wanted.eq_ignore_ascii_case("true") => Some(false),
+            Test::Null => None,
+        }
+    }
+
+    /// "kms:ViaService is not one of [a, b]".
+    fn describe(&self, key: &str, values: &ConditionValues) -> String {
+        let key = shorten(key);
+        if self.test == Test::Null {
+            return match values.iter().next() {
+                Some(v) if values.len() == 1 && v.eq_ignore_ascii_case("true") => {
+                    format!("{key} is absent")
+                }
+                Some(v) if values.len() == 1 && v.eq_ignore_ascii_case("false") => {
+                    format!("{key} is present")
+                }
+                _ => format!("{key} is Null: {}", listed(values)),
+            };
+        }
+        let verb = match (self.test, self.negated) {
+            (Test::Like, false) => "is like",
+            (Test::Like, true) => "is not like",
+            (_, false) => "is",
+            (_, true) => "is not",
+        };
+        let case = if self.test == Test::EqualsIgnoreCase {
+            " (ignoring case)"
+        } else {
+            ""
+        };
+        let absent = if self.if_exists { " or is absent" } else { "" };
+        let list = if values.len() == 1 { "" } else { "one of " };
+        format!("{key} {verb} {list}{}{case}{absent}", listed(values))
+    }
+}
+
+/// A condition's values for a message: a lone value as is, a list bounded.
+fn listed(values: &ConditionValues) -> String {
+    const MAX_SHOWN: usize = 5;
+    let mut shown: Vec<String> = values.iter().take(MAX_SHOWN).map(|v| shorten(v)).collect();
+    if values.len() > MAX_SHOWN {
+        shown.push("...".to_string());
+    }
+    match shown.as_slice() {
+        [one] => one.clone(),
+        _ => format!("[{}]", shown.join(", ")),
+    }
+}
+
+/// Whether one condition entry (`op`, `key`, `values`) holds in `context`, and in words what it
+/// asks and what the request has.
+fn judge(
+    op: &str,
+    key: &str,
+    values: &ConditionValues,
+    context: &RequestContext,
+) -> (Option<bool>, String) {
+    let Some(operator) = Operator::parse(op) else {
+        return (
+            None,
+            format!(
+                "{} {} {}, an operator not evaluated here",
+                shorten(op),
+                shorten(key),
+                listed(values)
+            ),
+        );
+    };
+    let asks = operator.describe(key, values);
+    // Unknown key: with IfExists or Null too, since whether it is present is not known.
+    let Some(actual) = context.get(key) else {
+        return (
+            None,
+            format!("{asks}, and the request's {} is not known", shorten(key)),
+        );
+    };
+    let has = if key.eq_ignore_ascii_case("kms:ViaService") {
+        format!("the request comes through {}", shorten(actual))
+    } else {
+        format!("the request's {} is {}", shorten(key), shorten(actual))
+    };
+    // Any value matching decides; otherwise an undecidable one leaves it unknown. An empty
+    // list is left unknown rather than guessed.
+    let mut any = if values.is_empty() { None } else { Some(false) };
+    for wanted in values {
+        match operator.matches(wanted, actual) {
+            Some(true) => {
+                any = Some(true);
+                break;
+            }
+            Some(false) => {}
+            None => any = None,
+        }
+    }
+    let truth = if operator.negated {
+        any.map(|matched| !matched)
+    } else {
+        any
+    };
+    (truth, format!("{asks}, and {has}"))
 }
 
 /// A Sid people recognise, or the statement's position when it has none.
@@ -266,7 +549,14 @@ fn shorten(text: &str) -> String {
     }
 }
 
-fn evaluate(policy: &Policy, caller: &Caller, action: &str) -> Evaluation {
+/// The one evaluation behind [`access`] (`context` `None`: nothing known of the request) and
+/// [`access_in_context`].
+fn evaluate(
+    policy: &Policy,
+    caller: &Caller,
+    action: &str,
+    context: Option<&RequestContext>,
+) -> Evaluation {
     let covering = || {
         policy
             .statements
@@ -275,16 +565,25 @@ fn evaluate(policy: &Policy, caller: &Caller, action: &str) -> Evaluation {
             .filter(|(_, s)| covers_action(&s.body, action))
     };
 
-    // A Deny's Resource and Condition are ignored on purpose: it counts whenever it may apply.
+    // A Deny's Resource is ignored on purpose, and its Condition unless certainly false: it
+    // counts whenever it may apply.
     for (index, statement) in covering().filter(|(_, s)| s.body.effect == Effect::Deny) {
-        if let Some(reason) = deny_reason(&statement.body, caller) {
-            return Evaluation {
-                access: Access::Denied {
-                    statement: statement_label(index, statement),
-                },
-                detail: reason,
-            };
-        }
+        let Some(reason) = deny_reason(&statement.body, caller) else {
+            continue;
+        };
+        let detail = match verdict(statement, context) {
+            Verdict::Fails(_) => continue,
+            Verdict::Holds(None) => reason.to_string(),
+            Verdict::Holds(Some(why)) => format!("{reason} (its conditions hold: {why})"),
+            Verdict::Unknown(None) => format!("{reason} (its conditions are assumed to hold)"),
+            Verdict::Unknown(Some(why)) => format!("{reason} (its conditions may hold: {why})"),
+        };
+        return Evaluation {
+            access: Access::Denied {
+                statement: statement_label(index, statement),
+            },
+            detail,
+        };
     }
 
     let mut best: Option<(PrincipalMatch, String)> = None;
@@ -312,11 +611,20 @@ fn evaluate(policy: &Policy, caller: &Caller, action: &str) -> Evaluation {
         }) else {
             continue;
         };
-        if !body.condition.is_empty() {
-            near_misses.push(format!(
-                "statement {label} allows it only under conditions, which may not hold"
-            ));
-        } else if !covers_this_key(body) {
+        match verdict(statement, context) {
+            Verdict::Holds(_) => {}
+            Verdict::Unknown(None) => {
+                near_misses.push(format!(
+                    "statement {label} allows it only under conditions, which may not hold"
+                ));
+                continue;
+            }
+            Verdict::Fails(why) | Verdict::Unknown(Some(why)) => {
+                near_misses.push(format!("statement {label} allows it only when {why}"));
+                continue;
+            }
+        }
+        if !covers_this_key(body) {
             near_misses.push(format!(
                 "statement {label} allows it only for a Resource other than \"*\", which in a key policy grants nothing"
             ));
@@ -695,6 +1003,295 @@ mod tests {
         assert!(problems[2].contains("role/auditor may not call kms:DescribeKey"));
     }
 
+    const REPLICATION: &str = "arn:aws:iam::111122223333:role/s3-replication";
+    const ENCRYPT: &str = "kms:Encrypt";
+    const GENERATE: &str = "kms:GenerateDataKey";
+    const S3_WEST_2: &str = "s3.us-west-2.amazonaws.com";
+
+    /// S3 replicating into us-west-2 on behalf of the replication role.
+    fn through_s3() -> RequestContext {
+        RequestContext::new()
+            .with("kms:ViaService", S3_WEST_2)
+            .with("kms:CallerAccount", "111122223333")
+    }
+
+    /// An Allow of Encrypt and GenerateDataKey to the replication role under `condition`.
+    fn replication_allow(condition: &str) -> String {
+        format!(
+            r#"{{"Sid":"AllowReplication","Effect":"Allow","Principal":{{"AWS":"{REPLICATION}"}},
+                "Action":["kms:Encrypt","kms:GenerateDataKey"],"Resource":"*","Condition":{condition}}}"#
+        )
+    }
+
+    #[test]
+    fn given_an_allow_via_s3_in_the_replica_region_when_s3_asks_there_then_allowed() {
+        let p = policy(&replication_allow(
+            r#"{"StringEquals":{"kms:ViaService":"s3.us-west-2.amazonaws.com","kms:CallerAccount":"111122223333"}}"#,
+        ));
+        for action in [ENCRYPT, GENERATE] {
+            assert_eq!(
+                access_in_context(&p, REPLICATION, action, &through_s3()),
+                Access::Allowed,
+                "{action}"
+            );
+        }
+        // Without a context nothing is known, exactly as before.
+        assert!(reason(access(&p, REPLICATION, ENCRYPT)).contains("only under conditions"));
+    }
+
+    #[test]
+    fn given_an_allow_via_s3_in_another_region_when_s3_asks_then_not_allowed_naming_both() {
+        let p = policy(&replication_allow(
+            r#"{"StringEquals":{"kms:ViaService":"s3.eu-west-1.amazonaws.com"}}"#,
+        ));
+        let why = reason(access_in_context(&p, REPLICATION, ENCRYPT, &through_s3()));
+        assert_eq!(
+            why,
+            "statement \"AllowReplication\" allows it only when kms:ViaService is \
+             s3.eu-west-1.amazonaws.com, and the request comes through s3.us-west-2.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn given_a_string_like_allow_for_s3_in_any_region_when_s3_asks_then_allowed() {
+        let p = policy(&replication_allow(
+            r#"{"StringLike":{"kms:ViaService":"s3.*.amazonaws.com"}}"#,
+        ));
+        assert_eq!(
+            access_in_context(&p, REPLICATION, GENERATE, &through_s3()),
+            Access::Allowed
+        );
+        let ec2 = RequestContext::new().with("kms:ViaService", "ec2.us-west-2.amazonaws.com");
+        assert!(reason(access_in_context(&p, REPLICATION, GENERATE, &ec2)).contains("is like s3.*"));
+    }
+
+    #[test]
+    fn given_a_deny_unless_via_listed_services_when_s3_is_listed_or_not_then_skipped_or_denied() {
+        let deny = |services: &str| {
+            format!(
+                r#"{},{{"Sid":"OnlyThroughServices","Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*",
+                    "Condition":{{"StringNotEquals":{{"kms:ViaService":{services}}}}}}}"#,
+                replication_allow(r#"{"StringLike":{"kms:ViaService":"s3.*.amazonaws.com"}}"#)
+            )
+        };
+        let listed = policy(&deny(
+            r#"["s3.us-west-2.amazonaws.com","ec2.us-west-2.amazonaws.com"]"#,
+        ));
+        assert_eq!(
+            access_in_context(&listed, REPLICATION, ENCRYPT, &through_s3()),
+            Access::Allowed
+        );
+        let unlisted = policy(&deny(r#"["ec2.us-west-2.amazonaws.com"]"#));
+        assert_eq!(
+            access_in_context(&unlisted, REPLICATION, ENCRYPT, &through_s3()),
+            Access::Denied {
+                statement: "\"OnlyThroughServices\"".into()
+            }
+        );
+        let caller = Caller::parse(REPLICATION);
+        let known = through_s3().for_caller(&caller);
+        let detail = evaluate(&unlisted, &caller, ENCRYPT, Some(&known)).detail;
+        assert_eq!(
+            detail,
+            "names every principal (\"*\") (its conditions hold: kms:ViaService is not \
+             ec2.us-west-2.amazonaws.com, and the request comes through s3.us-west-2.amazonaws.com)"
+        );
+    }
+
+    #[test]
+    fn given_a_deny_to_all_but_listed_principal_arns_when_the_role_is_listed_then_not_denied() {
+        let p = policy(&format!(
+            r#"{},{{"Sid":"OnlyListedRoles","Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*",
+                "Condition":{{"StringNotEquals":{{"aws:PrincipalArn":["{REPLICATION}","{ADMIN}"]}}}}}}"#,
+            replication_allow(
+                r#"{"StringEquals":{"kms:ViaService":"s3.us-west-2.amazonaws.com"}}"#
+            )
+        ));
+        // aws:PrincipalArn comes from the principal evaluated, whatever the context says.
+        let lying = through_s3().with("aws:PrincipalArn", "arn:aws:iam::111122223333:role/x");
+        assert_eq!(
+            access_in_context(&p, REPLICATION, ENCRYPT, &lying),
+            Access::Allowed
+        );
+        let other = "arn:aws:iam::111122223333:role/other";
+        assert_eq!(
+            access_in_context(&p, other, ENCRYPT, &through_s3()).decision(),
+            Decision::Denied
+        );
+        // A session ARN does not tell its role's ARN, so the Deny may apply.
+        let session = "arn:aws:sts::111122223333:assumed-role/s3-replication/s";
+        assert_eq!(
+            access_in_context(&p, session, ENCRYPT, &through_s3()).decision(),
+            Decision::Denied
+        );
+        assert_eq!(
+            access(&p, REPLICATION, ENCRYPT).decision(),
+            Decision::Denied
+        );
+    }
+
+    #[test]
+    fn given_a_condition_on_a_key_not_in_the_context_when_checked_then_allow_void_and_deny_applies()
+    {
+        let allow = policy(&replication_allow(
+            r#"{"StringEquals":{"kms:ViaService":"s3.us-west-2.amazonaws.com"},
+                "StringLike":{"kms:EncryptionContext:aws:s3:arn":"arn:aws:s3:::replica-bucket/*"}}"#,
+        ));
+        let why = reason(access_in_context(
+            &allow,
+            REPLICATION,
+            ENCRYPT,
+            &through_s3(),
+        ));
+        assert!(
+            why.contains("kms:EncryptionContext:aws:s3:arn is like arn:aws:s3:::replica-bucket/*")
+                && why.contains("is not known"),
+            "{why}"
+        );
+        let deny = with_admin(
+            r#"{"Sid":"OnlyReplicaBucket","Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*",
+                "Condition":{"StringNotLike":{"kms:EncryptionContext:aws:s3:arn":"arn:aws:s3:::replica-bucket/*"}}}"#,
+        );
+        assert_eq!(
+            access_in_context(&deny, ADMIN, ENCRYPT, &through_s3()).decision(),
+            Decision::Denied
+        );
+    }
+
+    #[test]
+    fn given_if_exists_and_null_when_the_key_is_known_or_not_then_judged_like_the_plain_operator() {
+        let allow = |condition: &str| policy(&replication_allow(condition));
+        let equals =
+            allow(r#"{"StringEqualsIfExists":{"kms:ViaService":"s3.us-west-2.amazonaws.com"}}"#);
+        assert_eq!(
+            access_in_context(&equals, REPLICATION, ENCRYPT, &through_s3()),
+            Access::Allowed
+        );
+        let elsewhere = RequestContext::new().with("kms:ViaService", "s3.eu-west-1.amazonaws.com");
+        assert!(
+            reason(access_in_context(&equals, REPLICATION, ENCRYPT, &elsewhere))
+                .contains("or is absent, and the request comes through s3.eu-west-1")
+        );
+        // Absent would satisfy it, present with another value would not: unknown.
+        assert!(reason(access_in_context(
+            &equals,
+            REPLICATION,
+            ENCRYPT,
+            &RequestContext::new()
+        ))
+        .contains("is not known"));
+        let present = allow(r#"{"Null":{"kms:ViaService":"false"}}"#);
+        assert_eq!(
+            access_in_context(&present, REPLICATION, ENCRYPT, &through_s3()),
+            Access::Allowed
+        );
+        assert_eq!(
+            access_in_context(&present, REPLICATION, ENCRYPT, &RequestContext::new()).decision(),
+            Decision::NotAllowed
+        );
+        for deny in [
+            r#"{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*",
+                "Condition":{"StringNotEqualsIfExists":{"kms:ViaService":"s3.us-west-2.amazonaws.com"}}}"#,
+            r#"{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*",
+                "Condition":{"Null":{"kms:ViaService":"true"}}}"#,
+            r#"{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*",
+                "Condition":{"BoolIfExists":{"aws:ViaAWSService":"false"}}}"#,
+        ] {
+            let p = with_admin(deny);
+            let via_aws = through_s3().with("aws:ViaAWSService", "TRUE");
+            assert_eq!(
+                access_in_context(&p, ADMIN, ENCRYPT, &via_aws),
+                Access::Allowed,
+                "{deny}"
+            );
+            assert_eq!(
+                access_in_context(&p, ADMIN, ENCRYPT, &RequestContext::new()).decision(),
+                Decision::Denied,
+                "{deny}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_keys_in_any_case_and_ignore_case_operators_when_checked_then_keys_match_values_per_operator(
+    ) {
+        let context = RequestContext::new().with("KMS:viaService", S3_WEST_2);
+        assert_eq!(context.get("kms:ViaService"), Some(S3_WEST_2));
+        let allow = |condition: &str| policy(&replication_allow(condition));
+        let upper_key =
+            allow(r#"{"StringEquals":{"KMS:VIASERVICE":"s3.us-west-2.amazonaws.com"}}"#);
+        assert_eq!(
+            access_in_context(&upper_key, REPLICATION, ENCRYPT, &context),
+            Access::Allowed
+        );
+        let upper_value =
+            allow(r#"{"StringEquals":{"kms:ViaService":"S3.US-WEST-2.AMAZONAWS.COM"}}"#);
+        assert_eq!(
+            access_in_context(&upper_value, REPLICATION, ENCRYPT, &context).decision(),
+            Decision::NotAllowed
+        );
+        let ignoring =
+            allow(r#"{"StringEqualsIgnoreCase":{"kms:ViaService":"S3.US-WEST-2.AMAZONAWS.COM"}}"#);
+        assert_eq!(
+            access_in_context(&ignoring, REPLICATION, ENCRYPT, &context),
+            Access::Allowed
+        );
+        let deny = with_admin(
+            r#"{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*",
+                "Condition":{"StringNotEqualsIgnoreCase":{"kms:viaservice":["S3.US-WEST-2.AMAZONAWS.COM"]}}}"#,
+        );
+        assert_eq!(
+            access_in_context(&deny, ADMIN, ENCRYPT, &context),
+            Access::Allowed
+        );
+        let other = RequestContext::new().with("kms:ViaService", "ec2.us-west-2.amazonaws.com");
+        assert_eq!(
+            access_in_context(&deny, ADMIN, ENCRYPT, &other).decision(),
+            Decision::Denied
+        );
+    }
+
+    #[test]
+    fn given_set_operators_other_operators_or_policy_variables_when_checked_then_unknown() {
+        for condition in [
+            r#"{"ForAnyValue:StringEquals":{"kms:ViaService":"s3.us-west-2.amazonaws.com"}}"#,
+            r#"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::111122223333:role/*"}}"#,
+            r#"{"StringEquals":{"kms:ViaService":"${aws:username}"}}"#,
+            r#"{"NullIfExists":{"kms:ViaService":"false"}}"#,
+        ] {
+            let allow = policy(&replication_allow(condition));
+            assert_eq!(
+                access_in_context(&allow, REPLICATION, ENCRYPT, &through_s3()).decision(),
+                Decision::NotAllowed,
+                "{condition}"
+            );
+            let deny = with_admin(&format!(
+                r#"{{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{condition}}}"#
+            ));
+            assert_eq!(
+                access_in_context(&deny, ADMIN, ENCRYPT, &through_s3()).decision(),
+                Decision::Denied,
+                "{condition}"
+            );
+        }
+        let set = policy(&replication_allow(
+            r#"{"ForAnyValue:StringEquals":{"kms:ViaService":"s3.us-west-2.amazonaws.com"}}"#,
+        ));
+        let why = reason(access_in_context(&set, REPLICATION, ENCRYPT, &through_s3()));
+        assert!(why.contains("an operator not evaluated here"), "{why}");
+    }
+
+    #[test]
+    fn given_long_condition_values_when_reported_then_the_reason_is_bounded() {
+        let long = "s".repeat(500);
+        let p = policy(&replication_allow(&format!(
+            r#"{{"StringEquals":{{"kms:ViaService":["{long}","a","b","c","d","e","f"]}}}}"#
+        )));
+        let context = RequestContext::new().with("kms:ViaService", long.repeat(2));
+        let why = reason(access_in_context(&p, REPLICATION, ENCRYPT, &context));
+        assert!(why.chars().count() < 400, "{why}");
+    }
+
     #[test]
     fn given_odd_principals_and_actions_when_checked_then_nothing_panics() {
         let p = with_admin(
@@ -854,6 +1451,11 @@ mod properties {
 
         /// IAM action patterns: `*` any run, `?` one character, ASCII case ignored.
         fn glob(pattern: &str, text: &str) -> bool {
+            glob_by(pattern, text, |a, b| a.eq_ignore_ascii_case(&b))
+        }
+
+        /// `*` any run, `?` one character, other characters equal by `same`.
+        fn glob_by(pattern: &str, text: &str, same: fn(char, char) -> bool) -> bool {
             let mut p = pattern.chars();
             match p.next() {
                 None => text.is_empty(),
@@ -862,13 +1464,12 @@ mod properties {
                     text.char_indices()
                         .map(|(i, _)| i)
                         .chain([text.len()])
-                        .any(|i| glob(rest, &text[i..]))
+                        .any(|i| glob_by(rest, &text[i..], same))
                 }
                 Some(first) => {
                     let mut t = text.chars();
-                    t.next()
-                        .is_some_and(|c| first == '?' || first.eq_ignore_ascii_case(&c))
-                        && glob(p.as_str(), t.as_str())
+                    t.next().is_some_and(|c| first == '?' || same(first, c))
+                        && glob_by(p.as_str(), t.as_str(), same)
                 }
             }
         }
@@ -882,6 +1483,15 @@ mod properties {
             }
         }
 
+        /// Three-valued OR: true wins, then unknown.
+        fn or(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+            match (a, b) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            }
+        }
+
         /// Three-valued AND: false wins, then unknown.
         fn and(a: Option<bool>, b: Option<bool>) -> Option<bool> {
             match (a, b) {
@@ -891,16 +1501,101 @@ mod properties {
             }
         }
 
-        /// Whether the statement's Condition holds in `context`; `None` when that cannot be
-        /// told (no context, or an operator this oracle does not model). Every key as written
-        /// is a condition of its own, looked up case-insensitively, so `kms:ViaService` and
-        /// `KMS:viaservice` side by side must both hold.
-        fn condition(statement: &Raw, context: Option<&Context>) -> Option<bool> {
+        /// What the oracle knows of the request.
+        #[derive(Clone, Copy)]
+        enum Request<'a> {
+            /// Nothing: the view of `access`.
+            Unknown,
+            /// Exactly these keys: any other is absent from the request.
+            Complete(&'a Context),
+            /// These keys: any other may be present or not, as `access_in_context` reads its
+            /// context.
+            Partial(&'a Context),
+        }
+
+        /// One operator on one key, written `op`, with the request's value `actual`; `None`
+        /// when that cannot be told. `partial`: a key missing from the request is unknown
+        /// rather than absent.
+        fn entry(
+            op: &str,
+            wanted: &[Cow<str>],
+            actual: Option<&String>,
+            partial: bool,
+        ) -> Option<bool> {
+            if op == "Null" {
+                // "true" asks for the key to be absent, "false" for it to be present.
+                let wants_absent = |w: &Cow<str>| {
+                    if w.eq_ignore_ascii_case("true") {
+                        Some(true)
+                    } else if w.eq_ignore_ascii_case("false") {
+                        Some(false)
+                    } else {
+                        None
+                    }
+                };
+                return match (actual, partial) {
+                    (None, true) => None,
+                    (None, false) => Some(wanted.iter().any(|w| wants_absent(w) == Some(true))),
+                    (Some(_), _) => wanted
+                        .iter()
+                        .fold((!wanted.is_empty()).then_some(false), |any, w| {
+                            or(any, wants_absent(w).map(|absent| !absent))
+                        }),
+                };
+            }
+            let (base, if_exists) = match op.strip_suffix("IfExists") {
+                Some(base) => (base, true),
+                None => (op, false),
+            };
+            fn ignoring_case(w: &str, a: &str) -> bool {
+                w.chars()
+                    .flat_map(char::to_lowercase)
+                    .eq(a.chars().flat_map(char::to_lowercase))
+            }
+            fn like(w: &str, a: &str) -> bool {
+                glob_by(w, a, |x, y| x == y)
+            }
+            let (same, negated): (fn(&str, &str) -> bool, bool) = match base {
+                "StringEquals" => (|w, a| w == a, false),
+                "StringNotEquals" => (|w, a| w == a, true),
+                "StringEqualsIgnoreCase" => (ignoring_case, false),
+                "StringNotEqualsIgnoreCase" => (ignoring_case, true),
+                "StringLike" => (like, false),
+                "StringNotLike" => (like, true),
+                "Bool" => (|w, a| w.eq_ignore_ascii_case(a), false),
+                _ => return None,
+            };
+            let Some(actual) = actual else {
+                // Absent from a complete request: only IfExists and negated operators hold.
+                return (!partial).then_some(if_exists || negated);
+            };
+            // A policy variable is not substituted, so its comparison is unknown.
+            let any = wanted
+                .iter()
+                .fold((!wanted.is_empty()).then_some(false), |any, w| {
+                    or(any, (!w.contains("${")).then(|| same(w, actual)))
+                });
+            if negated {
+                any.map(|m| !m)
+            } else {
+                any
+            }
+        }
+
+        /// Whether the statement's Condition holds in `request`; `None` when that cannot be
+        /// told (nothing known, a key not known, or an operator this oracle does not model).
+        /// Every key as written is a condition of its own, looked up case-insensitively, so
+        /// `kms:ViaService` and `KMS:viaservice` side by side must both hold.
+        fn condition(statement: &Raw, request: Request) -> Option<bool> {
             let ops = match statement.condition {
                 Some(Value::Object(ops)) if !ops.is_empty() => ops,
                 _ => return Some(true),
             };
-            let context = context?;
+            let (context, partial) = match request {
+                Request::Unknown => return None,
+                Request::Complete(context) => (context, false),
+                Request::Partial(context) => (context, true),
+            };
             let mut holds = Some(true);
             for (op, keys) in ops {
                 let keys = keys.as_object().filter(|k| !k.is_empty());
@@ -911,20 +1606,7 @@ mod properties {
                 for (key, wanted) in keys {
                     let wanted = values(Some(wanted));
                     let actual = context.get(&key.to_ascii_lowercase());
-                    let this = match op.as_str() {
-                        "StringEquals" => {
-                            Some(actual.is_some_and(|a| wanted.iter().any(|w| w == a)))
-                        }
-                        "StringNotEquals" => {
-                            Some(actual.is_none_or(|a| wanted.iter().all(|w| w != a)))
-                        }
-                        "Bool" => Some(
-                            actual
-                                .is_some_and(|a| wanted.iter().any(|w| w.eq_ignore_ascii_case(a))),
-                        ),
-                        _ => None,
-                    };
-                    holds = and(holds, this);
+                    holds = and(holds, entry(op, &wanted, actual, partial));
                 }
             }
             holds
@@ -986,18 +1668,53 @@ mod properties {
             }
         }
 
+        /// `context` `None`: nothing known (the view of `access`); `Some`: exactly these keys,
+        /// any other absent.
         pub fn decide(
             document: &Document,
             principal: &str,
             action: &str,
             context: Option<&Context>,
         ) -> Decision {
+            let request = match context {
+                None => Request::Unknown,
+                Some(context) => Request::Complete(context),
+            };
+            decide_in(document, principal, action, request)
+        }
+
+        /// The view of `access_in_context`: `context` and what the caller settles itself
+        /// (`aws:principalaccount`, and `aws:principalarn` for an IAM ARN) are known, any other
+        /// key is unknown.
+        pub fn decide_partial(
+            document: &Document,
+            principal: &str,
+            action: &str,
+            context: &Context,
+        ) -> Decision {
+            let mut known = context.clone();
+            let who = caller(principal);
+            if let Some(account) = who.account {
+                known.insert("aws:principalaccount".into(), account.into());
+            }
+            if global_arn(principal).is_some_and(|(service, ..)| service == "iam") {
+                known.insert("aws:principalarn".into(), principal.into());
+            }
+            decide_in(document, principal, action, Request::Partial(&known))
+        }
+
+        fn decide_in(
+            document: &Document,
+            principal: &str,
+            action: &str,
+            request: Request,
+        ) -> Decision {
             let who = caller(principal);
             let covering = document.0.iter().filter(|s| covers(s, action));
             if covering.clone().any(|s| {
                 s.effect == Some("Deny")
                     && deny_applies(s, &who)
-                    && condition(s, context) != Some(false)
+                    && condition(s, request) != Some(false)
             }) {
                 return Decision::Denied;
             }
@@ -1007,7 +1724,7 @@ mod properties {
                 let this_key =
                     s.not_resource.is_none() && values(s.resource).iter().any(|r| r == "*");
                 // IAM does not support NotPrincipal with Allow.
-                if s.not_principal.is_none() && this_key && condition(s, context) == Some(true) {
+                if s.not_principal.is_none() && this_key && condition(s, request) == Some(true) {
                     named.extend(relations(s.principal, &who));
                 }
             }
@@ -1078,6 +1795,23 @@ mod properties {
                 "StringEquals": {"kms:ViaService": "a"},
                 "Bool": {"aws:MultiFactorAuthPresent": "true"}
             }),
+            json!({"StringLike": {"kms:ViaService": "a*"}}),
+            json!({"StringNotLike": {"kms:ViaService": ["?", "b*"]}}),
+            json!({"StringEqualsIgnoreCase": {"kms:ViaService": "A"}}),
+            json!({"StringNotEqualsIgnoreCase": {"kms:ViaService": ["B", "c"]}}),
+            json!({"StringEqualsIfExists": {"kms:ViaService": "a"}}),
+            json!({"StringNotEqualsIfExists": {"kms:ViaService": ["a", "b"]}}),
+            json!({"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}),
+            json!({"Null": {"kms:ViaService": "false"}}),
+            json!({"Null": {"aws:MultiFactorAuthPresent": "true"}}),
+            json!({"StringNotEquals": {"aws:PrincipalArn": [ADMIN, OPS_ADMIN]}}),
+            json!({"StringLike": {"aws:PrincipalArn": "arn:aws:iam::111122223333:role/*"}}),
+            json!({"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}),
+            json!({"ForAnyValue:StringEquals": {"kms:ViaService": "a"}}),
+            json!({
+                "StringLike": {"kms:ViaService": "a*"},
+                "StringNotEqualsIfExists": {"aws:MultiFactorAuthPresent": "false"}
+            }),
         ]
     });
 
@@ -1103,6 +1837,8 @@ mod properties {
                 ("aws:multifactorauthpresent", "false"),
             ]),
             context(&[("kms:viaservice", "A")]),
+            context(&[("kms:viaservice", "ab")]),
+            context(&[("aws:multifactorauthpresent", "true")]),
         ]
     }
 
@@ -1148,6 +1884,33 @@ mod properties {
                 })
             })
         })
+    }
+
+    /// The first caller, action and request where `access_in_context` and the oracle, both
+    /// reading a missing key as unknown, disagree on one policy.
+    fn oracle_disagreement_in_context(text: &str) -> Option<String> {
+        let (policy, raw) = (Policy::parse(text).unwrap(), document(text));
+        let raw = oracle::Document::read(&raw);
+        for context in contexts() {
+            let context = context.unwrap_or_default();
+            // Upper-case keys: the evaluator must look them up case-insensitively.
+            let request = context.iter().fold(RequestContext::new(), |r, (k, v)| {
+                r.with(&k.to_ascii_uppercase(), v.as_str())
+            });
+            for principal in CALLERS {
+                for action in ACTIONS {
+                    let evaluated = access_in_context(&policy, principal, action, &request);
+                    let oracle = oracle::decide_partial(&raw, principal, action, &context);
+                    if evaluated.decision() != oracle {
+                        return Some(format!(
+                            "{principal} calling {action} in request {context:?}: evaluator \
+                             {evaluated:?}, oracle {oracle:?}"
+                        ));
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// One or more values, written as a list (or a bare string when `single` and only one).
@@ -1705,6 +2468,24 @@ mod properties {
         fn the_oracle_and_the_evaluator_agree((a, b) in pair()) {
             for text in [&a, &b] {
                 let disagreement = oracle_disagreement(text);
+                prop_assert!(
+                    disagreement.is_none(),
+                    "{}\npolicy: {}",
+                    disagreement.unwrap_or_default(),
+                    text
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        // The same tie for conditions: which a known request makes true, false or unknown.
+        #[test]
+        fn the_oracle_and_the_evaluator_agree_in_a_known_context((a, b) in pair()) {
+            for text in [&a, &b] {
+                let disagreement = oracle_disagreement_in_context(text);
                 prop_assert!(
                     disagreement.is_none(),
                     "{}\npolicy: {}",

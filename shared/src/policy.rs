@@ -627,7 +627,8 @@ pub fn action_matches(pattern: &str, action: &str) -> bool {
     wildcard_match(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase())
 }
 
-fn wildcard_match(pattern: &str, text: &str) -> bool {
+/// `*` any run, `?` one character, compared as given (callers choose the case rule).
+pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {

@@ -639,6 +639,8 @@ pub struct SnsMessage {
 pub fn sample_event(name: &str, key_id: &str) -> Value {
     let path = workspace_root().join("events").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let text = text.replace(SAMPLE_KEY_ID, key_id).replace(SAMPLE_MRK_ID, key_id);
+    let text = text
+        .replace(SAMPLE_KEY_ID, key_id)
+        .replace(SAMPLE_MRK_ID, key_id);
     serde_json::from_str(&text).expect("sample event JSON")
 }

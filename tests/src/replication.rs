@@ -136,7 +136,11 @@ impl TestBed {
     }
 
     /// The grants on the key in `region`: (name, grantee, operations).
-    pub async fn grants_in(&self, region: &str, key_id: &str) -> Vec<(String, String, Vec<String>)> {
+    pub async fn grants_in(
+        &self,
+        region: &str,
+        key_id: &str,
+    ) -> Vec<(String, String, Vec<String>)> {
         let out = self
             .kms_in(region)
             .list_grants()
@@ -150,13 +154,23 @@ impl TestBed {
                 (
                     g.name().unwrap_or_default().to_string(),
                     g.grantee_principal().unwrap_or_default().to_string(),
-                    g.operations().iter().map(|o| o.as_str().to_string()).collect(),
+                    g.operations()
+                        .iter()
+                        .map(|o| o.as_str().to_string())
+                        .collect(),
                 )
             })
             .collect()
     }
 
-    pub async fn create_grant_in(&self, region: &str, key_id: &str, name: &str, grantee: &str, operations: &[&str]) {
+    pub async fn create_grant_in(
+        &self,
+        region: &str,
+        key_id: &str,
+        name: &str,
+        grantee: &str,
+        operations: &[&str],
+    ) {
         let mut request = self
             .kms_in(region)
             .create_grant()
@@ -171,7 +185,12 @@ impl TestBed {
 
     /// A versioned bucket in the test Region whose replication rule sends SSE-KMS objects to
     /// `destination` encrypted with `replica_key` (a key or alias ARN).
-    pub async fn create_replicating_bucket(&self, bucket: &str, destination: &str, replica_key: &str) {
+    pub async fn create_replicating_bucket(
+        &self,
+        bucket: &str,
+        destination: &str,
+        replica_key: &str,
+    ) {
         use aws_sdk_s3::types::*;
         let s3 = self.s3_in(REGION);
         let location = CreateBucketConfiguration::builder()

@@ -85,7 +85,10 @@ fn to_audit(primary: &KeyInfo, report: &PrimaryReport, mut failures: Vec<Guardra
         Status::Reported
     };
     let critical = outcome.findings.iter().any(|f| {
-        matches!(f.kind, FindingKind::PendingDeletion | FindingKind::ReplicationAccess)
+        matches!(
+            f.kind,
+            FindingKind::PendingDeletion | FindingKind::ReplicationAccess
+        )
     });
     let headline = if outcome.writes() > 0 {
         "Replica grants repaired for multi-Region KMS key"
@@ -185,7 +188,14 @@ async fn check_replica(
         Err(e) => return stop(report, e),
     };
     let checked = check(&config.required_grants, &region, &existing);
-    let (created, failure) = repair_grants(deps, &key, &checked, usable && report.allowed_region, &mut report).await;
+    let (created, failure) = repair_grants(
+        deps,
+        &key,
+        &checked,
+        usable && report.allowed_region,
+        &mut report,
+    )
+    .await;
 
     if let Ok(policy) = Policy::parse(&replica_policy) {
         let with_created: Vec<ExistingGrant> = existing.iter().cloned().chain(created).collect();
@@ -227,7 +237,11 @@ async fn repair_grants(
         report.grants.missing.push(spec.name.clone());
         report.findings.push(Finding::new(
             FindingKind::GrantMissing,
-            format!("required grant {} is missing ({})", value(&spec.name), describe(spec)),
+            format!(
+                "required grant {} is missing ({})",
+                value(&spec.name),
+                describe(spec)
+            ),
         ));
         if !enforce || failure.is_some() {
             report.actions.push(Action {
@@ -255,7 +269,10 @@ async fn repair_grants(
     }
     for unexpected in &checked.unexpected {
         report.grants.unexpected.push(unexpected.summary());
-        report.findings.push(Finding::new(FindingKind::GrantUnexpected, unexpected.summary()));
+        report.findings.push(Finding::new(
+            FindingKind::GrantUnexpected,
+            unexpected.summary(),
+        ));
         if !(config.strict_grants && config.common.mode == Mode::Enforce) || failure.is_some() {
             continue;
         }

@@ -200,7 +200,9 @@ mod tests {
     fn given_no_replication_regions_then_the_error_says_what_to_set() {
         let found = problems(&[("REPLICATION_REGIONS", "")]);
         assert!(
-            found.iter().any(|p| p.starts_with("REPLICATION_REGIONS is required")),
+            found
+                .iter()
+                .any(|p| p.starts_with("REPLICATION_REGIONS is required")),
             "{found:?}"
         );
     }
@@ -242,11 +244,16 @@ mod tests {
             ),
         ]);
         assert!(
-            found.iter().any(|p| p.contains("\"partner\" goes to") && p.contains("not in REPLICATION_ROLE_ARNS")),
+            found
+                .iter()
+                .any(|p| p.contains("\"partner\" goes to")
+                    && p.contains("not in REPLICATION_ROLE_ARNS")),
             "{found:?}"
         );
         assert!(
-            found.iter().any(|p| p.contains("\"delegate\" includes CreateGrant")),
+            found
+                .iter()
+                .any(|p| p.contains("\"delegate\" includes CreateGrant")),
             "{found:?}"
         );
     }

@@ -46,7 +46,10 @@ impl Deps {
             aws_sdk_s3::Client::from_conf(config)
         };
         match self.s3.lock() {
-            Ok(mut clients) => clients.entry(region.to_string()).or_insert_with(build).clone(),
+            Ok(mut clients) => clients
+                .entry(region.to_string())
+                .or_insert_with(build)
+                .clone(),
             Err(_) => build(),
         }
     }

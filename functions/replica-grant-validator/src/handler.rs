@@ -126,7 +126,9 @@ async fn primary_of(deps: &Deps, locator: &KeyLocator) -> Result<Target, Guardra
         });
     };
     let primary = KeyLocator::parse(&primary_arn, &locator.region).map_err(|e| {
-        GuardrailError::InvalidEvent(format!("DescribeKey named a primary that is not a key ARN: {e}"))
+        GuardrailError::InvalidEvent(format!(
+            "DescribeKey named a primary that is not a key ARN: {e}"
+        ))
     })?;
     Ok(match resolve(&deps.clients, common, &primary).await? {
         Resolution::Managed(primary) => Target::Primary(primary),
@@ -170,13 +172,18 @@ async fn on_event(deps: &Deps, detail: &CloudTrailDetail) -> Result<Response, Gu
     let (audit, key_report) = audit_primary(deps, &primary).await;
     let mut report = ValidationReport::new(&detail.event_name, common.mode);
     report.keys.push(key_report);
-    let outcome = guard.finish(&primary, cause, Aliases::PerKey, audit).await?;
+    let outcome = guard
+        .finish(&primary, cause, Aliases::PerKey, audit)
+        .await?;
     report.notification = outcome.notification;
     Ok(Response::Report(Box::new(report)))
 }
 
 /// PutBucketReplication on a configured bucket: its rules against the replicas they name.
-async fn on_bucket_event(deps: &Deps, detail: &CloudTrailDetail) -> Result<Response, GuardrailError> {
+async fn on_bucket_event(
+    deps: &Deps,
+    detail: &CloudTrailDetail,
+) -> Result<Response, GuardrailError> {
     let config = &deps.config;
     let name = detail
         .request_parameters
@@ -201,7 +208,14 @@ async fn on_bucket_event(deps: &Deps, detail: &CloudTrailDetail) -> Result<Respo
         )));
     };
     let s3 = deps.s3(&bucket.region);
-    let checked = validate_bucket(&s3, &deps.clients, &config.common, &config.replication_roles, bucket).await;
+    let checked = validate_bucket(
+        &s3,
+        &deps.clients,
+        &config.common,
+        &config.replication_roles,
+        bucket,
+    )
+    .await;
     let mut report = ValidationReport::new(&detail.event_name, config.common.mode);
     report.buckets.push(checked);
     announce(deps, Cause::Event(detail), report).await
@@ -241,11 +255,20 @@ async fn on_sweep(
             },
         };
         let Some(primary) = primary else {
-            return Ok(skipped_key(&key, "single-Region key, or a replica of an unmanaged primary: nothing to validate"));
+            return Ok(skipped_key(
+                &key,
+                "single-Region key, or a replica of an unmanaged primary: nothing to validate",
+            ));
         };
-        let first_time = seen_ref.lock().map(|mut s| s.insert(primary.arn.to_string())).unwrap_or(true);
+        let first_time = seen_ref
+            .lock()
+            .map(|mut s| s.insert(primary.arn.to_string()))
+            .unwrap_or(true);
         if !first_time {
-            return Ok(skipped_key(&key, "validated with its primary in this sweep"));
+            return Ok(skipped_key(
+                &key,
+                "validated with its primary in this sweep",
+            ));
         }
         let (mut audit, report) = audit_primary(deps, &primary).await;
         if let Ok(mut all) = reports_ref.lock() {
@@ -267,7 +290,16 @@ async fn on_sweep(
     for bucket in &deps.config.buckets {
         let s3 = deps.s3(&bucket.region);
         let config = &deps.config;
-        report.buckets.push(validate_bucket(&s3, &deps.clients, common, &config.replication_roles, bucket).await);
+        report.buckets.push(
+            validate_bucket(
+                &s3,
+                &deps.clients,
+                common,
+                &config.replication_roles,
+                bucket,
+            )
+            .await,
+        );
     }
     report.sweep = Some(sweep);
     // Transient failures were counted as `retry_later`; the next sweep sees those keys again.

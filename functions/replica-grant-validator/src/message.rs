@@ -19,7 +19,10 @@ pub fn digest(
         .iter()
         .filter(|b| b.error.is_some() || b.all_problems().next().is_some())
         .collect();
-    let failed = report.sweep.as_ref().map_or(0, |s| s.failed + s.retry_later);
+    let failed = report
+        .sweep
+        .as_ref()
+        .map_or(0, |s| s.failed + s.retry_later);
     if keys.is_empty() && buckets.is_empty() && failed == 0 {
         return None;
     }
@@ -76,7 +79,11 @@ pub fn digest(
         }
         for action in key.all_actions() {
             let done = if action.done { "done" } else { "not done" };
-            body.push_str(&format!("  * {} ({done}): {}\n", action.operation, one_line(&action.detail, 400)));
+            body.push_str(&format!(
+                "  * {} ({done}): {}\n",
+                action.operation,
+                one_line(&action.detail, 400)
+            ));
         }
     }
     for bucket in &buckets {
@@ -86,7 +93,10 @@ pub fn digest(
             value(&bucket.region)
         ));
         if let Some(error) = &bucket.error {
-            body.push_str(&format!("  FAILED: {}\n", one_line(&error.to_string(), 400)));
+            body.push_str(&format!(
+                "  FAILED: {}\n",
+                one_line(&error.to_string(), 400)
+            ));
         }
         for problem in &bucket.problems {
             body.push_str(&format!("  - {}\n", one_line(&problem.summary, 1000)));
@@ -119,7 +129,11 @@ pub fn digest(
                 )
             })
         });
-    let severity = if critical { Severity::Critical } else { Severity::High };
+    let severity = if critical {
+        Severity::Critical
+    } else {
+        Severity::High
+    };
     Some(
         Notification::new(&subject, body)
             .attribute("function", speaker.function)

@@ -21,7 +21,9 @@ pub const REPLICATION_ACTIONS: [&str; 2] = ["kms:Encrypt", "kms:GenerateDataKey"
 pub fn for_region(document: &Value, from: &str, to: &str) -> Value {
     match document {
         Value::String(text) => Value::String(replace_region(text, from, to)),
-        Value::Array(items) => Value::Array(items.iter().map(|v| for_region(v, from, to)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| for_region(v, from, to)).collect())
+        }
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| (k.clone(), for_region(v, from, to)))
@@ -59,8 +61,13 @@ pub enum PolicyCheck {
     Matches,
     /// Differs in meaning, after the Region is substituted. `diff` is `-` primary only,
     /// `+` replica only.
-    Drift { summary: String, diff: String },
-    Unreadable { reason: String },
+    Drift {
+        summary: String,
+        diff: String,
+    },
+    Unreadable {
+        reason: String,
+    },
 }
 
 pub fn compare_policies(
@@ -75,7 +82,8 @@ pub fn compare_policies(
             Policy::from_value(&for_region(&v, primary_region, replica_region))
                 .map_err(|e| format!("the primary's key policy cannot be read: {e}"))
         });
-    let actual = Policy::parse(replica).map_err(|e| format!("the replica's key policy cannot be read: {e}"));
+    let actual =
+        Policy::parse(replica).map_err(|e| format!("the replica's key policy cannot be read: {e}"));
     let (expected, actual) = match (expected, actual) {
         (Ok(e), Ok(a)) => (e, a),
         (Err(reason), _) | (_, Err(reason)) => return PolicyCheck::Unreadable { reason },
@@ -90,7 +98,11 @@ pub fn compare_policies(
             diff.missing.len(),
             diff.extra.len(),
             diff.changed.len(),
-            if diff.version.is_some() { ", different Version" } else { "" }
+            if diff.version.is_some() {
+                ", different Version"
+            } else {
+                ""
+            }
         ),
         diff: diff.to_string(),
     }
@@ -165,7 +177,9 @@ pub fn role_access(
             _ if granted => Verdict::ViaGrant,
             Access::ViaIam => Verdict::ViaIam,
             Access::NotAllowed { reason } => {
-                details.push(format!("{action}: {reason}; no grant to the role covers it"));
+                details.push(format!(
+                    "{action}: {reason}; no grant to the role covers it"
+                ));
                 Verdict::NotAllowed
             }
         }
@@ -211,7 +225,10 @@ mod tests {
             name: Some("s3-replication".into()),
             grantee: Some(Grantee::Principal(role.into())),
             retiring: None,
-            operations: operations.iter().map(|o| o.to_string()).collect::<BTreeSet<_>>(),
+            operations: operations
+                .iter()
+                .map(|o| o.to_string())
+                .collect::<BTreeSet<_>>(),
             constraints: Default::default(),
             issuing_account: Some(ACCOUNT.into()),
         }
@@ -238,7 +255,12 @@ mod tests {
         let replica = json!({"Version": "2012-10-17", "Statement": [
             replication("s3.us-west-2.amazonaws.com"), admin()]});
         assert_eq!(
-            compare_policies(&primary.to_string(), "eu-west-1", &replica.to_string(), "us-west-2"),
+            compare_policies(
+                &primary.to_string(),
+                "eu-west-1",
+                &replica.to_string(),
+                "us-west-2"
+            ),
             PolicyCheck::Matches
         );
     }
@@ -249,9 +271,17 @@ mod tests {
         let replica = json!({"Version": "2012-10-17", "Statement": [admin(),
             {"Sid": "Outsider", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"},
              "Action": "kms:Decrypt", "Resource": "*"}]});
-        match compare_policies(&primary.to_string(), "eu-west-1", &replica.to_string(), "us-west-2") {
+        match compare_policies(
+            &primary.to_string(),
+            "eu-west-1",
+            &replica.to_string(),
+            "us-west-2",
+        ) {
             PolicyCheck::Drift { summary, diff } => {
-                assert!(summary.starts_with("0 statement(s) of the primary missing, 1 extra"), "{summary}");
+                assert!(
+                    summary.starts_with("0 statement(s) of the primary missing, 1 extra"),
+                    "{summary}"
+                );
                 assert!(diff.contains("444455556666"), "{diff}");
             }
             other => panic!("{other:?}"),
@@ -271,7 +301,10 @@ mod tests {
     fn a_via_service_allow_for_the_replicas_region_lets_the_role_encrypt() {
         let p = policy(json!([admin(), replication("s3.us-west-2.amazonaws.com")]));
         let access = role_access(&p, ROLE, "us-west-2", ACCOUNT, &[]);
-        assert_eq!((access.encrypt, access.generate_data_key), (Verdict::Allowed, Verdict::Allowed));
+        assert_eq!(
+            (access.encrypt, access.generate_data_key),
+            (Verdict::Allowed, Verdict::Allowed)
+        );
         assert!(!access.is_problem());
     }
 
@@ -281,7 +314,10 @@ mod tests {
         let access = role_access(&p, ROLE, "us-west-2", ACCOUNT, &[]);
         assert_eq!(access.encrypt, Verdict::NotAllowed);
         assert!(access.is_problem());
-        assert!(access.detail.unwrap().contains("no grant to the role covers it"));
+        assert!(access
+            .detail
+            .unwrap()
+            .contains("no grant to the role covers it"));
     }
 
     #[test]
@@ -289,7 +325,10 @@ mod tests {
         let grants = [grant(ROLE, &["Encrypt", "GenerateDataKey"])];
         let p = policy(json!([admin()]));
         let access = role_access(&p, ROLE, "us-west-2", ACCOUNT, &grants);
-        assert_eq!((access.encrypt, access.generate_data_key), (Verdict::ViaGrant, Verdict::ViaGrant));
+        assert_eq!(
+            (access.encrypt, access.generate_data_key),
+            (Verdict::ViaGrant, Verdict::ViaGrant)
+        );
 
         let deny = json!({"Sid": "OnlyAdmins", "Effect": "Deny", "Principal": {"AWS": "*"},
             "Action": "kms:*", "Resource": "*",
@@ -304,8 +343,17 @@ mod tests {
     fn a_grant_to_the_s3_service_or_another_role_does_not_let_the_role_encrypt() {
         let mut to_s3 = grant(ROLE, &["Encrypt", "GenerateDataKey"]);
         to_s3.grantee = Some(Grantee::Service("s3.amazonaws.com".into()));
-        let grants = [to_s3, grant("arn:aws:iam::111122223333:role/other", &["Encrypt"])];
-        let access = role_access(&policy(json!([admin()])), ROLE, "us-west-2", ACCOUNT, &grants);
+        let grants = [
+            to_s3,
+            grant("arn:aws:iam::111122223333:role/other", &["Encrypt"]),
+        ];
+        let access = role_access(
+            &policy(json!([admin()])),
+            ROLE,
+            "us-west-2",
+            ACCOUNT,
+            &grants,
+        );
         assert_eq!(access.encrypt, Verdict::NotAllowed);
     }
 

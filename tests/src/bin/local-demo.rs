@@ -76,7 +76,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let function = match args.first().map(String::as_str) {
         Some(
-            f @ ("policy-drift" | "root-access-revoker" | "alarm-notifier"
+            f @ ("policy-drift"
+            | "root-access-revoker"
+            | "alarm-notifier"
             | "replica-grant-validator"),
         ) => {
             let f = f.to_string();

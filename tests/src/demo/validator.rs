@@ -78,7 +78,9 @@ pub async fn run(scenario: &str, mode: &str) -> Result<(), Box<dyn std::error::E
         set.key_id
     };
 
-    heading(&format!("invoking replica-grant-validator with events/{sample}"));
+    heading(&format!(
+        "invoking replica-grant-validator with events/{sample}"
+    ));
     let config = validator_config(
         &bed.topic_arn,
         &[
@@ -90,9 +92,11 @@ pub async fn run(scenario: &str, mode: &str) -> Result<(), Box<dyn std::error::E
     let deps = replica_grant_validator::Deps::new(config, clients, &bed.sdk)
         .with_s3_client(REGION, bed.s3_in(REGION));
     let event = sample_event(&sample, &key_id);
-    let result =
-        replica_grant_validator::function_handler(LambdaEvent::new(event, Context::default()), &deps)
-            .await;
+    let result = replica_grant_validator::function_handler(
+        LambdaEvent::new(event, Context::default()),
+        &deps,
+    )
+    .await;
     heading("handler result (the structured report)");
     match &result {
         Ok(response) => println!("{}", serde_json::to_string_pretty(response)?),

@@ -157,7 +157,7 @@ pub fn role_access(
     grants: &[ExistingGrant],
 ) -> RoleAccess {
     let context = RequestContext::new()
-        .with("kms:ViaService", &format!("s3.{region}.amazonaws.com"))
+        .with("kms:ViaService", format!("s3.{region}.amazonaws.com"))
         .with("kms:CallerAccount", account);
     let mut details = Vec::new();
     let mut verdict = |action: &str| {

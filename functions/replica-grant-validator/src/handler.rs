@@ -42,7 +42,6 @@ use shared::kms::KeyInfo;
 use shared::notify::{deliver, Cause};
 use shared::outcome::{KeyOutcome, Outcome, Status};
 use shared::pipeline::Aliases;
-use shared::resolve::{resolve, Resolution};
 use shared::sweep::{self, Deadline, Swept};
 use shared::GuardrailError;
 
@@ -50,6 +49,7 @@ use crate::audit::audit_primary;
 use crate::buckets::validate_bucket;
 use crate::deps::Deps;
 use crate::message::digest;
+use crate::primary::{primary_of, Target};
 use crate::report::ValidationReport;
 
 /// The invocation's result: an event not acted on (or a key the function was shut out of),
@@ -89,58 +89,6 @@ pub async fn function_handler(
         }
     }
     result
-}
-
-/// The primary an event leads to, or why there is none.
-enum Target {
-    Primary(KeyInfo),
-    Skip(String),
-    ShutOut { key: KeyInfo, error: GuardrailError },
-}
-
-/// An event about a replica resolves to its primary. A key counts as managed when its
-/// primary is, or when the key named is (tags are not shared, and UpdatePrimaryRegion
-/// leaves the managed tag on what is now a replica).
-async fn primary_of(deps: &Deps, locator: &KeyLocator) -> Result<Target, GuardrailError> {
-    let common = &deps.config.common;
-    let (key, named_managed, reason) = match resolve(&deps.clients, common, locator).await? {
-        Resolution::Managed(key) => (key, true, String::new()),
-        Resolution::Unmanaged { key, reason } => (key, false, reason),
-        Resolution::NotOurs(reason) => return Ok(Target::Skip(reason)),
-        Resolution::ShutOut { key, error } => {
-            let key = KeyInfo::unreadable(&key, &locator.region, &common.account_id);
-            return Ok(Target::ShutOut { key, error });
-        }
-    };
-    if !key.multi_region {
-        return Ok(Target::Skip(format!(
-            "single-Region key {}: it has no replicas to validate",
-            key.arn
-        )));
-    }
-    let Some(primary_arn) = key.primary_arn.clone().filter(|_| key.is_replica()) else {
-        return Ok(if named_managed {
-            Target::Primary(key)
-        } else {
-            Target::Skip(reason)
-        });
-    };
-    let primary = KeyLocator::parse(&primary_arn, &locator.region).map_err(|e| {
-        GuardrailError::InvalidEvent(format!(
-            "DescribeKey named a primary that is not a key ARN: {e}"
-        ))
-    })?;
-    Ok(match resolve(&deps.clients, common, &primary).await? {
-        Resolution::Managed(primary) => Target::Primary(primary),
-        Resolution::Unmanaged { key: primary, .. } if named_managed => Target::Primary(primary),
-        Resolution::Unmanaged { reason, .. } | Resolution::NotOurs(reason) => Target::Skip(
-            format!("replica of {}, which is not managed: {reason}", primary_arn),
-        ),
-        Resolution::ShutOut { key, error } => Target::ShutOut {
-            key: KeyInfo::unreadable(&key, &primary.region, &common.account_id),
-            error,
-        },
-    })
 }
 
 async fn on_event(deps: &Deps, detail: &CloudTrailDetail) -> Result<Response, GuardrailError> {
@@ -332,4 +280,243 @@ async fn announce(
         return Err(e.clone());
     }
     Ok(Response::Report(Box::new(report)))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Paths moto cannot produce: throttling and AccessDenied in one replica Region, against
+    //! the real SDK clients with mocked answers, one client per Region.
+
+    use super::*;
+    use aws_sdk_kms::operation::create_grant::CreateGrantOutput;
+    use aws_sdk_kms::operation::describe_key::DescribeKeyOutput;
+    use aws_sdk_kms::operation::get_key_policy::GetKeyPolicyOutput;
+    use aws_sdk_kms::operation::list_aliases::ListAliasesOutput;
+    use aws_sdk_kms::operation::list_grants::ListGrantsOutput;
+    use aws_sdk_kms::operation::list_resource_tags::ListResourceTagsOutput;
+    use aws_sdk_kms::types::{
+        GrantListEntry, GrantOperation, KeyManagerType, KeyMetadata, KeySpec, KeyState,
+        MultiRegionConfiguration, MultiRegionKey, MultiRegionKeyType, Tag,
+    };
+    use aws_sdk_kms::Client as KmsClient;
+    use aws_sdk_sns::operation::publish::PublishOutput;
+    use aws_sdk_sns::Client as SnsClient;
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+    use aws_smithy_types::error::ErrorMetadata;
+    use lambda_runtime::Context;
+    use shared::aws::AwsClients;
+    use std::collections::HashMap;
+
+    const ID: &str = "mrk-1234abcd12ab34cd56ef1234567890ab";
+    const ROLE: &str = "arn:aws:iam::111122223333:role/s3-replication";
+    const REVOKE_GRANT: &str =
+        include_str!("../../../events/replica-grant-validator/revoke-grant.json");
+
+    fn arn(region: &str) -> String {
+        format!("arn:aws:kms:{region}:111122223333:key/{ID}")
+    }
+
+    fn config() -> crate::Config {
+        let env: HashMap<&str, String> = HashMap::from([
+            ("MODE", "enforce".to_string()),
+            ("ACCOUNT_ID", "111122223333".to_string()),
+            ("AWS_REGION", "eu-west-1".to_string()),
+            (
+                "NOTIFY_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:111122223333:kms-guardrails".to_string(),
+            ),
+            (
+                "SELF_ROLE_ARN",
+                "arn:aws:iam::111122223333:role/replica-grant-validator".to_string(),
+            ),
+            ("REPLICATION_REGIONS", "us-west-2,eu-central-1".to_string()),
+            ("REPLICATION_ROLE_ARNS", ROLE.to_string()),
+            (
+                "REQUIRED_GRANTS",
+                format!(
+                    r#"[{{"Name":"s3-replication","GranteePrincipal":"{ROLE}","Operations":["Encrypt","GenerateDataKey"]}}]"#
+                ),
+            ),
+        ]);
+        crate::Config::from_lookup(&|k| env.get(k).cloned()).unwrap()
+    }
+
+    fn metadata(region: &str) -> KeyMetadata {
+        let key = |r: &str| MultiRegionKey::builder().arn(arn(r)).region(r).build();
+        let kind = if region == "eu-west-1" {
+            MultiRegionKeyType::Primary
+        } else {
+            MultiRegionKeyType::Replica
+        };
+        KeyMetadata::builder()
+            .key_id(ID)
+            .arn(arn(region))
+            .aws_account_id("111122223333")
+            .key_state(KeyState::Enabled)
+            .key_manager(KeyManagerType::Customer)
+            .key_spec(KeySpec::SymmetricDefault)
+            .multi_region(true)
+            .multi_region_configuration(
+                MultiRegionConfiguration::builder()
+                    .multi_region_key_type(kind)
+                    .primary_key(key("eu-west-1"))
+                    .replica_keys(key("us-west-2"))
+                    .replica_keys(key("eu-central-1"))
+                    .build(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    fn policy(region: &str) -> String {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Admin","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::111122223333:role/kms-admin"}},"Action":"kms:*","Resource":"*"}},
+               {{"Sid":"S3Replication","Effect":"Allow","Principal":{{"AWS":"{ROLE}"}},"Action":["kms:Encrypt","kms:GenerateDataKey"],"Resource":"*","Condition":{{"StringEquals":{{"kms:ViaService":"s3.{region}.amazonaws.com"}}}}}}]}}"#
+        )
+    }
+
+    fn error(code: &str) -> ErrorMetadata {
+        ErrorMetadata::builder()
+            .code(code)
+            .message("mocked")
+            .build()
+    }
+
+    /// DescribeKey, tags (managed on the primary only), policy and aliases of `region`.
+    fn key_rules(region: &'static str) -> Vec<Rule> {
+        let tags = if region == "eu-west-1" {
+            vec![Tag::builder()
+                .tag_key("guardrails:managed")
+                .tag_value("true")
+                .build()
+                .unwrap()]
+        } else {
+            Vec::new()
+        };
+        vec![
+            mock!(KmsClient::describe_key).then_output(move || {
+                DescribeKeyOutput::builder()
+                    .key_metadata(metadata(region))
+                    .build()
+            }),
+            mock!(KmsClient::list_resource_tags).then_output(move || {
+                ListResourceTagsOutput::builder()
+                    .set_tags(Some(tags.clone()))
+                    .build()
+            }),
+            mock!(KmsClient::get_key_policy)
+                .then_output(move || GetKeyPolicyOutput::builder().policy(policy(region)).build()),
+            mock!(KmsClient::list_aliases).then_output(|| ListAliasesOutput::builder().build()),
+        ]
+    }
+
+    fn required_grant() -> GrantListEntry {
+        GrantListEntry::builder()
+            .grant_id("g-1")
+            .name("s3-replication")
+            .grantee_principal(ROLE)
+            .operations(GrantOperation::Encrypt)
+            .operations(GrantOperation::GenerateDataKey)
+            .build()
+    }
+
+    fn client(rules: &[Rule]) -> KmsClient {
+        let refs: Vec<&Rule> = rules.iter().collect();
+        mock_client!(aws_sdk_kms, RuleMode::MatchAny, &refs)
+    }
+
+    async fn invoke(clients: AwsClients) -> Result<Response, GuardrailError> {
+        let deps = Deps::new(config(), clients, &aws_config::SdkConfig::builder().build());
+        let event = serde_json::from_str(REVOKE_GRANT).unwrap();
+        function_handler(LambdaEvent::new(event, Context::default()), &deps).await
+    }
+
+    #[tokio::test]
+    async fn a_throttled_replica_region_fails_the_invocation_and_nothing_is_written_or_sent() {
+        let west_grants = mock!(KmsClient::list_grants).then_error(|| {
+            aws_sdk_kms::operation::list_grants::ListGrantsError::generic(error(
+                "ThrottlingException",
+            ))
+        });
+        let central_grants = mock!(KmsClient::list_grants)
+            .then_output(|| ListGrantsOutput::builder().grants(required_grant()).build());
+        let create =
+            mock!(KmsClient::create_grant).then_output(|| CreateGrantOutput::builder().build());
+        let publish = mock!(SnsClient::publish)
+            .then_output(|| PublishOutput::builder().message_id("m-1").build());
+        let west: Vec<Rule> = key_rules("us-west-2")
+            .into_iter()
+            .chain([west_grants, create.clone()])
+            .collect();
+        let central: Vec<Rule> = key_rules("eu-central-1")
+            .into_iter()
+            .chain([central_grants, create.clone()])
+            .collect();
+        let sns: SnsClient = mock_client!(aws_sdk_sns, RuleMode::MatchAny, &[&publish]);
+        let clients = AwsClients::new(aws_config::SdkConfig::builder().build())
+            .with_kms_client("eu-west-1", client(&key_rules("eu-west-1")))
+            .with_kms_client("us-west-2", client(&west))
+            .with_kms_client("eu-central-1", client(&central))
+            .with_sns_client("eu-west-1", sns);
+
+        let error = invoke(clients).await.unwrap_err();
+
+        assert!(error.is_retryable(), "{error}");
+        assert_eq!(error.operation(), Some("ListGrants"));
+        assert_eq!(create.num_calls(), 0);
+        assert_eq!(publish.num_calls(), 0, "the retry announces what it finds");
+    }
+
+    #[tokio::test]
+    async fn a_denied_replica_region_is_reported_once_and_the_other_region_is_still_repaired() {
+        let west_grants = mock!(KmsClient::list_grants).then_error(|| {
+            aws_sdk_kms::operation::list_grants::ListGrantsError::generic(error(
+                "AccessDeniedException",
+            ))
+        });
+        let central_grants =
+            mock!(KmsClient::list_grants).then_output(|| ListGrantsOutput::builder().build());
+        let create = mock!(KmsClient::create_grant)
+            .match_requests(|r| {
+                r.name() == Some("s3-replication")
+                    && r.key_id() == Some(arn("eu-central-1").as_str())
+            })
+            .then_output(|| CreateGrantOutput::builder().grant_id("g-2").build());
+        let publish = mock!(SnsClient::publish)
+            .then_output(|| PublishOutput::builder().message_id("m-1").build());
+        let west: Vec<Rule> = key_rules("us-west-2")
+            .into_iter()
+            .chain([west_grants])
+            .collect();
+        let central: Vec<Rule> = key_rules("eu-central-1")
+            .into_iter()
+            .chain([central_grants, create.clone()])
+            .collect();
+        let sns: SnsClient = mock_client!(aws_sdk_sns, RuleMode::MatchAny, &[&publish]);
+        let clients = AwsClients::new(aws_config::SdkConfig::builder().build())
+            .with_kms_client("eu-west-1", client(&key_rules("eu-west-1")))
+            .with_kms_client("us-west-2", client(&west))
+            .with_kms_client("eu-central-1", client(&central))
+            .with_sns_client("eu-west-1", sns);
+
+        let report = match invoke(clients).await.unwrap() {
+            Response::Report(report) => report,
+            other => panic!("{other:?}"),
+        };
+
+        assert_eq!(create.num_calls(), 1);
+        assert_eq!(publish.num_calls(), 1);
+        let replicas = &report.keys[0].replicas;
+        let west = replicas.iter().find(|r| r.region == "us-west-2").unwrap();
+        assert!(
+            west.error.as_deref().unwrap().contains("ListGrants"),
+            "{west:?}"
+        );
+        let central = replicas
+            .iter()
+            .find(|r| r.region == "eu-central-1")
+            .unwrap();
+        assert_eq!(central.grants.missing, ["s3-replication"]);
+        assert!(central.actions[0].done);
+    }
 }

@@ -8,6 +8,7 @@ pub mod deps;
 pub mod grants;
 pub mod handler;
 pub mod message;
+pub mod primary;
 pub mod replicas;
 pub mod report;
 

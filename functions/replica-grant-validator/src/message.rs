@@ -101,14 +101,9 @@ pub fn digest(
         for problem in &bucket.problems {
             body.push_str(&format!("  - {}\n", one_line(&problem.summary, 1000)));
         }
-        for rule in &bucket.rules {
-            for problem in &rule.problems {
-                body.push_str(&format!(
-                    "  - rule {}: {}\n",
-                    value(rule.id.as_deref().unwrap_or("(no id)")),
-                    one_line(&problem.summary, 1000)
-                ));
-            }
+        // Each rule's problems name the rule themselves.
+        for problem in bucket.rules.iter().flat_map(|r| &r.problems) {
+            body.push_str(&format!("  - {}\n", one_line(&problem.summary, 1000)));
         }
     }
     if let Some(sweep) = &report.sweep {

@@ -85,6 +85,8 @@ def one_run(binary, event, endpoint):
         "NOTIFY_TOPIC_ARN": "arn:aws:sns:eu-west-1:111122223333:bench",
         "SELF_ROLE_ARN": "arn:aws:iam::111122223333:role/kms-guardrails-PolicyDriftFunctionRole-1A2B3C4D5E6F",
         "MODE": "report",
+        # replica-grant-validator requires it; the other functions ignore it.
+        "REPLICATION_REGIONS": "us-west-2",
     }
     if endpoint:
         env["AWS_ENDPOINT_URL"] = endpoint

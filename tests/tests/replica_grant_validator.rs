@@ -381,3 +381,39 @@ async fn a_bucket_whose_replication_names_an_alias_or_a_disabled_replica_is_repo
         .collect();
     assert!(kinds.contains(&"key_disabled".to_string()), "{kinds:?}");
 }
+
+#[tokio::test]
+async fn report_mode_writes_nothing_and_says_which_grants_it_would_create() {
+    let bed = TestBed::start().await;
+    let set = bed.create_key_set(&REPLICA_REGIONS).await;
+    let (deps, calls) = deps(
+        &bed,
+        validator_config(&bed.topic_arn, &[("MODE", "report")]),
+    );
+
+    let checked = report(run(&deps, sweep()).await);
+
+    assert!(calls.writes().is_empty(), "{:?}", calls.writes());
+    for region in REPLICA_REGIONS {
+        assert!(
+            bed.grants_in(region, &set.key_id).await.is_empty(),
+            "{region}"
+        );
+    }
+    let actions: Vec<_> = checked.keys[0]
+        .replicas
+        .iter()
+        .flat_map(|r| &r.actions)
+        .collect();
+    assert_eq!(actions.len(), 2);
+    assert!(actions
+        .iter()
+        .all(|a| !a.done && a.detail == "would create grant s3-replication"));
+    let message = &bed.notifications().await[0];
+    assert!(
+        message.subject.contains("2 problem(s)"),
+        "{}",
+        message.subject
+    );
+    assert!(!message.subject.contains("repair"), "{}", message.subject);
+}

@@ -108,6 +108,16 @@ async fn a_missing_grant_is_created_in_each_replica_region_and_a_second_run_writ
     calls.clear();
     let second = report(run(&deps, sweep()).await);
     assert!(calls.writes().is_empty(), "{:?}", calls.writes());
+    // Three reads per replica Region and nothing else: the fewest the checks allow.
+    for region in REPLICA_REGIONS {
+        let in_region: Vec<String> = calls
+            .calls()
+            .into_iter()
+            .filter(|(r, _)| r == region)
+            .map(|(_, op)| op)
+            .collect();
+        assert_eq!(in_region, ["DescribeKey", "GetKeyPolicy", "ListGrants"], "{region}");
+    }
     assert!(second.keys[0]
         .replicas
         .iter()

@@ -519,12 +519,21 @@ fn constraint_refusals(constraints: &GrantConstraints, out: &mut Vec<String>) {
     }
 }
 
+/// ListGrants' `Limit` may be 1 to 100; KMS serves 50 without it.
+pub const MAX_GRANTS_PER_PAGE: i32 = 100;
+
 /// Every grant of the key, all pages.
 pub async fn list_grants(
     client: &Client,
     key_arn: &str,
 ) -> Result<Vec<ExistingGrant>, GuardrailError> {
-    let mut pages = client.list_grants().key_id(key_arn).into_paginator().send();
+    // The largest page KMS serves (default 50): fewer requests against the shared quota.
+    let mut pages = client
+        .list_grants()
+        .key_id(key_arn)
+        .limit(MAX_GRANTS_PER_PAGE)
+        .into_paginator()
+        .send();
     let mut grants = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| GuardrailError::aws("ListGrants", key_arn, e))?;
@@ -1140,6 +1149,8 @@ mod tests {
             assert!(bodies[0].get("Marker").is_none());
             assert_eq!(bodies[1]["Marker"], "page-2");
             assert_eq!(bodies[2]["Marker"], "page-3");
+            // The largest page KMS serves, on every request.
+            assert!(bodies.iter().all(|b| b["Limit"] == 100), "{bodies:?}");
         }
 
         #[tokio::test]

@@ -116,7 +116,11 @@ async fn a_missing_grant_is_created_in_each_replica_region_and_a_second_run_writ
             .filter(|(r, _)| r == region)
             .map(|(_, op)| op)
             .collect();
-        assert_eq!(in_region, ["DescribeKey", "GetKeyPolicy", "ListGrants"], "{region}");
+        assert_eq!(
+            in_region,
+            ["DescribeKey", "GetKeyPolicy", "ListGrants"],
+            "{region}"
+        );
     }
     assert!(second.keys[0]
         .replicas

@@ -22,6 +22,9 @@ pub struct KeyInfo {
     pub customer_managed: bool,
     /// Symmetric keys with KMS-generated material are the only ones that can rotate automatically.
     pub rotatable: bool,
+    /// A symmetric encryption key (`SYMMETRIC_DEFAULT`), the only kind S3 encrypts with. An
+    /// answer without a key spec (an old emulator) is not held against the key.
+    pub symmetric: bool,
     pub multi_region: bool,
     /// For multi-Region keys, the primary's ARN. Compare with `arn`, not `MultiRegionKeyType`,
     /// which moto misreports for primaries after ReplicateKey.
@@ -73,6 +76,9 @@ impl KeyInfo {
             customer_managed: meta.key_manager() == Some(&KeyManagerType::Customer),
             rotatable: meta.key_spec() == Some(&KeySpec::SymmetricDefault)
                 && meta.origin() == Some(&OriginType::AwsKms),
+            symmetric: meta
+                .key_spec()
+                .is_none_or(|spec| *spec == KeySpec::SymmetricDefault),
             multi_region: meta.multi_region().unwrap_or(false),
             primary_arn: meta
                 .multi_region_configuration()
@@ -297,6 +303,7 @@ impl KeyInfo {
             state: KeyState::Unavailable,
             customer_managed: true,
             rotatable: false,
+            symmetric: false,
             multi_region: false,
             primary_arn: None,
             replica_arns: Vec::new(),

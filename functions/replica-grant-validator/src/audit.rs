@@ -5,7 +5,7 @@
 
 use aws_sdk_kms::types::KeyState;
 use shared::config::Mode;
-use shared::grants::{self, ExistingGrant, GrantSpec};
+use shared::grants::{self, ExistingGrant};
 use shared::kms::{self, KeyInfo};
 use shared::outcome::{Action, Finding, FindingKind, KeyOutcome, Severity, Status};
 use shared::pipeline::Audit;
@@ -16,7 +16,7 @@ use shared::GuardrailError;
 use crate::deps::Deps;
 use crate::grants::{check, GrantCheck};
 use crate::replicas::{compare_policies, role_access, PolicyCheck};
-use crate::report::{PrimaryReport, ReplicaReport};
+use crate::report::{is_critical, PrimaryReport, ReplicaReport};
 
 /// Validates `primary` and every replica it lists. The audit carries what the message needs;
 /// the report carries everything.
@@ -84,12 +84,7 @@ fn to_audit(primary: &KeyInfo, report: &PrimaryReport, mut failures: Vec<Guardra
     } else {
         Status::Reported
     };
-    let critical = outcome.findings.iter().any(|f| {
-        matches!(
-            f.kind,
-            FindingKind::PendingDeletion | FindingKind::ReplicationAccess
-        )
-    });
+    let critical = outcome.findings.iter().any(is_critical);
     let headline = if outcome.writes() > 0 {
         "Replica grants repaired for multi-Region KMS key"
     } else {
@@ -237,11 +232,7 @@ async fn repair_grants(
         report.grants.missing.push(spec.name.clone());
         report.findings.push(Finding::new(
             FindingKind::GrantMissing,
-            format!(
-                "required grant {} is missing ({})",
-                value(&spec.name),
-                describe(spec)
-            ),
+            format!("required grant missing: {}", spec.summary()),
         ));
         if !enforce || failure.is_some() {
             report.actions.push(Action {
@@ -290,14 +281,4 @@ async fn repair_grants(
         }
     }
     (created, failure)
-}
-
-/// One line for a grant's parameters.
-fn describe(spec: &GrantSpec) -> String {
-    let grantee = match &spec.grantee {
-        grants::Grantee::Principal(p) => format!("grantee {}", value(p)),
-        grants::Grantee::Service(s) => format!("service grantee {}", value(s)),
-    };
-    let operations: Vec<&str> = spec.operations.iter().map(String::as_str).collect();
-    format!("{grantee}, operations {}", operations.join(", "))
 }

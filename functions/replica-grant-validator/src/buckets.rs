@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_kms::types::{KeySpec, KeyState};
+use aws_sdk_kms::types::KeyState;
 use aws_sdk_s3::config::Region;
 use aws_sdk_s3::types::{
     ReplicationConfiguration, ReplicationRuleStatus, SseKmsEncryptedObjectsStatus,
@@ -14,7 +14,7 @@ use shared::arn::Arn;
 use shared::aws::AwsClients;
 use shared::config::{is_region, CommonConfig};
 use shared::events::KeyLocator;
-use shared::kms::KeyInfo;
+use shared::kms::{self, KeyInfo};
 use shared::resolve::{resolve, Resolution};
 use shared::text::{quoted, value};
 use shared::GuardrailError;
@@ -146,7 +146,6 @@ pub async fn replication(
 pub enum KeyLookup {
     Found {
         key: Box<KeyInfo>,
-        key_spec_symmetric: bool,
         /// Whether the replica's primary is a managed key; `None` when that cannot be told.
         primary_managed: Option<bool>,
     },
@@ -290,20 +289,14 @@ pub fn check_rule(rule: &Rule, key: Option<&KeyLookup>) -> Vec<BucketProblem> {
         )),
         Some(KeyLookup::Found {
             key,
-            key_spec_symmetric,
             primary_managed,
-        }) => problems.extend(check_key(&name, key, *key_spec_symmetric, *primary_managed)),
+        }) => problems.extend(check_key(&name, key, *primary_managed)),
     }
     problems
 }
 
 /// What is wrong with the key a rule encrypts replicas with.
-fn check_key(
-    name: &str,
-    key: &KeyInfo,
-    symmetric: bool,
-    primary_managed: Option<bool>,
-) -> Vec<BucketProblem> {
+fn check_key(name: &str, key: &KeyInfo, primary_managed: Option<bool>) -> Vec<BucketProblem> {
     use BucketProblemKind as K;
     let arn = value(key.arn.as_str());
     let mut problems = Vec::new();
@@ -336,7 +329,7 @@ fn check_key(
             format!("{name} encrypts with {arn}, {what}"),
         ));
     }
-    if !symmetric {
+    if !key.symmetric {
         problems.push(BucketProblem::new(
             K::NotSymmetric,
             format!("{name} encrypts with {arn}, which is not SYMMETRIC_DEFAULT: S3 encrypts only with symmetric keys; name a symmetric multi-Region replica"),
@@ -500,8 +493,8 @@ async fn look_up(
     let (KeyReference::KeyArn(arn) | KeyReference::AliasArn(arn)) = KeyReference::of(id) else {
         return Ok(None);
     };
-    match describe(&clients.kms(arn.region()), id).await {
-        Ok((key, key_spec_symmetric)) => {
+    match kms::describe_key(&clients.kms(arn.region()), id).await {
+        Ok(key) => {
             let primary_managed = match key.primary_arn.as_deref().filter(|_| key.is_replica()) {
                 Some(primary) => match primaries.get(primary) {
                     Some(known) => *known,
@@ -515,7 +508,6 @@ async fn look_up(
             };
             Ok(Some(KeyLookup::Found {
                 key: Box::new(key),
-                key_spec_symmetric,
                 primary_managed,
             }))
         }
@@ -523,31 +515,6 @@ async fn look_up(
         Err(e) if e.is_retryable() => Err(e),
         Err(e) => Ok(Some(KeyLookup::Unreadable(e.to_string()))),
     }
-}
-
-/// DescribeKey, keeping the key spec [`KeyInfo`] does not carry.
-async fn describe(
-    client: &aws_sdk_kms::Client,
-    id: &str,
-) -> Result<(KeyInfo, bool), GuardrailError> {
-    let out = client
-        .describe_key()
-        .key_id(id)
-        .send()
-        .await
-        .map_err(|e| GuardrailError::aws("DescribeKey", id, e))?;
-    let meta = out.key_metadata().ok_or_else(|| {
-        GuardrailError::InvalidEvent(format!(
-            "DescribeKey returned no metadata for {}",
-            value(id)
-        ))
-    })?;
-    let key = KeyInfo::from_metadata(meta).map_err(GuardrailError::InvalidEvent)?;
-    // An answer without a spec (an old emulator) is not held against the key.
-    let symmetric = meta
-        .key_spec()
-        .is_none_or(|spec| *spec == KeySpec::SymmetricDefault);
-    Ok((key, symmetric))
 }
 
 /// Whether the primary is a managed key: `None` when the function is shut out of it or the
@@ -577,7 +544,8 @@ mod tests {
     use super::*;
     use aws_sdk_kms::operation::describe_key::{DescribeKeyError, DescribeKeyOutput};
     use aws_sdk_kms::types::{
-        KeyManagerType, KeyMetadata, MultiRegionConfiguration, MultiRegionKey, MultiRegionKeyType,
+        KeyManagerType, KeyMetadata, KeySpec, MultiRegionConfiguration, MultiRegionKey,
+        MultiRegionKeyType,
     };
     use aws_sdk_kms::Client as KmsClient;
     use aws_sdk_s3::operation::get_bucket_replication::GetBucketReplicationOutput;
@@ -655,7 +623,6 @@ mod tests {
                 ))
                 .unwrap(),
             ),
-            key_spec_symmetric: true,
             primary_managed,
         }
     }
@@ -791,7 +758,6 @@ mod tests {
                 KeyInfo::from_metadata(&metadata(arn, KeyState::Enabled, primary, spec.clone()))
                     .unwrap(),
             ),
-            key_spec_symmetric: spec == KeySpec::SymmetricDefault,
             primary_managed: Some(true),
         };
         let primary = check_rule(

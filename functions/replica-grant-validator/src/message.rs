@@ -5,7 +5,7 @@ use shared::notify::{change_block, Cause, Notification, Speaker};
 use shared::outcome::Severity;
 use shared::text::{one_line, value};
 
-use crate::report::{PrimaryReport, ValidationReport};
+use crate::report::{is_critical, PrimaryReport, ValidationReport};
 
 /// The message for `report`, or `None` when nothing was found, done or failed.
 pub fn digest(
@@ -115,15 +115,9 @@ pub fn digest(
     body.push_str("\nThe full report (per replica: state, grants, policy drift, replication-role access, actions) is the function's result and is in its log.\n");
 
     let critical = failed > 0
-        || keys.iter().any(|k| {
-            k.all_findings().iter().any(|f| {
-                matches!(
-                    f.kind,
-                    shared::outcome::FindingKind::PendingDeletion
-                        | shared::outcome::FindingKind::ReplicationAccess
-                )
-            })
-        });
+        || keys
+            .iter()
+            .any(|k| k.all_findings().iter().any(is_critical));
     let severity = if critical {
         Severity::Critical
     } else {

@@ -4,10 +4,19 @@
 use serde::Serialize;
 use shared::config::Mode;
 use shared::notify::Delivery;
-use shared::outcome::{Action, Finding, SweepReport};
+use shared::outcome::{Action, Finding, FindingKind, SweepReport};
 
 use crate::buckets::BucketReport;
 use crate::replicas::{PolicyCheck, RoleAccess};
+
+/// Findings that stop replication into a Region now or soon: a replica going away, or a
+/// replication role that may not encrypt with it.
+pub fn is_critical(finding: &Finding) -> bool {
+    matches!(
+        finding.kind,
+        FindingKind::PendingDeletion | FindingKind::ReplicationAccess
+    )
+}
 
 /// The grants of one replica against the required ones, as people read them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

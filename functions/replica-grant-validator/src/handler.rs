@@ -341,13 +341,22 @@ mod tests {
         crate::Config::from_lookup(&|k| env.get(k).cloned()).unwrap()
     }
 
-    fn metadata(region: &str) -> KeyMetadata {
+    /// The key in `region` of a set whose primary is in `primary`; the other two are replicas.
+    fn metadata(region: &str, primary: &str) -> KeyMetadata {
         let key = |r: &str| MultiRegionKey::builder().arn(arn(r)).region(r).build();
-        let kind = if region == "eu-west-1" {
+        let kind = if region == primary {
             MultiRegionKeyType::Primary
         } else {
             MultiRegionKeyType::Replica
         };
+        let mut config = MultiRegionConfiguration::builder()
+            .multi_region_key_type(kind)
+            .primary_key(key(primary));
+        for replica in ["eu-west-1", "us-west-2", "eu-central-1"] {
+            if replica != primary {
+                config = config.replica_keys(key(replica));
+            }
+        }
         KeyMetadata::builder()
             .key_id(ID)
             .arn(arn(region))
@@ -356,14 +365,7 @@ mod tests {
             .key_manager(KeyManagerType::Customer)
             .key_spec(KeySpec::SymmetricDefault)
             .multi_region(true)
-            .multi_region_configuration(
-                MultiRegionConfiguration::builder()
-                    .multi_region_key_type(kind)
-                    .primary_key(key("eu-west-1"))
-                    .replica_keys(key("us-west-2"))
-                    .replica_keys(key("eu-central-1"))
-                    .build(),
-            )
+            .multi_region_configuration(config.build())
             .build()
             .unwrap()
     }
@@ -384,7 +386,12 @@ mod tests {
 
     /// DescribeKey, tags (managed on the primary only), policy and aliases of `region`.
     fn key_rules(region: &'static str) -> Vec<Rule> {
-        let tags = if region == "eu-west-1" {
+        key_rules_in_set(region, "eu-west-1", region == "eu-west-1")
+    }
+
+    /// The same for a set whose primary is in `primary`, the key in `region` tagged or not.
+    fn key_rules_in_set(region: &'static str, primary: &'static str, tagged: bool) -> Vec<Rule> {
+        let tags = if tagged {
             vec![Tag::builder()
                 .tag_key("guardrails:managed")
                 .tag_value("true")
@@ -396,7 +403,7 @@ mod tests {
         vec![
             mock!(KmsClient::describe_key).then_output(move || {
                 DescribeKeyOutput::builder()
-                    .key_metadata(metadata(region))
+                    .key_metadata(metadata(region, primary))
                     .build()
             }),
             mock!(KmsClient::list_resource_tags).then_output(move || {
@@ -426,8 +433,12 @@ mod tests {
     }
 
     async fn invoke(clients: AwsClients) -> Result<Response, GuardrailError> {
+        invoke_with(clients, REVOKE_GRANT).await
+    }
+
+    async fn invoke_with(clients: AwsClients, sample: &str) -> Result<Response, GuardrailError> {
         let deps = Deps::new(config(), clients, &aws_config::SdkConfig::builder().build());
-        let event = serde_json::from_str(REVOKE_GRANT).unwrap();
+        let event = serde_json::from_str(sample).unwrap();
         function_handler(LambdaEvent::new(event, Context::default()), &deps).await
     }
 
@@ -518,5 +529,55 @@ mod tests {
             .unwrap();
         assert_eq!(central.grants.missing, ["s3-replication"]);
         assert!(central.actions[0].done);
+    }
+
+    /// moto has no UpdatePrimaryRegion. Afterwards the managed tag sits on the eu-west-1 key,
+    /// now a replica of the us-west-2 primary, which has no tag: the set is still managed, and
+    /// validated from its new primary.
+    #[tokio::test]
+    async fn after_update_primary_region_the_set_is_validated_from_its_new_primary() {
+        let empty =
+            || mock!(KmsClient::list_grants).then_output(|| ListGrantsOutput::builder().build());
+        let create = mock!(KmsClient::create_grant)
+            .then_output(|| CreateGrantOutput::builder().grant_id("g-new").build());
+        let publish = mock!(SnsClient::publish)
+            .then_output(|| PublishOutput::builder().message_id("m-1").build());
+        let old_primary: Vec<Rule> = key_rules_in_set("eu-west-1", "us-west-2", true)
+            .into_iter()
+            .chain([empty(), create.clone()])
+            .collect();
+        let new_primary = key_rules_in_set("us-west-2", "us-west-2", false);
+        let central: Vec<Rule> = key_rules_in_set("eu-central-1", "us-west-2", false)
+            .into_iter()
+            .chain([empty(), create.clone()])
+            .collect();
+        let sns: SnsClient = mock_client!(aws_sdk_sns, RuleMode::MatchAny, &[&publish]);
+        let clients = AwsClients::new(aws_config::SdkConfig::builder().build())
+            .with_kms_client("eu-west-1", client(&old_primary))
+            .with_kms_client("us-west-2", client(&new_primary))
+            .with_kms_client("eu-central-1", client(&central))
+            .with_sns_client("eu-west-1", sns);
+
+        let sample =
+            include_str!("../../../events/replica-grant-validator/update-primary-region.json");
+        let report = match invoke_with(clients, sample).await.unwrap() {
+            Response::Report(report) => report,
+            other => panic!("{other:?}"),
+        };
+
+        assert_eq!(report.keys[0].primary, arn("us-west-2"));
+        let regions: Vec<&str> = report.keys[0]
+            .replicas
+            .iter()
+            .map(|r| r.region.as_str())
+            .collect();
+        assert_eq!(regions, ["eu-west-1", "eu-central-1"]);
+        // eu-west-1 is outside the allowed Regions of this configuration: reported, no grant.
+        assert!(report.keys[0].replicas[0]
+            .findings
+            .iter()
+            .any(|f| f.kind == shared::outcome::FindingKind::ReplicaRegionNotAllowed));
+        assert_eq!(create.num_calls(), 1, "the eu-central-1 grant only");
+        assert_eq!(publish.num_calls(), 1);
     }
 }

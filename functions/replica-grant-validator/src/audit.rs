@@ -4,6 +4,7 @@
 //! `grants`.
 
 use aws_sdk_kms::types::KeyState;
+use shared::arn::Arn;
 use shared::config::Mode;
 use shared::grants::{self, ExistingGrant};
 use shared::kms::{self, KeyInfo};
@@ -45,7 +46,7 @@ pub async fn audit_primary(deps: &Deps, primary: &KeyInfo) -> (Audit, PrimaryRep
                 let has_replica = primary
                     .replica_arns
                     .iter()
-                    .any(|arn| region_of(arn) == Some(region.as_str()));
+                    .any(|arn| region_of(arn) == *region);
                 if !has_replica && *region != primary.region {
                     report.missing_regions.push(region.clone());
                     report.findings.push(Finding::new(
@@ -67,8 +68,11 @@ pub async fn audit_primary(deps: &Deps, primary: &KeyInfo) -> (Audit, PrimaryRep
     (to_audit(primary, &report, failures), report)
 }
 
-fn region_of(arn: &str) -> Option<&str> {
-    arn.split(':').nth(3)
+/// The Region of a key ARN DescribeKey listed; empty for one that does not parse.
+fn region_of(arn: &str) -> String {
+    Arn::parse(arn)
+        .map(|a| a.region().to_string())
+        .unwrap_or_default()
 }
 
 /// The message's view of the report: every finding and action, and the failure a retry may
@@ -109,7 +113,7 @@ async fn check_replica(
     primary_policy: &str,
     arn: &str,
 ) -> (ReplicaReport, Option<GuardrailError>) {
-    let region = region_of(arn).unwrap_or_default().to_string();
+    let region = region_of(arn);
     let mut report = ReplicaReport::new(&region, arn);
     let client = deps.clients.kms(&region);
     let stop = |mut report: ReplicaReport, e: GuardrailError| {

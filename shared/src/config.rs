@@ -5,8 +5,10 @@
 
 use std::fmt;
 
-use crate::arn::Arn;
-use crate::baseline::{BaselineParts, BaselineSource};
+use crate::base::arn::{is_account_id, Arn};
+pub use crate::base::error::ConfigError;
+use crate::base::region::is_region;
+use crate::policy::baseline::{BaselineParts, BaselineSource};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,22 +55,6 @@ pub struct CommonConfig {
     pub environment: Option<String>,
     /// Where a notification goes when SNS cannot take it (the stack's dead-letter queue).
     pub fallback_queue_url: Option<String>,
-}
-
-/// Every configuration problem found, one line each.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub problems: Vec<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration ({} problem", self.problems.len())?;
-        if self.problems.len() != 1 {
-            f.write_str("s")?;
-        }
-        write!(f, "): {}", self.problems.join("; "))
-    }
 }
 
 pub const DEFAULT_MANAGED_TAG: &str = "guardrails:managed=true";
@@ -153,7 +139,7 @@ impl Env<'_> {
                     self.problems.push(format!(
                         "{name} is not an {} ARN: {}",
                         service.to_ascii_uppercase(),
-                        crate::text::quoted(&raw, 120)
+                        crate::base::text::quoted(&raw, 120)
                     ));
                 }
                 Arn::parse("arn:aws:invalid:::unset").unwrap_or_else(|_| unreachable!())
@@ -186,23 +172,6 @@ pub fn load<T>(
     }
 }
 
-pub fn is_account_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-pub fn is_region(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
-        && parts
-            .last()
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
-}
-
 pub fn is_arn_of(s: &str, service: &str) -> bool {
     let parts: Vec<&str> = s.splitn(6, ':').collect();
     parts.len() == 6
@@ -230,7 +199,7 @@ impl CommonConfig {
             Some(other) => {
                 r.problem(format!(
                     "MODE must be enforce or report, got {}",
-                    crate::text::quoted(other, 40)
+                    crate::base::text::quoted(other, 40)
                 ));
                 Mode::Report
             }
@@ -282,10 +251,10 @@ impl CommonConfig {
             }
         } else {
             for entry in &managed_keys {
-                if crate::events::KeyLocator::parse(entry, "us-east-1").is_err() {
+                if crate::triggers::events::KeyLocator::parse(entry, "us-east-1").is_err() {
                     r.problem(format!(
                         "MANAGED_KEYS entry {} is not a key ARN, key id, alias name or alias ARN",
-                        crate::text::quoted(entry, 120)
+                        crate::base::text::quoted(entry, 120)
                     ));
                 }
             }
@@ -307,7 +276,7 @@ impl CommonConfig {
             if !url.starts_with("https://") && !url.starts_with("http://") {
                 r.problem(format!(
                     "FALLBACK_QUEUE_URL is not an SQS queue URL: {}",
-                    crate::text::quoted(url, 120)
+                    crate::base::text::quoted(url, 120)
                 ));
             }
         }
@@ -345,7 +314,7 @@ pub fn read_baseline(r: &mut Env<'_>) -> BaselineSource {
         for bad in values.iter().filter(|v| !is_arn_of(v, "iam")) {
             r.problems.push(format!(
                 "{name} entry {} is not an IAM ARN",
-                crate::text::quoted(bad, 120)
+                crate::base::text::quoted(bad, 120)
             ));
         }
     }
@@ -356,7 +325,7 @@ pub fn read_baseline(r: &mut Env<'_>) -> BaselineSource {
     {
         r.problems.push(format!(
             "ADDITIONAL_PRINCIPALS entry {} is not an IAM ARN or account id",
-            crate::text::quoted(bad, 120)
+            crate::base::text::quoted(bad, 120)
         ));
     }
     for bad in parts
@@ -366,7 +335,7 @@ pub fn read_baseline(r: &mut Env<'_>) -> BaselineSource {
     {
         r.problems.push(format!(
             "SERVICE_PRINCIPALS entry {} is not a service principal such as s3.amazonaws.com",
-            crate::text::quoted(bad, 120)
+            crate::base::text::quoted(bad, 120)
         ));
     }
 

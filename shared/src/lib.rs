@@ -1,30 +1,23 @@
-//! The common library of the kms-guardrails Lambda functions: the pipeline every function
-//! runs (trigger, gate, resolution, sweep, announcement) and the key-policy model.
+//! The common library of the kms-guardrails Lambda functions, in layers read top-down; each
+//! imports only from the layers above it in this list (`tests/layers.rs` holds that):
+//!
+//! - `base`: ARNs, Regions, account ids, errors and their retry classification, safe text.
+//! - `policy`: the key-policy model, evaluation, KMS's rules, the baseline. Pure.
+//! - `triggers`: EventBridge, CloudTrail and CloudWatch alarm events; the event gate.
+//! - `config`: the typed configuration every function shares.
+//! - `aws`: SDK configuration, the per-Region client cache, KMS and tagging calls.
+//! - `notify`: outcomes, the message frame and delivery.
+//! - `pipeline`: the `Guardrail` trait and everything around it: resolution, membership,
+//!   the sweep, the retry-or-report rule.
+//! - `runtime`: start-up and logs.
 
-pub mod alarm;
-pub mod arn;
 pub mod aws;
-pub mod baseline;
+pub mod base;
 pub mod config;
-pub mod error;
-pub mod evaluate;
-pub mod events;
-pub mod gate;
-pub mod grants;
-pub mod kms;
-pub mod kms_rules;
-pub mod managed;
-pub mod membership;
 pub mod notify;
-pub mod outcome;
 pub mod pipeline;
 pub mod policy;
-pub mod resolve;
 pub mod runtime;
-pub mod safe_policy;
-pub mod sweep;
-pub mod tagging;
-pub mod telemetry;
-pub mod text;
+pub mod triggers;
 
-pub use error::GuardrailError;
+pub use base::error::GuardrailError;

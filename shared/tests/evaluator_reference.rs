@@ -1,4 +1,4 @@
-//! Reference table for the conservative key-policy evaluator (`shared::evaluate`): every
+//! Reference table for the conservative key-policy evaluator (`shared::policy::evaluate`): every
 //! statement the key policies of our users' modules write (`shared/reference/`, transcribed as
 //! in `golden_baseline.rs`), evaluated alone and inside its whole module policy, for the callers
 //! and actions a lockout check cares about; then the classic lockout shapes and
@@ -22,8 +22,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use shared::evaluate::{access, lockout_problems, Access};
-use shared::policy::Policy;
+use shared::policy::evaluate::{access, lockout_problems, Access};
+use shared::policy::model::Policy;
 
 // ---------------------------------------------------------------------------------------------
 // Callers and actions.

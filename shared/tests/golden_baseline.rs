@@ -17,8 +17,8 @@
 //! `environment` both `dev`.
 
 use serde_json::{json, Value};
-use shared::baseline::{render, BaselineParts, BaselineSource};
-use shared::policy::Policy;
+use shared::policy::baseline::{render, BaselineParts, BaselineSource};
+use shared::policy::model::Policy;
 
 const ACCOUNT: &str = "111122223333";
 const REGION: &str = "eu-west-1";

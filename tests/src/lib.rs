@@ -571,8 +571,8 @@ impl Intercept for PublishLog {
             .filter_map(|pair| pair.split_once('='))
             .map(|(k, v)| {
                 (
-                    shared::text::percent_decode(k),
-                    shared::text::percent_decode(v),
+                    shared::base::text::percent_decode(k),
+                    shared::base::text::percent_decode(v),
                 )
             })
             .collect();

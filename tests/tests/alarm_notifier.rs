@@ -7,7 +7,7 @@ use alarm_notifier::{function_handler, Deps};
 use integration_tests::{notifier_config, sample_event, PublishLog, TestBed};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
-use shared::outcome::Outcome;
+use shared::notify::outcome::Outcome;
 
 const TABLE: &str = "kms-guardrails-alarm-transitions";
 
@@ -144,7 +144,9 @@ async fn a_composite_alarm_names_its_triggering_alarms() {
     let (bed, key_id) = bed_with_key().await;
     let (deps, log) = deps(&bed, &key_id);
     let event = sample_event("alarm-notifier/eventbridge-composite-alarm.json", &key_id);
-    let change = shared::alarm::parse_alarm_payload(&event).unwrap().unwrap();
+    let change = shared::triggers::alarm::parse_alarm_payload(&event)
+        .unwrap()
+        .unwrap();
     run(&deps, event).await;
     let email = variants(&log)["email"].as_str().unwrap().to_string();
     for triggering in &change.triggering_alarms {

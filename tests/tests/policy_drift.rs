@@ -7,9 +7,9 @@ use lambda_runtime::{Context, LambdaEvent};
 use policy_drift::Config;
 use policy_drift::{function_handler, Deps};
 use serde_json::Value;
-use shared::baseline;
-use shared::outcome::{Outcome, Status};
-use shared::policy::Policy;
+use shared::notify::outcome::{Outcome, Status};
+use shared::policy::baseline;
+use shared::policy::model::Policy;
 
 const MANAGED: (&str, &str) = ("guardrails:managed", "true");
 

@@ -2,7 +2,7 @@
 //! managed primary in eu-west-1 with replicas in us-west-2 and eu-central-1.
 //!
 //! Where moto differs from AWS (tests/moto_aws.py and the test bed say so): moto checks no IAM
-//! and none of KMS's grant rules (the function checks those itself, see `shared::grants`); its
+//! and none of KMS's grant rules (the function checks those itself, see `replica_grant_validator::kms_grants`); its
 //! ReplicateKey copies the primary's policy (the test bed puts each replica's own), and shares
 //! the primary's grants with every replica unless corrected (tests/moto_aws.py gives each
 //! replica its own, as AWS does); its GetBucketReplication drops SourceSelectionCriteria.
@@ -15,7 +15,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use replica_grant_validator::report::ValidationReport;
 use replica_grant_validator::{function_handler, Config, Deps, Response};
 use serde_json::{json, Value};
-use shared::outcome::{FindingKind, Outcome};
+use shared::notify::outcome::{FindingKind, Outcome};
 
 fn deps(bed: &TestBed, config: Config) -> (Deps, CallLog) {
     // Every Region a test puts a key in, so a write anywhere is seen.

@@ -8,8 +8,8 @@ use integration_tests::{
 use lambda_runtime::{Context, LambdaEvent};
 use root_access_revoker::{function_handler, Config, Deps};
 use serde_json::{json, Value};
-use shared::outcome::{Outcome, Status};
-use shared::policy::Policy;
+use shared::notify::outcome::{Outcome, Status};
+use shared::policy::model::Policy;
 
 const MANAGED: (&str, &str) = ("guardrails:managed", "true");
 const ROOT: &str = "arn:aws:iam::111122223333:root";
@@ -412,7 +412,7 @@ async fn policy_drift_and_the_revoker_converge_in_either_order_with_one_write_ea
         ],
     );
     let revoker = revoker_config(&bed.topic_arn, &[("KMS_ADMIN_ROLE_ARNS", &admins)]);
-    let baseline = shared::baseline::render(
+    let baseline = shared::policy::baseline::render(
         &drift_config.baseline,
         ACCOUNT_ID,
         integration_tests::REGION,

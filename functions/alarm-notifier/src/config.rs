@@ -1,7 +1,7 @@
 //! alarm-notifier's configuration: the common part and its own.
 
 use shared::config::{self, CommonConfig, ConfigError, Env};
-use shared::events::KeyLocator;
+use shared::triggers::events::KeyLocator;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -31,7 +31,7 @@ fn read(env: &mut Env<'_>) -> Config {
         if KeyLocator::parse(key, "us-east-1").is_err() {
             env.problem(format!(
                 "ALARM_KEY_ID {} is not a key ARN, key id or alias",
-                shared::text::quoted(key, 120)
+                shared::base::text::quoted(key, 120)
             ));
         }
     }

@@ -1,10 +1,10 @@
 //! Which key an alarm is about, and what people need to know of it. A failure here only makes
 //! the message poorer: it is said in the message, never a reason to drop it.
 
+use shared::aws::kms;
 use shared::aws::AwsClients;
-use shared::events::KeyLocator;
-use shared::kms;
-use shared::managed::{management, Management};
+use shared::pipeline::managed::{management, Management};
+use shared::triggers::events::KeyLocator;
 
 use crate::handler::Deps;
 use crate::message::KeyContext;

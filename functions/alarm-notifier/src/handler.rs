@@ -7,11 +7,11 @@ use std::sync::{Mutex, OnceLock};
 
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use shared::alarm::AlarmChange;
 use shared::aws::AwsClients;
-use shared::events::{parse_trigger, Trigger};
+use shared::notify::outcome::Outcome;
 use shared::notify::{deliver, Notification};
-use shared::outcome::Outcome;
+use shared::triggers::alarm::AlarmChange;
+use shared::triggers::events::{parse_trigger, Trigger};
 use shared::GuardrailError;
 
 use crate::config::Config;
@@ -126,7 +126,7 @@ async fn on_alarm(change: AlarmChange, deps: &Deps) -> Result<Outcome, Guardrail
                     &change.alarm_name,
                     format!(
                         "transition {} was announced already (a redelivery)",
-                        shared::text::value(&transition_id)
+                        shared::base::text::value(&transition_id)
                     ),
                 ));
             }
@@ -152,7 +152,7 @@ async fn on_alarm(change: AlarmChange, deps: &Deps) -> Result<Outcome, Guardrail
                 None,
                 Some(format!(
                     "the key {} could not be read: {problem}",
-                    shared::text::value(identifier)
+                    shared::base::text::value(identifier)
                 )),
             ),
         },
@@ -239,8 +239,8 @@ async fn lint_sweep(deps: &Deps) -> Result<Outcome, GuardrailError> {
         for s in &silent {
             body.push_str(&format!(
                 "- {} ({}): {}\n  Instead: {}\n",
-                shared::text::value(&s.alarm_name),
-                shared::text::value(&s.metric_name),
+                shared::base::text::value(&s.alarm_name),
+                shared::base::text::value(&s.metric_name),
                 s.why,
                 s.instead
             ));

@@ -14,16 +14,17 @@
 //!   `content.description`, `metadata.threadId` to thread ALARM and OK together).
 //!
 //! Pure: no AWS calls. Every value taken from the alarm or the key (names, reasons,
-//! descriptions, tags) goes through `shared::text`, so it stays on one line and bounded and
+//! descriptions, tags) goes through `shared::base::text`, so it stays on one line and bounded and
 //! cannot forge lines of the message; the subject is what SNS accepts whatever the alarm name.
 
 use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
-use shared::alarm::{AlarmChange, AlarmKind, AlarmState, MetricRef};
+use shared::base::region::is_region;
+use shared::base::text;
+pub use shared::notify::outcome::Severity;
 use shared::notify::subject_line;
-pub use shared::outcome::Severity;
-use shared::text;
+use shared::triggers::alarm::{AlarmChange, AlarmKind, AlarmState, MetricRef};
 
 /// SMS variant: one line, at most this many characters.
 pub const MAX_SMS_CHARS: usize = 140;
@@ -320,7 +321,7 @@ pub fn render(
         transition,
         topic,
         severity: severity(transition, topic),
-        region: change.region.as_deref().filter(|r| is_region_code(r)),
+        region: change.region.as_deref().filter(|r| is_region(r)),
         target,
         key_id,
     };
@@ -673,7 +674,7 @@ fn console_host(region: &str) -> String {
 
 /// `https://REGION.console.aws.amazon.com/cloudwatch/home?region=REGION#alarmsV2:alarm/NAME`.
 pub fn alarm_console_url(region: Option<&str>, alarm_name: &str) -> Option<String> {
-    let region = region.filter(|r| is_region_code(r))?;
+    let region = region.filter(|r| is_region(r))?;
     Some(format!(
         "{}/cloudwatch/home?region={region}#alarmsV2:alarm/{}",
         console_host(region),
@@ -695,7 +696,7 @@ fn key_console_url(f: &Facts<'_>) -> Option<String> {
         .and_then(|k| key_arn_parts(&k.arn).map(|(r, _)| r))
         .or(arn_region)
         .or(f.region)
-        .filter(|r| is_region_code(r))?;
+        .filter(|r| is_region(r))?;
     Some(format!(
         "{}/kms/home?region={region}#/kms/keys/{}",
         console_host(region),
@@ -710,16 +711,6 @@ fn key_arn_parts(arn: &str) -> Option<(&str, &str)> {
         ["arn", _, "kms", region, _, resource] => Some((region, resource.strip_prefix("key/")?)),
         _ => None,
     }
-}
-
-fn is_region_code(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
 }
 
 /// RFC 3986 unreserved characters stay, every other byte is `%XX` (as `encodeURIComponent`).
@@ -1066,7 +1057,7 @@ fn attributes(f: &Facts<'_>) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::alarm::parse_alarm_payload;
+    use shared::triggers::alarm::parse_alarm_payload;
 
     fn sample(text: &str) -> AlarmChange {
         let payload: Value = serde_json::from_str(text).expect("sample is JSON");

@@ -1,8 +1,8 @@
 //! policy-drift's configuration: the common part, the baseline and rotation.
 
-use shared::baseline::{self, BaselineSource};
 use shared::config::{self, CommonConfig, ConfigError, Env};
-use shared::safe_policy::{Keeper, Refusal, SafePolicy, ADMIN_ACTIONS, SELF_ACTIONS};
+use shared::policy::baseline::{self, BaselineSource};
+use shared::policy::safe_policy::{Keeper, Refusal, SafePolicy, ADMIN_ACTIONS, SELF_ACTIONS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RotationBaseline {

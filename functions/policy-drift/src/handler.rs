@@ -4,11 +4,13 @@
 use aws_sdk_kms::types::KeyState;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
+use shared::aws::kms::{self, write, KeyInfo};
 use shared::config::Mode;
-use shared::gate::{EventGate, HandledEvents};
-use shared::kms::{self, write, KeyInfo};
-use shared::outcome::{Action, Finding, FindingKind, KeyOutcome, Outcome, Severity, Status};
+use shared::notify::outcome::{
+    Action, Finding, FindingKind, KeyOutcome, Outcome, Severity, Status,
+};
 use shared::pipeline::{Audit, Guard};
+use shared::triggers::gate::{EventGate, HandledEvents};
 use shared::{aws::AwsClients, GuardrailError};
 use tracing::info;
 
@@ -229,7 +231,7 @@ mod tests {
     use aws_sdk_sqs::Client as SqsClient;
     use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
     use aws_smithy_types::error::ErrorMetadata;
-    use shared::outcome::Status;
+    use shared::notify::outcome::Status;
     use std::collections::HashMap;
     use std::time::Duration;
 
@@ -438,7 +440,7 @@ mod tests {
         }
     }
 
-    fn sweep_report(outcome: Outcome) -> shared::outcome::SweepReport {
+    fn sweep_report(outcome: Outcome) -> shared::notify::outcome::SweepReport {
         match outcome {
             Outcome::Sweep(report) => report,
             other => panic!("expected a sweep report, got {other:?}"),
@@ -743,7 +745,7 @@ mod tests {
         assert_eq!(key.status, Status::Corrected);
         assert_eq!(
             key.notification,
-            Some(shared::notify::Delivery::FallbackQueue {
+            Some(shared::notify::outcome::Delivery::FallbackQueue {
                 message_id: "sqs-1".into()
             })
         );

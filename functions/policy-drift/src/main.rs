@@ -5,7 +5,7 @@ use shared::aws::{load_sdk_config, AwsClients};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    shared::runtime::telemetry::init();
     let config = shared::runtime::config_or_exit(Config::from_env());
     let clients = AwsClients::new(load_sdk_config().await);
     // Built now, in the init phase, not on the first event.

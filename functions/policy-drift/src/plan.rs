@@ -2,10 +2,10 @@
 //! rotation against the baseline give findings and the corrections that fix them.
 
 use aws_sdk_kms::types::KeyState;
+use shared::aws::kms::{KeyInfo, RotationStatus};
 use shared::config::Mode;
-use shared::kms::{KeyInfo, RotationStatus};
-use shared::outcome::{Finding, FindingKind, KeyOutcome};
-use shared::policy::Policy;
+use shared::notify::outcome::{Finding, FindingKind, KeyOutcome};
+use shared::policy::model::Policy;
 
 use crate::config::RotationBaseline;
 

@@ -3,15 +3,15 @@
 //! missing grants created in enforce mode. I/O is here; every decision is in `replicas` and
 //! `grants`.
 
+use crate::kms_grants::{self, ExistingGrant};
 use aws_sdk_kms::types::KeyState;
-use shared::arn::Arn;
+use shared::aws::kms::{self, KeyInfo};
+use shared::base::arn::Arn;
+use shared::base::text::value;
 use shared::config::Mode;
-use shared::grants::{self, ExistingGrant};
-use shared::kms::{self, KeyInfo};
-use shared::outcome::{Action, Finding, FindingKind, KeyOutcome, Severity, Status};
+use shared::notify::outcome::{Action, Finding, FindingKind, KeyOutcome, Severity, Status};
 use shared::pipeline::Audit;
-use shared::policy::Policy;
-use shared::text::value;
+use shared::policy::model::Policy;
 use shared::GuardrailError;
 
 use crate::deps::Deps;
@@ -182,7 +182,7 @@ async fn check_replica(
     }
     report.policy = Some(policy_check);
 
-    let existing = match grants::list_grants(&client, arn).await {
+    let existing = match kms_grants::list_grants(&client, arn).await {
         Ok(existing) => existing,
         Err(e) => return stop(report, e),
     };
@@ -246,7 +246,7 @@ async fn repair_grants(
             });
             continue;
         }
-        match grants::write::create_grant(&client, key, spec).await {
+        match kms_grants::write::create_grant(&client, key, spec).await {
             Ok(grant_id) => {
                 tracing::info!(key = %key.arn, grant = %spec.name, grant_id = %grant_id, "grant created");
                 report.actions.push(Action {
@@ -272,7 +272,7 @@ async fn repair_grants(
             continue;
         }
         let grant_id = &unexpected.grant.grant_id;
-        match grants::write::revoke_grant(&client, key, grant_id).await {
+        match kms_grants::write::revoke_grant(&client, key, grant_id).await {
             Ok(()) => report.actions.push(Action {
                 operation: "RevokeGrant",
                 detail: format!("revoked grant {} (STRICT_GRANTS)", value(grant_id)),

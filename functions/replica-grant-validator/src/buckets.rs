@@ -10,13 +10,14 @@ use aws_sdk_s3::types::{
     ReplicationConfiguration, ReplicationRuleStatus, SseKmsEncryptedObjectsStatus,
 };
 use serde::{Serialize, Serializer};
-use shared::arn::Arn;
+use shared::aws::kms::{self, KeyInfo};
 use shared::aws::AwsClients;
-use shared::config::{is_region, CommonConfig};
-use shared::events::KeyLocator;
-use shared::kms::{self, KeyInfo};
-use shared::resolve::{resolve, Resolution};
-use shared::text::{quoted, value};
+use shared::base::arn::Arn;
+use shared::base::region::is_region;
+use shared::base::text::{quoted, value};
+use shared::config::CommonConfig;
+use shared::pipeline::resolve::{resolve, Resolution};
+use shared::triggers::events::KeyLocator;
 use shared::GuardrailError;
 
 /// The code S3 answers GetBucketReplication with when the bucket has no replication.

@@ -1,7 +1,8 @@
 //! replica-grant-validator's configuration: the common part, where replicas must be and may
 //! be, who replicates, which grants each replica needs, and which buckets replicate.
 
-use shared::config::{self, is_region, CommonConfig, ConfigError, Env};
+use shared::base::region::is_region;
+use shared::config::{self, CommonConfig, ConfigError, Env};
 
 use crate::buckets::{parse_bucket_entry, BucketRef};
 use crate::grants::{parse_required_grants, RequiredGrant};
@@ -42,7 +43,7 @@ fn regions(env: &mut Env<'_>, name: &str) -> Vec<String> {
     for bad in list.iter().filter(|r| !is_region(r)) {
         env.problem(format!(
             "{name} entry {} is not a Region name",
-            shared::text::quoted(bad, 40)
+            shared::base::text::quoted(bad, 40)
         ));
     }
     list
@@ -69,13 +70,13 @@ fn read(env: &mut Env<'_>) -> Config {
 
     let replication_roles = env.list("REPLICATION_ROLE_ARNS");
     for role in &replication_roles {
-        let is_role = shared::arn::Arn::parse(role)
+        let is_role = shared::base::arn::Arn::parse(role)
             .ok()
             .is_some_and(|a| a.service() == "iam" && a.iam_role_name().is_some());
         if !is_role {
             env.problem(format!(
                 "REPLICATION_ROLE_ARNS entry {} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME): S3 replication runs as a role",
-                shared::text::quoted(role, 120)
+                shared::base::text::quoted(role, 120)
             ));
         }
     }
@@ -95,21 +96,21 @@ fn read(env: &mut Env<'_>) -> Config {
     for grant in &required_grants {
         let spec = &grant.spec;
         let grantee = match &spec.grantee {
-            shared::grants::Grantee::Principal(p) => p,
-            shared::grants::Grantee::Service(s) => s,
+            crate::kms_grants::Grantee::Principal(p) => p,
+            crate::kms_grants::Grantee::Service(s) => s,
         };
         if !replication_roles.iter().any(|r| r == grantee) {
             env.problem(format!(
                 "REQUIRED_GRANTS: grant {} goes to {}, which is not in REPLICATION_ROLE_ARNS: the function may create grants only for the replication roles (list it there, or drop the grant)",
-                shared::text::quoted(&spec.name, 80),
-                shared::text::quoted(grantee, 120)
+                shared::base::text::quoted(&spec.name, 80),
+                shared::base::text::quoted(grantee, 120)
             ));
         }
         for power in ["CreateGrant", "RetireGrant"] {
             if spec.operations.contains(power) {
                 env.problem(format!(
                     "REQUIRED_GRANTS: grant {} includes {power}: the function never hands out the power to manage grants; create such a grant yourself",
-                    shared::text::quoted(&spec.name, 80)
+                    shared::base::text::quoted(&spec.name, 80)
                 ));
             }
         }

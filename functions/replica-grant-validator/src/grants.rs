@@ -4,11 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::kms_grants::{
+    kms_refusals, matches, ExistingGrant, GrantConstraints, GrantSpec, Grantee,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use shared::config::is_region;
-use shared::grants::{kms_refusals, matches, ExistingGrant, GrantConstraints, GrantSpec, Grantee};
-use shared::text;
+use shared::base::region::is_region;
+use shared::base::text;
 
 /// A grant every replica must have, or only the replicas in `regions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -2,7 +2,7 @@
 //! grants and key policies, and the S3 replication rules that name them let S3 replication
 //! encrypt, and creates the grants that are missing.
 
-use shared::gate::{EventGate, HandledEvents};
+use shared::triggers::gate::{EventGate, HandledEvents};
 
 pub const FUNCTION: &str = "replica-grant-validator";
 
@@ -37,12 +37,12 @@ use std::sync::Mutex;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
-use shared::events::{parse_trigger, CloudTrailDetail, KeyLocator, Trigger};
-use shared::kms::KeyInfo;
+use shared::aws::kms::KeyInfo;
+use shared::notify::outcome::{KeyOutcome, Outcome, Status};
 use shared::notify::{deliver, Cause};
-use shared::outcome::{KeyOutcome, Outcome, Status};
+use shared::pipeline::sweep::{self, Deadline, Swept};
 use shared::pipeline::Aliases;
-use shared::sweep::{self, Deadline, Swept};
+use shared::triggers::events::{parse_trigger, CloudTrailDetail, KeyLocator, Trigger};
 use shared::GuardrailError;
 
 use crate::audit::audit_primary;
@@ -151,7 +151,7 @@ async fn on_bucket_event(
             &detail.event_name,
             format!(
                 "bucket {} is not in REPLICATION_BUCKETS",
-                shared::text::quoted(name, 80)
+                shared::base::text::quoted(name, 80)
             ),
         )));
     };
@@ -576,7 +576,7 @@ mod tests {
         assert!(report.keys[0].replicas[0]
             .findings
             .iter()
-            .any(|f| f.kind == shared::outcome::FindingKind::ReplicaRegionNotAllowed));
+            .any(|f| f.kind == shared::notify::outcome::FindingKind::ReplicaRegionNotAllowed));
         assert_eq!(create.num_calls(), 1, "the eu-central-1 grant only");
         assert_eq!(publish.num_calls(), 1);
     }

@@ -1,9 +1,9 @@
 //! The one message of a sweep or a bucket event: every key and bucket that needs a person,
-//! with what was done. Every value from AWS goes through `shared::text`.
+//! with what was done. Every value from AWS goes through `shared::base::text`.
 
+use shared::base::text::{one_line, value};
+use shared::notify::outcome::Severity;
 use shared::notify::{change_block, Cause, Notification, Speaker};
-use shared::outcome::Severity;
-use shared::text::{one_line, value};
 
 use crate::report::{is_critical, PrimaryReport, ValidationReport};
 

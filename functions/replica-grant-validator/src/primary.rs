@@ -1,9 +1,9 @@
 //! Where an event about a multi-Region key leads: its primary, when the primary or the key
 //! named is managed.
 
-use shared::events::KeyLocator;
-use shared::kms::KeyInfo;
-use shared::resolve::{resolve, Resolution};
+use shared::aws::kms::KeyInfo;
+use shared::pipeline::resolve::{resolve, Resolution};
+use shared::triggers::events::KeyLocator;
 use shared::GuardrailError;
 
 use crate::deps::Deps;

@@ -5,11 +5,11 @@
 //! or enabled state (<https://docs.aws.amazon.com/kms/latest/developerguide/multi-region-keys-overview.html>),
 //! so each is read and judged on its own.
 
+use crate::kms_grants::{ExistingGrant, Grantee};
 use serde::Serialize;
 use serde_json::Value;
-use shared::evaluate::{access_in_context, Access, RequestContext};
-use shared::grants::{ExistingGrant, Grantee};
-use shared::policy::Policy;
+use shared::policy::evaluate::{access_in_context, Access, RequestContext};
+use shared::policy::model::Policy;
 
 /// The actions S3 calls on the destination key as the replication role
 /// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-config-for-kms-objects.html>).

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 use shared::config::Mode;
-use shared::notify::Delivery;
-use shared::outcome::{Action, Finding, FindingKind, SweepReport};
+use shared::notify::outcome::Delivery;
+use shared::notify::outcome::{Action, Finding, FindingKind, SweepReport};
 
 use crate::buckets::BucketReport;
 use crate::replicas::{PolicyCheck, RoleAccess};

@@ -1,9 +1,9 @@
 //! root-access-revoker's configuration: the common part, the one root-access setting it shares
 //! with policy-drift, and its own switches.
 
-use shared::baseline::{self, BaselineSource};
 use shared::config::{self, CommonConfig, ConfigError, Env};
-use shared::evaluate::{access, Access};
+use shared::policy::baseline::{self, BaselineSource};
+use shared::policy::evaluate::{access, Access};
 
 #[derive(Clone, Debug)]
 pub struct Config {

@@ -5,10 +5,10 @@
 
 use std::fmt;
 
-use shared::evaluate::{access, lockout_problems, Access};
-use shared::policy::{Policy, PolicyError};
-use shared::safe_policy::{Keeper, Refusal, SafePolicy, ADMIN_ACTIONS, SELF_ACTIONS};
-use shared::text;
+use shared::base::text;
+use shared::policy::evaluate::{access, lockout_problems, Access};
+use shared::policy::model::{Policy, PolicyError};
+use shared::policy::safe_policy::{Keeper, Refusal, SafePolicy, ADMIN_ACTIONS, SELF_ACTIONS};
 
 use crate::revoke::{revoke_root, unique_id_principals, Revocation};
 
@@ -853,7 +853,7 @@ mod tests {
                     let names_account = s.body.principal.as_ref()
                         .and_then(|kinds| kinds.get("AWS"))
                         .is_some_and(|values| values.contains(ACCOUNT));
-                    prop_assert!(s.body.effect == shared::policy::Effect::Deny || !names_account, "{}", s);
+                    prop_assert!(s.body.effect == shared::policy::model::Effect::Deny || !names_account, "{}", s);
                 }
 
                 // (d) the output is final.

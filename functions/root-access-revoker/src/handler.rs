@@ -4,12 +4,14 @@
 
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
+use shared::aws::kms::{self, write, KeyInfo};
 use shared::config::Mode;
-use shared::events::{parse_trigger, Trigger};
-use shared::gate::{EventGate, HandledEvents};
-use shared::kms::{self, write, KeyInfo};
-use shared::outcome::{Action, Finding, FindingKind, KeyOutcome, Outcome, Severity, Status};
+use shared::notify::outcome::{
+    Action, Finding, FindingKind, KeyOutcome, Outcome, Severity, Status,
+};
 use shared::pipeline::Audit;
+use shared::triggers::events::{parse_trigger, Trigger};
+use shared::triggers::gate::{EventGate, HandledEvents};
 use shared::GuardrailError;
 
 use crate::decide::{decide, Decision};
@@ -52,7 +54,8 @@ pub async fn function_handler(
     }
     if let Ok(Trigger::CloudTrail(ev)) = parse_trigger(&event.payload) {
         if ev.detail.event_source == "iam.amazonaws.com" {
-            let deadline = shared::sweep::Deadline::from_context_millis(event.context.deadline);
+            let deadline =
+                shared::pipeline::sweep::Deadline::from_context_millis(event.context.deadline);
             return crate::watch::on_role_event(&ev.detail, deps, deadline).await;
         }
     }
@@ -116,7 +119,7 @@ async fn audit_key(deps: &Deps, key: &KeyInfo, extra: Vec<Finding>) -> Audit {
     };
     match decision {
         Decision::NothingToRevoke => {
-            let orphans = shared::policy::Policy::parse(&text)
+            let orphans = shared::policy::model::Policy::parse(&text)
                 .map(|p| unique_id_principals(&p))
                 .unwrap_or_default();
             if !orphans.is_empty() {
@@ -125,7 +128,7 @@ async fn audit_key(deps: &Deps, key: &KeyInfo, extra: Vec<Finding>) -> Audit {
                     FindingKind::OrphanedPrincipal,
                     format!(
                         "the key policy names {} by unique id: principals that were deleted (a role recreated under the same name is a different principal and has no access)",
-                        orphans.iter().map(|o| shared::text::value(o)).collect::<Vec<_>>().join(", ")
+                        orphans.iter().map(|o| shared::base::text::value(o)).collect::<Vec<_>>().join(", ")
                     ),
                 ));
             }
@@ -594,7 +597,7 @@ mod tests {
     #[test]
     fn trust_policies_nobody_can_assume_are_told_from_ones_someone_can() {
         use crate::watch::trust_allows_assume;
-        use shared::text::percent_decode;
+        use shared::base::text::percent_decode;
         assert!(trust_allows_assume(
             r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#
         ));

@@ -5,7 +5,7 @@ use shared::aws::{load_sdk_config, AwsClients};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    shared::runtime::telemetry::init();
     let config = shared::runtime::config_or_exit(Config::from_env());
     let sdk = load_sdk_config().await;
     let clients = AwsClients::new(sdk.clone());

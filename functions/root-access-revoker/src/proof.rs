@@ -35,7 +35,7 @@ pub async fn admins_keep_control(
         .send()
         .await
         .map_err(|e| GuardrailError::aws("CheckNoNewAccess", "the new key policy", e))?;
-    let message = shared::text::one_line(out.message().unwrap_or_default(), 300);
+    let message = shared::base::text::one_line(out.message().unwrap_or_default(), 300);
     Ok(match out.result() {
         Some(CheckNoNewAccessResult::Pass) => None,
         Some(CheckNoNewAccessResult::Fail) => Some(format!(

@@ -1,6 +1,6 @@
 //! The words of a revocation in findings and actions.
 
-use shared::outcome::{Finding, FindingKind};
+use shared::notify::outcome::{Finding, FindingKind};
 
 use crate::revoke::Revocation;
 
@@ -13,8 +13,8 @@ pub fn root_findings(revocation: &Revocation) -> Vec<Finding> {
             .map(|g| {
                 format!(
                     "{} in statement {}",
-                    shared::text::value(&g.value),
-                    shared::text::value(&g.statement)
+                    shared::base::text::value(&g.value),
+                    shared::base::text::value(&g.statement)
                 )
             })
             .collect();

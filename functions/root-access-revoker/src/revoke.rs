@@ -15,15 +15,15 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use shared::config::is_account_id;
-use shared::kms_rules::MAX_POLICY_BYTES;
-use shared::policy::{Effect, Policy, PolicyError, Statement, StatementBody};
+use shared::base::arn::is_account_id;
+use shared::policy::kms_rules::MAX_POLICY_BYTES;
+use shared::policy::model::{Effect, Policy, PolicyError, Statement, StatementBody};
 
 /// One root value taken out of a statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RemovedGrant {
     /// The statement's Sid, or `Statement[i]` (its position in the input) when it has none.
-    /// As written in the policy: pass it through `shared::text` before showing it.
+    /// As written in the policy: pass it through `shared::base::text` before showing it.
     pub statement: String,
     /// The principal value as written (`arn:aws:iam::111122223333:root`, `111122223333`).
     pub value: String,
@@ -138,9 +138,9 @@ fn is_unique_id(value: &str) -> bool {
 /// Whether `value` (a `Principal.AWS` value as written) names `account`'s root principal.
 pub fn names_root(value: &Value, account: &str) -> bool {
     match value {
-        Value::String(s) => shared::policy::names_account(s, account),
+        Value::String(s) => shared::policy::model::names_account(s, account),
         // The policy parser reads a number as its digits; a bare id may be written unquoted.
-        Value::Number(n) => shared::policy::names_account(&n.to_string(), account),
+        Value::Number(n) => shared::policy::model::names_account(&n.to_string(), account),
         _ => false,
     }
 }

@@ -5,14 +5,14 @@
 use std::sync::Mutex;
 
 use serde_json::Value;
-use shared::arn::Arn;
-use shared::evaluate::{access, Access};
-use shared::events::CloudTrailDetail;
-use shared::kms;
+use shared::aws::kms;
+use shared::base::arn::Arn;
+use shared::notify::outcome::{KeyOutcome, Outcome, Severity};
 use shared::notify::{change_block, deliver, Cause, Notification};
-use shared::outcome::{KeyOutcome, Outcome, Severity};
-use shared::policy::Policy;
-use shared::sweep::{self, Deadline, Swept};
+use shared::pipeline::sweep::{self, Deadline, Swept};
+use shared::policy::evaluate::{access, Access};
+use shared::policy::model::Policy;
+use shared::triggers::events::CloudTrailDetail;
 use shared::GuardrailError;
 
 use crate::handler::{Deps, GATE};
@@ -48,7 +48,7 @@ pub async fn get_role(
         .ok_or_else(|| {
             GuardrailError::InvalidEvent(format!(
                 "{} is not a role ARN",
-                shared::text::quoted(arn, 120)
+                shared::base::text::quoted(arn, 120)
             ))
         })?;
     match iam.get_role().role_name(&name).send().await {
@@ -56,7 +56,7 @@ pub async fn get_role(
             role_id: role.role_id().to_string(),
             assumable: role
                 .assume_role_policy_document()
-                .is_some_and(|doc| trust_allows_assume(&shared::text::percent_decode(doc))),
+                .is_some_and(|doc| trust_allows_assume(&shared::base::text::percent_decode(doc))),
         })),
         Err(e) => {
             let e = GuardrailError::aws("GetRole", arn, e);
@@ -89,7 +89,7 @@ pub fn trust_allows_assume(document: &str) -> bool {
             && s.get("Principal").is_some_and(|p| !p.is_null())
             && actions
                 .iter()
-                .any(|a| shared::policy::action_matches(a, "sts:AssumeRole"))
+                .any(|a| shared::policy::model::action_matches(a, "sts:AssumeRole"))
     })
 }
 
@@ -206,7 +206,7 @@ pub async fn on_role_event(
     }) else {
         return skipped(format!(
             "role {} is not a configured admin role",
-            shared::text::quoted(name, 80)
+            shared::base::text::quoted(name, 80)
         ));
     };
     let Some(danger) = danger(detail, deps, role_arn).await? else {
@@ -277,7 +277,7 @@ fn role_message(
         .filter(|e| !e.is_empty())
         .map(|e| format!("[{e}] "))
         .unwrap_or_default();
-    let role = shared::text::value(role_arn);
+    let role = shared::base::text::value(role_arn);
     let subject = format!(
         "{label}KMS admin role at risk: {} key(s) have no other administrator",
         keys.len()
@@ -286,12 +286,12 @@ fn role_message(
         "kms-guardrails {}, mode {}\n\nAdmin role:  {role}\nWhat:        the role {}\n\n{}\nKeys whose policy has no root and no other administrator ({}):\n",
         crate::handler::FUNCTION,
         common.mode,
-        shared::text::value(danger),
+        shared::base::text::value(danger),
         change_block(Cause::Event(detail)),
         keys.len()
     );
     for key in keys.iter().take(50) {
-        body.push_str(&format!("- {}\n", shared::text::value(key)));
+        body.push_str(&format!("- {}\n", shared::base::text::value(key)));
     }
     if keys.len() > 50 {
         body.push_str(&format!(
@@ -305,7 +305,10 @@ fn role_message(
         .attribute("severity", Severity::Critical.to_string())
         .attribute("status", "reported")
         .attribute("mode", common.mode.to_string())
-        .attribute("event_name", shared::text::one_line(&detail.event_name, 64))
+        .attribute(
+            "event_name",
+            shared::base::text::one_line(&detail.event_name, 64),
+        )
         .attribute(
             "environment",
             common.environment.clone().unwrap_or_default(),

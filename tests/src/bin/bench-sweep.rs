@@ -33,7 +33,7 @@ use integration_tests::{config, sample_event, TestBed, ACCOUNT_ID, DRIFTED_POLIC
 use lambda_runtime::{Context, LambdaEvent};
 use policy_drift::{function_handler, Deps};
 use shared::aws::AwsClients;
-use shared::outcome::Outcome;
+use shared::notify::outcome::Outcome;
 
 /// User plus system CPU seconds this process has used so far (Linux `/proc/self/stat`).
 fn cpu_seconds() -> f64 {
@@ -291,7 +291,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for keys in sizes {
         let bed = TestBed::start().await;
         let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
-        let baseline = shared::baseline::render(&config.baseline, ACCOUNT_ID, REGION, "aws")?;
+        let baseline =
+            shared::policy::baseline::render(&config.baseline, ACCOUNT_ID, REGION, "aws")?;
         let mut drifted_by_id = HashMap::new();
         for i in 0..keys {
             let drifted = i % drift_every == 0;

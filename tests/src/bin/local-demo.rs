@@ -113,13 +113,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
     std::env::set_var("AWS_LAMBDA_LOG_FORMAT", "JSON");
-    shared::telemetry::init();
+    shared::runtime::telemetry::init();
 
     heading("starting moto server and seeding it");
     let bed = TestBed::start().await;
     println!("moto server: {}", bed.moto.endpoint);
     let config = config(&bed.topic_arn, &[("MODE", &mode)]);
-    let baseline = shared::baseline::render(
+    let baseline = shared::policy::baseline::render(
         &config.baseline,
         integration_tests::ACCOUNT_ID,
         integration_tests::REGION,
@@ -217,7 +217,7 @@ async fn revoker_demo(scenario: &str, mode: &str) -> Result<(), Box<dyn std::err
         .into());
     }
     std::env::set_var("AWS_LAMBDA_LOG_FORMAT", "JSON");
-    shared::telemetry::init();
+    shared::runtime::telemetry::init();
     heading("starting moto server and seeding it");
     let bed = TestBed::start().await;
     println!("moto server: {}", bed.moto.endpoint);
@@ -300,7 +300,7 @@ async fn notifier_demo(scenario: &str) -> Result<(), Box<dyn std::error::Error>>
         .into());
     }
     std::env::set_var("AWS_LAMBDA_LOG_FORMAT", "JSON");
-    shared::telemetry::init();
+    shared::runtime::telemetry::init();
     heading("starting moto server and seeding it");
     let bed = TestBed::start().await;
     println!("moto server: {}", bed.moto.endpoint);

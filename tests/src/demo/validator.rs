@@ -41,7 +41,7 @@ pub async fn run(scenario: &str, mode: &str) -> Result<(), Box<dyn std::error::E
         .into());
     }
     std::env::set_var("AWS_LAMBDA_LOG_FORMAT", "JSON");
-    shared::telemetry::init();
+    shared::runtime::telemetry::init();
     heading("starting moto server and seeding it");
     let bed = TestBed::start().await;
     println!("moto server: {}", bed.moto.endpoint);

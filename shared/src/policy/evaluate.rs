@@ -21,9 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::arn::Arn;
-use crate::config::is_account_id;
-use crate::policy::{
+use crate::base::arn::is_account_id;
+use crate::base::arn::Arn;
+use crate::policy::model::{
     action_matches, wildcard_match, ConditionValues, Effect, Policy, PrincipalMap, Statement,
     StatementBody,
 };
@@ -246,7 +246,7 @@ fn match_value(value: &str, caller: &Caller) -> Option<PrincipalMatch> {
     // Account first: naming the account always means "IAM decides", whoever asks.
     let parsed = iam_arn(value);
     if let Some(account) = caller.account.as_deref() {
-        if crate::policy::names_account(value, account) {
+        if crate::policy::model::names_account(value, account) {
             return Some(PrincipalMatch::Account);
         }
     }
@@ -1326,7 +1326,7 @@ mod properties {
     use proptest::prelude::*;
     use serde_json::{json, Map, Value};
 
-    /// A reference reading of a key policy, written apart from `crate::policy`: the
+    /// A reference reading of a key policy, written apart from `crate::policy::model`: the
     /// evaluator's conservative semantics (module documentation, `evaluate`) applied to the
     /// JSON document as written, never to the canonical `StatementBody`. With a request
     /// context it also evaluates the conditions it knows, so condition keys and values count.
@@ -1336,7 +1336,7 @@ mod properties {
 
         use serde_json::{Map, Value};
 
-        use crate::evaluate::Decision;
+        use crate::policy::evaluate::Decision;
 
         /// Condition key (lower case) to the request's value. [`decide`] with `None` is the
         /// evaluator's view: nothing is known about the request, so a conditional Deny applies

@@ -110,6 +110,11 @@ impl Serialize for Arn {
     }
 }
 
+/// Twelve digits, as AWS writes account ids.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,16 +10,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::stream::{self, Stream, StreamExt};
 
+use crate::aws::kms;
+use crate::aws::tagging;
 use crate::aws::AwsClients;
+use crate::base::error::GuardrailError;
 use crate::config::{CommonConfig, ManagedSelector};
-use crate::error::GuardrailError;
-use crate::events::KeyLocator;
-use crate::kms;
-use crate::managed::Management;
-use crate::outcome::{KeyFailure, KeyOutcome, RegionReport, Status, SweepReport};
-use crate::pipeline::RegionAliases;
-use crate::resolve::{classify, Resolution};
-use crate::tagging;
+use crate::notify::outcome::{KeyFailure, KeyOutcome, RegionReport, Status, SweepReport};
+use crate::pipeline::audit::RegionAliases;
+use crate::pipeline::managed::Management;
+use crate::pipeline::resolve::{classify, Resolution};
+use crate::triggers::events::KeyLocator;
 
 /// Time kept free before the deadline: a started key's reads, writes and message fit in it.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);

@@ -2,9 +2,9 @@
 //! rules (which the local emulator does not enforce) and a lockout evaluation for every
 //! principal that must keep administering the key. No code path can write anything else.
 
-use crate::evaluate::lockout_problems;
-use crate::kms_rules::check_kms_rules;
-use crate::policy::Policy;
+use crate::policy::evaluate::lockout_problems;
+use crate::policy::kms_rules::check_kms_rules;
+use crate::policy::model::Policy;
 
 /// What must still hold after a write: the function's own role keeps what KMS's lockout
 /// check and the next correction need, and each administrator keeps the policy in hand.

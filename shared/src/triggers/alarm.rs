@@ -21,7 +21,8 @@ use std::str::FromStr;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::error::GuardrailError;
+use crate::base::error::GuardrailError;
+use crate::base::region::is_region;
 
 /// The EventBridge `detail-type` of an alarm state change.
 pub const ALARM_STATE_CHANGE_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
@@ -480,7 +481,7 @@ fn finish(
     let arn = change.alarm_arn.as_deref().and_then(AlarmArn::parse);
     change.region = arn
         .and_then(|a| a.region)
-        .or(region_field.map(str::trim).filter(|r| is_region_code(r)))
+        .or(region_field.map(str::trim).filter(|r| is_region(r)))
         .map(str::to_string);
     change.account = arn
         .and_then(|a| a.account)
@@ -686,24 +687,11 @@ impl<'a> AlarmArn<'a> {
         let region = region.trim();
         let account = account.trim();
         Some(AlarmArn {
-            region: is_region_code(region).then_some(region),
+            region: is_region(region).then_some(region),
             account: (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
                 .then_some(account),
         })
     }
-}
-
-/// `eu-west-1`, `us-gov-west-1`, `cn-north-1`; not "EU (Ireland)".
-fn is_region_code(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
-        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
-        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A string member, `None` when missing, null, not a string or blank.
@@ -842,39 +830,39 @@ mod tests {
     const SAMPLES: [(&str, &str); 9] = [
         (
             "eventbridge-access-denied-alarm.json",
-            include_str!("../../events/alarm-notifier/eventbridge-access-denied-alarm.json"),
+            include_str!("../../../events/alarm-notifier/eventbridge-access-denied-alarm.json"),
         ),
         (
             "eventbridge-aws-kms-namespace-alarm.json",
-            include_str!("../../events/alarm-notifier/eventbridge-aws-kms-namespace-alarm.json"),
+            include_str!("../../../events/alarm-notifier/eventbridge-aws-kms-namespace-alarm.json"),
         ),
         (
             "eventbridge-composite-alarm.json",
-            include_str!("../../events/alarm-notifier/eventbridge-composite-alarm.json"),
+            include_str!("../../../events/alarm-notifier/eventbridge-composite-alarm.json"),
         ),
         (
             "eventbridge-decrypt-volume-alarm.json",
-            include_str!("../../events/alarm-notifier/eventbridge-decrypt-volume-alarm.json"),
+            include_str!("../../../events/alarm-notifier/eventbridge-decrypt-volume-alarm.json"),
         ),
         (
             "eventbridge-decrypt-volume-ok.json",
-            include_str!("../../events/alarm-notifier/eventbridge-decrypt-volume-ok.json"),
+            include_str!("../../../events/alarm-notifier/eventbridge-decrypt-volume-ok.json"),
         ),
         (
             "eventbridge-insufficient-data.json",
-            include_str!("../../events/alarm-notifier/eventbridge-insufficient-data.json"),
+            include_str!("../../../events/alarm-notifier/eventbridge-insufficient-data.json"),
         ),
         (
             "eventbridge-metric-math-alarm.json",
-            include_str!("../../events/alarm-notifier/eventbridge-metric-math-alarm.json"),
+            include_str!("../../../events/alarm-notifier/eventbridge-metric-math-alarm.json"),
         ),
         (
             "lambda-alarm-action.json",
-            include_str!("../../events/alarm-notifier/lambda-alarm-action.json"),
+            include_str!("../../../events/alarm-notifier/lambda-alarm-action.json"),
         ),
         (
             "sns-classic-alarm.json",
-            include_str!("../../events/alarm-notifier/sns-classic-alarm.json"),
+            include_str!("../../../events/alarm-notifier/sns-classic-alarm.json"),
         ),
     ];
 
@@ -1512,11 +1500,11 @@ mod tests {
     #[test]
     fn non_alarm_payloads_are_none() {
         let cloudtrail: Value = serde_json::from_str(include_str!(
-            "../../events/policy-drift/put-key-policy.json"
+            "../../../events/policy-drift/put-key-policy.json"
         ))
         .unwrap();
         let schedule: Value = serde_json::from_str(include_str!(
-            "../../events/policy-drift/scheduled-sweep.json"
+            "../../../events/policy-drift/scheduled-sweep.json"
         ))
         .unwrap();
         for payload in [

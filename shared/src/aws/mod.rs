@@ -2,6 +2,9 @@
 //! another Region sends the call there), the endpoint override for local runs and standard
 //! retries with backoff for throttling and transient errors.
 
+pub mod kms;
+pub mod tagging;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -20,7 +23,7 @@ pub fn retry_config() -> RetryConfig {
 }
 
 /// The roots of Amazon Trust Services, which sign every AWS API endpoint's certificate.
-const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+const AMAZON_TRUST_SERVICES_ROOTS: &[u8] = include_bytes!("../../certs/amazon-trust-services.pem");
 
 /// Which certificate authorities TLS connections trust.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

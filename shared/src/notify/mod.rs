@@ -1,18 +1,19 @@
 //! Notifications for people, published to SNS.
 
+pub mod outcome;
+
 use std::collections::BTreeMap;
 
 use aws_sdk_sns::types::MessageAttributeValue;
-use serde::Serialize;
 
-use crate::arn::Arn;
+use crate::aws::kms::KeyInfo;
 use crate::aws::AwsClients;
+use crate::base::arn::Arn;
+use crate::base::error::GuardrailError;
+use crate::base::text;
 use crate::config::{CommonConfig, Mode};
-use crate::error::GuardrailError;
-use crate::events::CloudTrailDetail;
-use crate::kms::KeyInfo;
-use crate::outcome::{KeyOutcome, Severity, Status};
-use crate::text;
+use crate::notify::outcome::{Delivery, KeyOutcome, Severity, Status};
+use crate::triggers::events::CloudTrailDetail;
 
 /// SNS limits: subjects are ASCII, one line, at most 100 characters; messages at most 256 KiB.
 pub const MAX_SUBJECT_CHARS: usize = 100;
@@ -299,19 +300,6 @@ pub fn change_block(cause: Cause<'_>) -> String {
     }
 }
 
-/// Where a notification ended up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "via", rename_all = "snake_case")]
-pub enum Delivery {
-    Sns {
-        message_id: String,
-    },
-    /// SNS refused or was unreachable; the message waits in the fallback queue.
-    FallbackQueue {
-        message_id: String,
-    },
-}
-
 /// Publishes `notification`; when SNS cannot take it, logs it whole and puts it on the
 /// fallback queue, so a finding is never lost. Errs (retryably, when SNS's failure was
 /// transient) only when neither took it; the log line still has it.
@@ -374,7 +362,7 @@ fn queue_region(url: &str) -> Option<&str> {
     let host = url.split("://").nth(1)?.split('/').next()?;
     let mut parts = host.split('.');
     (parts.next()? == "sqs").then_some(())?;
-    parts.next().filter(|r| crate::config::is_region(r))
+    parts.next().filter(|r| crate::base::region::is_region(r))
 }
 
 #[cfg(test)]

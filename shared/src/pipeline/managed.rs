@@ -2,10 +2,10 @@
 
 use aws_sdk_kms::Client;
 
+use crate::aws::kms::{self, KeyInfo};
+use crate::base::error::GuardrailError;
 use crate::config::ManagedSelector;
-use crate::error::GuardrailError;
-use crate::events::KeyLocator;
-use crate::kms::{self, KeyInfo};
+use crate::triggers::events::KeyLocator;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Management {
@@ -56,7 +56,7 @@ pub fn by_tags(selector: &ManagedSelector, tags: &[(String, String)]) -> Managem
         Some((_, v)) if v == value => Management::Managed,
         Some((_, v)) => Management::Unmanaged(format!(
             "tag {tag_key}={}, not {tag_key}={value}",
-            crate::text::value(v)
+            crate::base::text::value(v)
         )),
         None => Management::Unmanaged(format!("no {tag_key} tag")),
     }

@@ -152,11 +152,11 @@ pub struct KeyOutcome {
     pub reason: Option<String>,
     /// Where the notification went: an SNS message id, or the fallback queue's.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub notification: Option<crate::notify::Delivery>,
+    pub notification: Option<Delivery>,
 }
 
 impl KeyOutcome {
-    pub fn new(key: &crate::kms::KeyInfo) -> KeyOutcome {
+    pub fn new(key: &crate::aws::kms::KeyInfo) -> KeyOutcome {
         KeyOutcome {
             key_arn: key.arn.to_string(),
             key_id: key.key_id.clone(),
@@ -267,7 +267,7 @@ pub enum Outcome {
         role: String,
         danger: String,
         keys: Vec<String>,
-        notification: crate::notify::Delivery,
+        notification: Delivery,
     },
     Sweep(SweepReport),
     /// An alarm state change announced (or why not).
@@ -276,7 +276,7 @@ pub enum Outcome {
         transition: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         key_id: Option<String>,
-        notification: crate::notify::Delivery,
+        notification: Delivery,
     },
     /// Alarms that can never fire, found by a sweep.
     SilentAlarms {
@@ -286,6 +286,19 @@ pub enum Outcome {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         regions_not_checked: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        notification: Option<crate::notify::Delivery>,
+        notification: Option<Delivery>,
+    },
+}
+
+/// Where a notification ended up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "via", rename_all = "snake_case")]
+pub enum Delivery {
+    Sns {
+        message_id: String,
+    },
+    /// SNS refused or was unreachable; the message waits in the fallback queue.
+    FallbackQueue {
+        message_id: String,
     },
 }

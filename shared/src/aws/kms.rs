@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, KeyState, OriginType};
 use aws_sdk_kms::Client;
 
-use crate::arn::Arn;
-use crate::error::GuardrailError;
+use crate::base::arn::Arn;
+use crate::base::error::GuardrailError;
 
 /// Only policy name KMS supports.
 pub const DEFAULT_POLICY_NAME: &str = "default";
@@ -256,12 +256,12 @@ pub mod write {
             .map_err(|e| GuardrailError::aws("EnableKeyRotation", key.arn.as_str(), e))
     }
 
-    /// PutKeyPolicy with a document that already passed [`crate::kms_rules::check_kms_rules`]
-    /// and the lockout check (the caller holds a [`crate::safe_policy::SafePolicy`]).
+    /// PutKeyPolicy with a document that already passed [`crate::policy::kms_rules::check_kms_rules`]
+    /// and the lockout check (the caller holds a [`crate::policy::safe_policy::SafePolicy`]).
     pub async fn put_key_policy(
         client: &Client,
         key: &KeyInfo,
-        policy: &crate::safe_policy::SafePolicy,
+        policy: &crate::policy::safe_policy::SafePolicy,
     ) -> Result<(), GuardrailError> {
         client
             .put_key_policy()

@@ -1,14 +1,14 @@
 //! One resolution chain for events and sweeps alike: identifier -> DescribeKey -> exists ->
 //! this account -> customer managed -> managed (tag or list).
 
-use crate::arn::Arn;
+use crate::aws::kms::{self, KeyInfo};
+use crate::aws::tagging;
 use crate::aws::AwsClients;
+use crate::base::arn::Arn;
+use crate::base::error::GuardrailError;
 use crate::config::{CommonConfig, ManagedSelector};
-use crate::error::GuardrailError;
-use crate::events::KeyLocator;
-use crate::kms::{self, KeyInfo};
-use crate::managed::{management, Management};
-use crate::tagging;
+use crate::pipeline::managed::{management, Management};
+use crate::triggers::events::KeyLocator;
 
 #[derive(Debug)]
 pub enum Resolution {
@@ -34,7 +34,7 @@ pub async fn resolve(
         Ok(key) => classify(clients, common, key, None).await,
         Err(e) if e.is_not_found() => Ok(Resolution::NotOurs(format!(
             "key {} no longer exists",
-            crate::text::value(&locator.identifier)
+            crate::base::text::value(&locator.identifier)
         ))),
         Err(e) if e.is_access_denied() => {
             if known_managed(clients, common, locator).await {
@@ -63,7 +63,7 @@ pub async fn classify(
     if key.account != common.account_id {
         return Ok(Resolution::NotOurs(format!(
             "key belongs to account {}, not {}",
-            crate::text::value(&key.account),
+            crate::base::text::value(&key.account),
             common.account_id
         )));
     }

@@ -9,10 +9,10 @@ use aws_sdk_kms::types::{GrantConstraints as SdkConstraints, GrantListEntry, Gra
 use aws_sdk_kms::Client;
 use serde::Serialize;
 
-use crate::arn::Arn;
-use crate::config::is_account_id;
-use crate::error::GuardrailError;
-use crate::text;
+use shared::base::arn::is_account_id;
+use shared::base::arn::Arn;
+use shared::base::error::GuardrailError;
+use shared::base::text;
 
 /// Who a grant is for, or who may retire it: an AWS principal (`GranteePrincipal`,
 /// `RetiringPrincipal`) or a service principal (`GranteeServicePrincipal`,
@@ -545,9 +545,9 @@ pub async fn list_grants(
 /// The grant writes. Each names the key by ARN; errors name the operation and the key.
 pub mod write {
     use super::*;
-    use crate::config::ConfigError;
-    use crate::error::AwsErrorKind;
-    use crate::kms::KeyInfo;
+    use shared::aws::kms::KeyInfo;
+    use shared::base::error::AwsErrorKind;
+    use shared::config::ConfigError;
 
     /// CreateGrant with `spec`, returning the grant id. A spec KMS would refuse is not sent
     /// (a configuration error listing the reasons).
@@ -1040,7 +1040,6 @@ mod tests {
         //! The real SDK client with mocked answers and the production retry policy.
 
         use super::*;
-        use crate::kms::KeyInfo;
         use aws_sdk_kms::operation::create_grant::{CreateGrantError, CreateGrantOutput};
         use aws_sdk_kms::operation::list_grants::ListGrantsOutput;
         use aws_smithy_mocks::{mock, mock_client, RuleMode};
@@ -1050,6 +1049,7 @@ mod tests {
         use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
         use aws_smithy_types::config_bag::ConfigBag;
         use aws_smithy_types::error::ErrorMetadata;
+        use shared::aws::kms::KeyInfo;
         use std::sync::{Arc, Mutex};
         use std::time::Duration;
 
@@ -1093,7 +1093,7 @@ mod tests {
         }
 
         fn client(rules: &[&aws_smithy_mocks::Rule], sent: &Sent) -> Client {
-            let retry = crate::aws::retry_config().with_initial_backoff(Duration::from_millis(1));
+            let retry = shared::aws::retry_config().with_initial_backoff(Duration::from_millis(1));
             let sent = sent.clone();
             mock_client!(aws_sdk_kms, RuleMode::MatchAny, rules, |b| b
                 .retry_config(retry.clone())

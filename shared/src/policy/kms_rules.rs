@@ -17,8 +17,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::config::is_account_id;
-use crate::policy::Policy;
+use crate::base::arn::is_account_id;
+use crate::policy::model::Policy;
 
 /// Key policy format: "Up to 32 kilobytes (32,768 bytes)". The API model allows 131,072
 /// characters, but the documented key policy limit is the smaller one, so that one holds.
@@ -238,7 +238,7 @@ fn place(index: usize, statement: &Map<String, Value>) -> String {
 
 fn check_statement(statement: &Map<String, Value>, place: &str, findings: &mut Findings) {
     for key in statement.keys() {
-        if !crate::policy::STATEMENT_ELEMENTS.contains(&key.as_str()) {
+        if !crate::policy::model::STATEMENT_ELEMENTS.contains(&key.as_str()) {
             findings.add(
                 Rule::Element,
                 place,
@@ -423,7 +423,7 @@ fn aws_principal_problem(value: &str) -> Result<(), String> {
                 .to_string(),
         );
     }
-    let Some(arn) = crate::arn::Arn::parse(value)
+    let Some(arn) = crate::base::arn::Arn::parse(value)
         .ok()
         .filter(|arn| arn.region().is_empty())
     else {

@@ -2,8 +2,8 @@
 //! only the calls the function handles, that succeeded, and that the function did not make
 //! itself; everything else is a skip with its reason.
 
-use crate::arn::Arn;
-use crate::events::CloudTrailDetail;
+use crate::base::arn::Arn;
+use crate::triggers::events::CloudTrailDetail;
 
 /// The CloudTrail events one service delivers that a function acts on. This list is the one
 /// truth: the handler gates on it and a test checks the template's EventBridge pattern against it.
@@ -30,7 +30,7 @@ impl EventGate {
         else {
             return Err(format!(
                 "event source {} is not one {} acts on",
-                crate::text::quoted(&detail.event_source, 80),
+                crate::base::text::quoted(&detail.event_source, 80),
                 self.function
             ));
         };
@@ -38,14 +38,14 @@ impl EventGate {
             return Err(format!(
                 "{} does not act on {} events",
                 self.function,
-                crate::text::quoted(&detail.event_name, 80)
+                crate::base::text::quoted(&detail.event_name, 80)
             ));
         }
         if let Some(code) = &detail.error_code {
             return Err(format!(
                 "the {} call failed ({}), so nothing changed",
                 detail.event_name,
-                crate::text::one_line(code, 80)
+                crate::base::text::one_line(code, 80)
             ));
         }
         if caused_by_role(detail, self_role) {
@@ -92,7 +92,7 @@ pub fn caused_by_role(detail: &CloudTrailDetail, role: &Arn) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{parse_trigger, Trigger};
+    use crate::triggers::events::{parse_trigger, Trigger};
 
     const GATE: EventGate = EventGate {
         function: "policy-drift",

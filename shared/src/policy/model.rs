@@ -242,7 +242,7 @@ fn string_set(
 /// Whether an `AWS` principal value names `account` itself (its root ARN or the bare id), the
 /// principal that delegates to the account's IAM policies.
 pub fn names_account(principal: &str, account: &str) -> bool {
-    crate::config::is_account_id(account)
+    crate::base::arn::is_account_id(account)
         && canonical_aws_principal(principal.trim().to_string()) == account
 }
 

@@ -7,8 +7,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use lambda_runtime::Diagnostic;
 
-use crate::config::ConfigError;
-use crate::text;
+use crate::base::text;
 
 /// What kind of AWS failure happened, in the words an operator searches for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +34,22 @@ impl AwsErrorKind {
                 | AwsErrorKind::Network
                 | AwsErrorKind::ServerError
         )
+    }
+}
+
+/// Every configuration problem found, one line each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid configuration ({} problem", self.problems.len())?;
+        if self.problems.len() != 1 {
+            f.write_str("s")?;
+        }
+        write!(f, "): {}", self.problems.join("; "))
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::policy::Policy;
+use crate::policy::model::Policy;
 
 /// Inputs with the meaning of the Terraform module variables of the same name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -273,7 +273,7 @@ mod tests {
             ]
         );
         assert!(b.document.contains("arn:aws:logs:eu-west-1:111122223333:*"));
-        assert!(crate::evaluate::lockout_problems(
+        assert!(crate::policy::evaluate::lockout_problems(
             &b.policy,
             &[(
                 "arn:aws:iam::111122223333:role/kms-admin",
@@ -298,7 +298,7 @@ mod tests {
         )
         .unwrap();
         assert!(!b.document.contains(":root\""));
-        assert!(crate::evaluate::lockout_problems(
+        assert!(crate::policy::evaluate::lockout_problems(
             &b.policy,
             &[(
                 "arn:aws:iam::111122223333:role/kms-admin",

@@ -1,6 +1,8 @@
 //! Start-up for every function: configuration problems reach Lambda as an init error whose
 //! `errorType` is `InvalidConfiguration` (the Runtime API's `/init/error`), not a bare exit.
 
+pub mod telemetry;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;

@@ -5,8 +5,8 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::alarm::{parse_alarm_payload, AlarmChange};
-use crate::error::GuardrailError;
+use crate::base::error::GuardrailError;
+use crate::triggers::alarm::{parse_alarm_payload, AlarmChange};
 
 pub const API_CALL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
 pub const SERVICE_EVENT_DETAIL_TYPE: &str = "AWS Service Event via CloudTrail";
@@ -149,7 +149,7 @@ pub fn parse_trigger(payload: &Value) -> Result<Trigger, GuardrailError> {
         serde_json::from_value(payload.clone()).map_err(|e| {
             invalid(format!(
                 "not an EventBridge event, SNS notification or alarm action: {}",
-                crate::text::one_line(&e.to_string(), 200)
+                crate::base::text::one_line(&e.to_string(), 200)
             ))
         })?;
     match envelope.detail_type.as_str() {
@@ -158,7 +158,7 @@ pub fn parse_trigger(payload: &Value) -> Result<Trigger, GuardrailError> {
                 .map_err(|e| {
                     invalid(format!(
                         "the CloudTrail record in detail is malformed: {}",
-                        crate::text::one_line(&e.to_string(), 200)
+                        crate::base::text::one_line(&e.to_string(), 200)
                     ))
                 })?;
             Ok(Trigger::CloudTrail(Box::new(CloudTrailEvent {
@@ -174,8 +174,8 @@ pub fn parse_trigger(payload: &Value) -> Result<Trigger, GuardrailError> {
         }
         other => Err(invalid(format!(
             "unsupported detail-type {} from source {}; expected {API_CALL_DETAIL_TYPE:?}, {SCHEDULED_DETAIL_TYPE:?} or a CloudWatch alarm",
-            crate::text::quoted(other, 80),
-            crate::text::quoted(&envelope.source, 80)
+            crate::base::text::quoted(other, 80),
+            crate::base::text::quoted(&envelope.source, 80)
         ))),
     }
 }
@@ -312,7 +312,7 @@ impl KeyLocator {
             if !well_formed {
                 return Err(format!(
                     "{} is not a KMS key or alias ARN",
-                    crate::text::quoted(reference, 120)
+                    crate::base::text::quoted(reference, 120)
                 ));
             }
             return Ok(KeyLocator {
@@ -328,7 +328,7 @@ impl KeyLocator {
         }
         Err(format!(
             "{} is not a key ARN, key id, mrk- id, alias name or alias ARN",
-            crate::text::quoted(reference, 120)
+            crate::base::text::quoted(reference, 120)
         ))
     }
 }

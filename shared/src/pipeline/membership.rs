@@ -5,12 +5,12 @@
 
 use serde_json::Value;
 
+use crate::aws::kms::KeyInfo;
+use crate::base::error::GuardrailError;
 use crate::config::ManagedSelector;
-use crate::error::GuardrailError;
-use crate::events::{CloudTrailDetail, KeyLocator};
-use crate::kms::KeyInfo;
-use crate::outcome::{Finding, FindingKind, KeyOutcome, Severity, Status};
-use crate::pipeline::Audit;
+use crate::notify::outcome::{Finding, FindingKind, KeyOutcome, Severity, Status};
+use crate::pipeline::audit::Audit;
+use crate::triggers::events::{CloudTrailDetail, KeyLocator};
 
 fn request_key(detail: &CloudTrailDetail, region: &str) -> Result<KeyLocator, GuardrailError> {
     let target = detail
@@ -64,7 +64,7 @@ fn sets_managed_tag(detail: &CloudTrailDetail, selector: &ManagedSelector) -> Op
 fn names_listed_alias(detail: &CloudTrailDetail, selector: &ManagedSelector, region: &str) -> bool {
     let alias = request_value(detail, "aliasName").and_then(Value::as_str);
     alias.is_some_and(|a| {
-        crate::managed::listed_aliases(selector, region)
+        crate::pipeline::managed::listed_aliases(selector, region)
             .iter()
             .any(|l| l == a)
     })
@@ -95,7 +95,7 @@ pub fn enrolment(
         format!(
             "the key became managed by {function}: {how} ({} by {})",
             detail.event_name,
-            crate::text::value(&detail.actor())
+            crate::base::text::value(&detail.actor())
         ),
     ))
 }
@@ -129,7 +129,7 @@ pub fn left_management(
             })
         }
         ("DeleteAlias" | "UpdateAlias", _) if names_listed_alias(detail, selector, region) => {
-            let alias = crate::text::value(
+            let alias = crate::base::text::value(
                 request_value(detail, "aliasName")
                     .and_then(Value::as_str)
                     .unwrap_or_default(),
@@ -199,7 +199,7 @@ pub fn event_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{parse_trigger, Trigger};
+    use crate::triggers::events::{parse_trigger, Trigger};
 
     fn detail(sample: &str) -> CloudTrailDetail {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

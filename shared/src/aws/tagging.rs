@@ -5,8 +5,8 @@ use aws_sdk_resourcegroupstagging::types::TagFilter;
 use aws_sdk_resourcegroupstagging::Client;
 use futures::stream::{self, Stream};
 
-use crate::arn::Arn;
-use crate::error::GuardrailError;
+use crate::base::arn::Arn;
+use crate::base::error::GuardrailError;
 
 /// The Tagging API's name for KMS keys.
 const KMS_KEY_TYPE: &str = "kms:key";

@@ -1,25 +1,31 @@
 //! The per-key end of every function: announce what was found or done, once, and tell
 //! failures a retry can fix from those only a person can.
 
-use std::collections::HashMap;
+pub mod audit;
+pub mod managed;
+pub mod membership;
+pub mod resolve;
+pub mod sweep;
+
 use std::future::Future;
 
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use tokio::sync::OnceCell;
+
 use tracing::{info_span, Instrument};
 
+use crate::aws::kms::{self, KeyInfo};
 use crate::aws::AwsClients;
+use crate::base::error::GuardrailError;
 use crate::config::CommonConfig;
-use crate::error::GuardrailError;
-use crate::events::{parse_trigger, CloudTrailDetail, KeyLocator, Trigger};
-use crate::gate::EventGate;
-use crate::kms::{self, KeyInfo};
-use crate::membership;
+use crate::triggers::events::{parse_trigger, CloudTrailDetail, KeyLocator, Trigger};
+use crate::triggers::gate::EventGate;
+pub use audit::{Aliases, Audit, RegionAliases};
+
+use crate::notify::outcome::{Finding, FindingKind, KeyOutcome, Outcome, Severity, Status};
 use crate::notify::{deliver, Cause, KeyMessage, Speaker};
-use crate::outcome::{Finding, FindingKind, KeyOutcome, Outcome, Severity, Status};
-use crate::resolve::{resolve, Resolution};
-use crate::sweep::{self, Deadline, Swept};
+use crate::pipeline::resolve::{resolve, Resolution};
+use crate::pipeline::sweep::{Deadline, Swept};
 
 /// The context every function's per-key work runs in.
 #[derive(Clone, Copy)]
@@ -27,56 +33,6 @@ pub struct Guard<'a> {
     pub function: &'static str,
     pub clients: &'a AwsClients,
     pub common: &'a CommonConfig,
-}
-
-/// What a function's audit of one key produced; the function's decisions are all here.
-#[derive(Debug)]
-pub struct Audit {
-    pub outcome: KeyOutcome,
-    /// The call that stopped the audit or a correction, if any.
-    pub failure: Option<GuardrailError>,
-    /// The subject before the key's name, e.g. "KMS key policy drift corrected".
-    pub headline: String,
-    pub severity: Severity,
-    pub guidance: Option<String>,
-}
-
-/// The aliases of a Region's keys, listed once and only when a message needs them.
-pub struct RegionAliases {
-    region: String,
-    by_key: OnceCell<HashMap<String, Vec<String>>>,
-}
-
-impl RegionAliases {
-    pub fn new(region: &str) -> RegionAliases {
-        RegionAliases {
-            region: region.to_string(),
-            by_key: OnceCell::new(),
-        }
-    }
-
-    async fn first(&self, clients: &AwsClients, key_id: &str) -> Option<String> {
-        let client = clients.kms(&self.region);
-        let map = self
-            .by_key
-            .get_or_try_init(|| async move { kms::aliases_by_key(&client).await })
-            .await;
-        match map {
-            Ok(map) => map.get(key_id).and_then(|names| names.first().cloned()),
-            Err(e) => {
-                tracing::warn!(error = %e, "aliases unavailable for the notification");
-                None
-            }
-        }
-    }
-}
-
-/// How a message finds the key's alias: one ListAliases for the key (events), or the
-/// Region's listing shared by the whole sweep.
-#[derive(Clone, Copy)]
-pub enum Aliases<'a> {
-    PerKey,
-    Region(&'a RegionAliases),
 }
 
 impl Guard<'_> {

@@ -1,0 +1,60 @@
+//! What one key's audit produced, and where its message finds the key's alias.
+
+use std::collections::HashMap;
+
+use tokio::sync::OnceCell;
+
+use crate::aws::kms;
+use crate::aws::AwsClients;
+use crate::base::error::GuardrailError;
+use crate::notify::outcome::{KeyOutcome, Severity};
+
+/// What a function's audit of one key produced; the function's decisions are all here.
+#[derive(Debug)]
+pub struct Audit {
+    pub outcome: KeyOutcome,
+    /// The call that stopped the audit or a correction, if any.
+    pub failure: Option<GuardrailError>,
+    /// The subject before the key's name, e.g. "KMS key policy drift corrected".
+    pub headline: String,
+    pub severity: Severity,
+    pub guidance: Option<String>,
+}
+
+/// The aliases of a Region's keys, listed once and only when a message needs them.
+pub struct RegionAliases {
+    region: String,
+    by_key: OnceCell<HashMap<String, Vec<String>>>,
+}
+
+impl RegionAliases {
+    pub fn new(region: &str) -> RegionAliases {
+        RegionAliases {
+            region: region.to_string(),
+            by_key: OnceCell::new(),
+        }
+    }
+
+    pub(crate) async fn first(&self, clients: &AwsClients, key_id: &str) -> Option<String> {
+        let client = clients.kms(&self.region);
+        let map = self
+            .by_key
+            .get_or_try_init(|| async move { kms::aliases_by_key(&client).await })
+            .await;
+        match map {
+            Ok(map) => map.get(key_id).and_then(|names| names.first().cloned()),
+            Err(e) => {
+                tracing::warn!(error = %e, "aliases unavailable for the notification");
+                None
+            }
+        }
+    }
+}
+
+/// How a message finds the key's alias: one ListAliases for the key (events), or the
+/// Region's listing shared by the whole sweep.
+#[derive(Clone, Copy)]
+pub enum Aliases<'a> {
+    PerKey,
+    Region(&'a RegionAliases),
+}

@@ -35,7 +35,7 @@ impl Arn {
         {
             return Err(format!(
                 "{} is not an ARN (arn:partition:service:region:account:resource)",
-                crate::text::quoted(text, 120)
+                crate::base::text::quoted(text, 120)
             ));
         }
         Ok(arn)

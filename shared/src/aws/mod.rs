@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, Region};
 use aws_sdk_kms::config::{Credentials, SharedCredentialsProvider};
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
@@ -116,49 +116,100 @@ pub fn from_lambda_environment(
     Some(builder.build())
 }
 
-/// Clients per Region, built on first use from one SDK configuration.
-pub struct AwsClients {
-    sdk: SdkConfig,
-    kms: Mutex<HashMap<String, aws_sdk_kms::Client>>,
-    sns: Mutex<HashMap<String, aws_sdk_sns::Client>>,
-    sqs: Mutex<HashMap<String, aws_sdk_sqs::Client>>,
-    tagging: Mutex<HashMap<String, aws_sdk_resourcegroupstagging::Client>>,
+/// One service's clients, one per Region, built on first use and kept for the container's
+/// life. Every client of every function is cached this one way.
+pub struct Regional<C> {
+    build: fn(&SdkConfig, &str) -> C,
+    clients: Mutex<HashMap<String, C>>,
 }
 
-/// One `Client::from_conf` per service, in the Region asked for.
+impl<C: Clone> Regional<C> {
+    /// `build` makes the client for one Region from the shared SDK configuration.
+    pub fn new(build: fn(&SdkConfig, &str) -> C) -> Regional<C> {
+        Regional {
+            build,
+            clients: Mutex::default(),
+        }
+    }
+
+    /// The client for `region`, built from `sdk` the first time.
+    pub fn get(&self, sdk: &SdkConfig, region: &str) -> C {
+        self.lock()
+            .entry(region.to_string())
+            .or_insert_with(|| (self.build)(sdk, region))
+            .clone()
+    }
+
+    /// Uses `client` for `region`; tests hand in mocked or emulator clients this way.
+    pub fn insert(&self, region: &str, client: C) {
+        self.lock().insert(region.to_string(), client);
+    }
+
+    /// A poisoned lock only means another thread panicked mid-insert; the map is still usable.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, C>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `Client::from_conf` for one service in one Region: the `build` of a [`Regional`].
+#[macro_export]
 macro_rules! regional_client {
-    ($sdk:expr, $service:ident, $region:expr) => {{
-        let config = $service::config::Builder::from($sdk)
-            .region(Region::new($region.to_string()))
-            .build();
-        $service::Client::from_conf(config)
-    }};
+    ($service:ident) => {
+        |sdk: &$crate::aws::SdkConfig, region: &str| {
+            let config = $service::config::Builder::from(sdk)
+                .region($crate::aws::SdkRegion::new(region.to_string()))
+                .build();
+            $service::Client::from_conf(config)
+        }
+    };
+}
+
+pub use aws_config::Region as SdkRegion;
+pub use aws_config::SdkConfig;
+
+/// The clients every function uses (KMS, SNS, SQS, tagging), one per Region, from one SDK
+/// configuration; a function's own services are [`Regional`] caches beside it in `Deps`.
+pub struct AwsClients {
+    sdk: SdkConfig,
+    kms: Regional<aws_sdk_kms::Client>,
+    sns: Regional<aws_sdk_sns::Client>,
+    sqs: Regional<aws_sdk_sqs::Client>,
+    tagging: Regional<aws_sdk_resourcegroupstagging::Client>,
 }
 
 impl AwsClients {
     pub fn new(sdk: SdkConfig) -> AwsClients {
         AwsClients {
             sdk,
-            kms: Mutex::default(),
-            sns: Mutex::default(),
-            sqs: Mutex::default(),
-            tagging: Mutex::default(),
+            kms: Regional::new(regional_client!(aws_sdk_kms)),
+            sns: Regional::new(regional_client!(aws_sdk_sns)),
+            sqs: Regional::new(regional_client!(aws_sdk_sqs)),
+            tagging: Regional::new(regional_client!(aws_sdk_resourcegroupstagging)),
         }
+    }
+
+    pub fn sdk(&self) -> &SdkConfig {
+        &self.sdk
+    }
+
+    /// A function's own service in `region`, from the same SDK configuration.
+    pub fn regional<C: Clone>(&self, cache: &Regional<C>, region: &str) -> C {
+        cache.get(&self.sdk, region)
     }
 
     /// Uses `client` for every KMS call to `region`; tests hand in mocked clients this way.
     pub fn with_kms_client(self, region: &str, client: aws_sdk_kms::Client) -> AwsClients {
-        lock(&self.kms).insert(region.to_string(), client);
+        self.kms.insert(region, client);
         self
     }
 
     pub fn with_sns_client(self, region: &str, client: aws_sdk_sns::Client) -> AwsClients {
-        lock(&self.sns).insert(region.to_string(), client);
+        self.sns.insert(region, client);
         self
     }
 
     pub fn with_sqs_client(self, region: &str, client: aws_sdk_sqs::Client) -> AwsClients {
-        lock(&self.sqs).insert(region.to_string(), client);
+        self.sqs.insert(region, client);
         self
     }
 
@@ -167,50 +218,26 @@ impl AwsClients {
         region: &str,
         client: aws_sdk_resourcegroupstagging::Client,
     ) -> AwsClients {
-        lock(&self.tagging).insert(region.to_string(), client);
+        self.tagging.insert(region, client);
         self
     }
 
     pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
-        cached(&self.kms, region, || {
-            regional_client!(&self.sdk, aws_sdk_kms, region)
-        })
+        self.kms.get(&self.sdk, region)
     }
 
     pub fn sns(&self, region: &str) -> aws_sdk_sns::Client {
-        cached(&self.sns, region, || {
-            regional_client!(&self.sdk, aws_sdk_sns, region)
-        })
+        self.sns.get(&self.sdk, region)
     }
 
     pub fn sqs(&self, region: &str) -> aws_sdk_sqs::Client {
-        cached(&self.sqs, region, || {
-            regional_client!(&self.sdk, aws_sdk_sqs, region)
-        })
+        self.sqs.get(&self.sdk, region)
     }
 
     /// The Resource Groups Tagging API: one tag-filtered listing instead of a tag read per key.
     pub fn tagging(&self, region: &str) -> aws_sdk_resourcegroupstagging::Client {
-        cached(&self.tagging, region, || {
-            regional_client!(&self.sdk, aws_sdk_resourcegroupstagging, region)
-        })
+        self.tagging.get(&self.sdk, region)
     }
-}
-
-/// A poisoned lock only means another thread panicked mid-insert; the map is still usable.
-fn lock<C>(clients: &Mutex<HashMap<String, C>>) -> std::sync::MutexGuard<'_, HashMap<String, C>> {
-    clients.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn cached<C: Clone>(
-    clients: &Mutex<HashMap<String, C>>,
-    region: &str,
-    build: impl FnOnce() -> C,
-) -> C {
-    lock(clients)
-        .entry(region.to_string())
-        .or_insert_with(build)
-        .clone()
 }
 
 #[cfg(test)]

@@ -53,6 +53,16 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+/// What a failure asks of the invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Trying again later can succeed without anyone changing anything: the invocation fails
+    /// so Lambda retries it (a sweep leaves the key to the next sweep).
+    Retry,
+    /// Only a person can fix it: reported once, and the invocation succeeds.
+    Report,
+}
+
 /// Longest AWS error message kept: enough to act on, never a whole echoed policy.
 const MAX_AWS_MESSAGE_CHARS: usize = 400;
 
@@ -95,14 +105,24 @@ impl GuardrailError {
         }
     }
 
-    /// Whether Lambda retrying the invocation can help: throttling, 5xx, timeouts, connection
-    /// errors. Everything else needs a person and is reported once instead.
-    pub fn is_retryable(&self) -> bool {
-        match self {
+    /// What this failure asks for: throttling, 5xx, timeouts, connection errors and a key
+    /// still being created are retried; everything else needs a person and is reported once.
+    /// The pipeline acts on it in one place (`pipeline::retry_or_report`).
+    pub fn disposition(&self) -> Disposition {
+        let retry = match self {
             GuardrailError::Aws { kind, .. } => kind.is_retryable(),
             GuardrailError::KeyNotReady { .. } => true,
             _ => false,
+        };
+        if retry {
+            Disposition::Retry
+        } else {
+            Disposition::Report
         }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.disposition() == Disposition::Retry
     }
 
     pub fn is_access_denied(&self) -> bool {

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use tokio::sync::OnceCell;
 
-use crate::aws::kms;
+use crate::aws::kms::{self, KeyInfo};
 use crate::aws::AwsClients;
 use crate::base::error::GuardrailError;
-use crate::notify::outcome::{KeyOutcome, Severity};
+use crate::notify::outcome::{Finding, KeyOutcome, Severity, Status};
 
 /// What a function's audit of one key produced; the function's decisions are all here.
 #[derive(Debug)]
@@ -58,3 +58,42 @@ pub enum Aliases<'a> {
     PerKey,
     Region(&'a RegionAliases),
 }
+
+impl Audit {
+    /// An audit a call stopped before any decision: the pipeline classifies `failure`.
+    pub fn failed(key: &KeyInfo, failure: GuardrailError, headline: &str) -> Audit {
+        Audit {
+            outcome: KeyOutcome::new(key),
+            failure: Some(failure),
+            headline: headline.into(),
+            severity: Severity::High,
+            guidance: None,
+        }
+    }
+
+    /// A key left alone for now, with the reason.
+    pub fn skipped(key: &KeyInfo, reason: String) -> Audit {
+        let mut outcome = KeyOutcome::new(key);
+        outcome.status = Status::Skipped;
+        outcome.reason = Some(reason);
+        Audit {
+            outcome,
+            failure: None,
+            headline: ENROLLED.into(),
+            severity: Severity::High,
+            guidance: None,
+        }
+    }
+
+    /// A finding the event itself made (a key entering management), shown first. A key found
+    /// in order is then reported for it, under a headline that says so.
+    pub fn add_event_finding(&mut self, finding: Finding) {
+        self.outcome.findings.insert(0, finding);
+        if self.outcome.status == Status::Compliant {
+            self.outcome.status = Status::Reported;
+            self.headline = ENROLLED.into();
+        }
+    }
+}
+
+const ENROLLED: &str = "KMS key enrolled in guardrails";

@@ -1,0 +1,275 @@
+//! [`handle`]: the whole invocation of every function, generic over its [`Guardrail`].
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use tracing::{info_span, Instrument};
+
+use crate::aws::kms::KeyInfo;
+use crate::base::error::{Disposition, GuardrailError};
+use crate::notify::outcome::{Outcome, Status};
+use crate::notify::Cause;
+use crate::pipeline::audit::{Aliases, Audit};
+use crate::pipeline::guardrail::{
+    skipped_key, Audited, DepsOf, FunctionConfig, Guardrail, Invocation, Response, SweepMessages,
+};
+use crate::pipeline::membership;
+use crate::pipeline::resolve::{resolve, Resolution};
+use crate::pipeline::sweep::{self, Deadline, Swept};
+use crate::pipeline::Guard;
+use crate::triggers::events::{parse_trigger, CloudTrailDetail, KeyLocator, Trigger};
+
+/// The one retry-or-report rule: `Err` when a retry can fix the failure (propagate it with
+/// `?` so the invocation fails and Lambda retries), `Ok` with the failure when only a person
+/// can (report it once and go on).
+pub fn retry_or_report(error: GuardrailError) -> Result<GuardrailError, GuardrailError> {
+    match error.disposition() {
+        Disposition::Retry => Err(error),
+        Disposition::Report => Ok(error),
+    }
+}
+
+fn guard<G: Guardrail>(deps: &DepsOf<G>) -> Guard<'_> {
+    Guard {
+        function: G::NAME,
+        clients: &deps.clients,
+        common: deps.config.common(),
+    }
+}
+
+/// The invocation: the trigger parsed, the function's own routes first, then CloudTrail
+/// events through the gate, resolution and membership, and schedules through the sweep.
+pub async fn handle<G: Guardrail>(
+    event: LambdaEvent<Value>,
+    deps: &DepsOf<G>,
+) -> Result<Response<G::Report>, GuardrailError> {
+    let result = match parse_trigger(&event.payload) {
+        Ok(trigger) => {
+            let seed = match &trigger {
+                Trigger::Scheduled { id, .. } => id.as_deref().unwrap_or("sweep"),
+                _ => "",
+            };
+            let invocation = Invocation {
+                deadline: Deadline::from_context_millis(event.context.deadline),
+                sweep_seed: seed,
+            };
+            match G::route(deps, &trigger, invocation).await {
+                Some(result) => result,
+                None => on_trigger::<G>(deps, &trigger, invocation).await,
+            }
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        tracing::error!(error_type = e.error_type(), error = %e, "invocation failed");
+    }
+    result
+}
+
+async fn on_trigger<G: Guardrail>(
+    deps: &DepsOf<G>,
+    trigger: &Trigger,
+    invocation: Invocation<'_>,
+) -> Result<Response<G::Report>, GuardrailError> {
+    match trigger {
+        Trigger::CloudTrail(ev) => {
+            let d = &ev.detail;
+            let span = info_span!("event", event_id = d.event_id(), event_name = %d.event_name);
+            on_event::<G>(deps, d).instrument(span).await
+        }
+        Trigger::Scheduled { id, time } => {
+            let span = info_span!("sweep", event_id = id.as_deref().unwrap_or("unknown"));
+            on_sweep::<G>(deps, invocation, time.as_deref())
+                .instrument(span)
+                .await
+        }
+        other => Err(GuardrailError::InvalidEvent(format!(
+            "{} does not handle a {}",
+            G::NAME,
+            other.describe()
+        ))),
+    }
+}
+
+/// The function's decisions for one managed key: `read`, `decide`, `apply`. A key KMS is
+/// still creating fails (retryably); one in transition is left for later.
+async fn audit_key<G: Guardrail>(deps: &DepsOf<G>, key: &KeyInfo) -> (Audit, Option<G::Detail>) {
+    if let Some(not_ready) = key.not_ready() {
+        return (Audit::failed(key, not_ready, "KMS key not ready"), None);
+    }
+    if !key.is_settled() {
+        let reason = format!(
+            "key is in state {}; nothing is read or written until it settles, and the next event or sweep looks again",
+            key.state.as_str()
+        );
+        return (Audit::skipped(key, reason), None);
+    }
+    let facts = match G::read(deps, key).await {
+        Ok(facts) => facts,
+        Err(e) => return (Audit::failed(key, e, "KMS key could not be audited"), None),
+    };
+    let plan = G::decide(&deps.config, key, facts);
+    let (audit, detail) = G::apply(deps, key, plan).await;
+    (audit, Some(detail))
+}
+
+async fn on_event<G: Guardrail>(
+    deps: &DepsOf<G>,
+    detail: &CloudTrailDetail,
+) -> Result<Response<G::Report>, GuardrailError> {
+    let common = deps.config.common();
+    let skipped = |reason: String| {
+        let outcome = Outcome::skipped(detail.event_id(), &detail.event_name, reason);
+        Ok(Response::Outcome(outcome))
+    };
+    if let Err(reason) = G::gate().admit(detail, &common.self_role_arn) {
+        return skipped(reason);
+    }
+    let (mut outcomes, mut details, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
+    for locator in membership::event_keys(detail, &common.region)? {
+        match on_key::<G>(deps, detail, &locator).await? {
+            Ok((outcome, detail)) => {
+                outcomes.push(outcome);
+                details.extend(detail);
+            }
+            Err(reason) => reasons.push(reason),
+        }
+    }
+    let outcome = match outcomes.len() {
+        0 => return skipped(reasons.join("; ")),
+        1 => Outcome::Key(outcomes.remove(0)),
+        _ => Outcome::Keys(outcomes),
+    };
+    Ok(G::respond(outcome, details))
+}
+
+type KeyResult<D> =
+    Result<Result<(crate::notify::outcome::KeyOutcome, Option<D>), String>, GuardrailError>;
+
+/// Acts on one key an event names; `Ok(Err(reason))` when it is not ours.
+async fn on_key<G: Guardrail>(
+    deps: &DepsOf<G>,
+    detail: &CloudTrailDetail,
+    locator: &KeyLocator,
+) -> KeyResult<G::Detail> {
+    let (common, cause) = (deps.config.common(), Cause::Event(detail));
+    let resolved = resolve(&deps.clients, common, locator).await?;
+    let (key, audit, own) = match G::target(deps, resolved, locator).await? {
+        Resolution::Managed(key) => {
+            let (mut audit, own) = audit_key::<G>(deps, &key).await;
+            if let Some(enrolled) = membership::enrolment(G::NAME, detail, &common.managed, &key) {
+                audit.add_event_finding(enrolled);
+            }
+            (key, audit, own)
+        }
+        Resolution::Unmanaged { key, reason } => {
+            let Some(departure) = membership::left_management(detail, &common.managed, &key) else {
+                return Ok(Err(reason));
+            };
+            let audit = membership::left_audit(G::NAME, &key, &reason, &departure);
+            (key, audit, None)
+        }
+        Resolution::NotOurs(reason) => return Ok(Err(reason)),
+        Resolution::ShutOut { key, error } => {
+            let key = KeyInfo::unreadable(&key, &locator.region, &common.account_id);
+            let outcome = guard::<G>(deps).shut_out(&key, cause, error).await?;
+            return Ok(Ok((outcome, None)));
+        }
+    };
+    let outcome = guard::<G>(deps)
+        .finish(&key, cause, Aliases::PerKey, audit)
+        .await?;
+    Ok(Ok((outcome, own)))
+}
+
+/// Every managed key through the sweep runner; each target audited once per sweep.
+async fn on_sweep<G: Guardrail>(
+    deps: &DepsOf<G>,
+    invocation: Invocation<'_>,
+    time: Option<&str>,
+) -> Result<Response<G::Report>, GuardrailError> {
+    let common = deps.config.common();
+    let guard = guard::<G>(deps);
+    let details = Mutex::new(Vec::new());
+    let audited = Mutex::new(Vec::new());
+    let targets = Mutex::new(HashSet::new());
+    let (details_ref, audited_ref, targets_ref) = (&details, &audited, &targets);
+    let report = sweep::run(
+        &deps.clients,
+        common,
+        invocation.deadline,
+        invocation.sweep_seed,
+        |swept| async move {
+            let cause = Cause::Sweep { time };
+            let swept = match swept {
+                Swept::Key(swept) => swept,
+                Swept::ShutOut { key, error } => return guard.shut_out(&key, cause, error).await,
+            };
+            let listed = swept.key.clone();
+            let locator = KeyLocator {
+                region: listed.region.clone(),
+                identifier: listed.arn.to_string(),
+            };
+            let key = match G::target(deps, Resolution::Managed(listed.clone()), &locator).await? {
+                Resolution::Managed(key) => key,
+                Resolution::Unmanaged { reason, .. } | Resolution::NotOurs(reason) => {
+                    return Ok(skipped_key(&listed, &reason));
+                }
+                Resolution::ShutOut { key, error } => {
+                    let key = KeyInfo::unreadable(&key, &locator.region, &common.account_id);
+                    return guard.shut_out(&key, cause, error).await;
+                }
+            };
+            let first_time = lock(targets_ref).insert(key.arn.to_string());
+            if !first_time {
+                return Ok(skipped_key(
+                    &listed,
+                    &format!("audited through {} in this sweep", key.arn),
+                ));
+            }
+            let span = info_span!("key", key = %key.arn);
+            let (audit, detail) = audit_key::<G>(deps, &key).instrument(span.clone()).await;
+            match G::SWEEP_MESSAGES {
+                SweepMessages::PerKey => {
+                    let aliases = Aliases::Region(&swept.aliases);
+                    let outcome = guard
+                        .finish(&key, cause, aliases, audit)
+                        .instrument(span)
+                        .await?;
+                    lock(details_ref).extend(detail);
+                    Ok(outcome)
+                }
+                SweepMessages::Digest => {
+                    let mut outcome = audit.outcome.clone();
+                    if let Some(failure) = &audit.failure {
+                        let failure = retry_or_report(failure.clone())?;
+                        outcome.status = Status::Failed;
+                        outcome.reason = Some(format!("{failure} ({})", failure.error_type()));
+                    }
+                    if let Some(detail) = detail {
+                        lock(audited_ref).push(Audited { key, audit, detail });
+                    }
+                    Ok(outcome)
+                }
+            }
+        },
+    )
+    .await;
+    match G::SWEEP_MESSAGES {
+        SweepMessages::PerKey => Ok(G::respond(
+            Outcome::Sweep(report),
+            details.into_inner().unwrap_or_else(|e| e.into_inner()),
+        )),
+        SweepMessages::Digest => {
+            let audited = audited.into_inner().unwrap_or_else(|e| e.into_inner());
+            G::digest(deps, time, report, audited).await
+        }
+    }
+}
+
+/// A poisoned lock only means another audit panicked mid-push; what it holds is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -20,6 +20,12 @@ pub struct Config {
 
 const DEFAULT_ROTATION_DAYS: i32 = 365;
 
+impl shared::pipeline::FunctionConfig for Config {
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
+}
+
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(&|name| std::env::var(name).ok())

@@ -1,9 +1,10 @@
 //! policy-drift: the handler as a library, so tests and the local demo drive the same code the
 //! Lambda binary runs.
 
+pub mod apply;
 pub mod config;
 pub mod handler;
 pub mod plan;
 
 pub use config::Config;
-pub use handler::{function_handler, Deps, GATE};
+pub use handler::{function_handler, Deps, PolicyDrift, GATE};

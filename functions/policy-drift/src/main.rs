@@ -11,7 +11,11 @@ async fn main() -> Result<(), Error> {
     // Built now, in the init phase, not on the first event.
     clients.kms(&config.common.region);
     clients.sns(config.common.notify_topic_arn.region());
-    let deps = Deps { config, clients };
+    let deps = Deps {
+        config,
+        clients,
+        own: (),
+    };
     run(service_fn(|event: LambdaEvent<Value>| {
         function_handler(event, &deps)
     }))

@@ -125,6 +125,14 @@ impl GuardrailError {
         self.disposition() == Disposition::Retry
     }
 
+    /// The kind of AWS failure, compared as an enum (never by its `error_type` text).
+    pub fn aws_kind(&self) -> Option<AwsErrorKind> {
+        match self {
+            GuardrailError::Aws { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
     pub fn is_access_denied(&self) -> bool {
         matches!(
             self,

@@ -1,6 +1,8 @@
 //! [`handle`]: the whole invocation of every function, generic over its [`Guardrail`].
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 
 use lambda_runtime::LambdaEvent;
@@ -39,6 +41,9 @@ fn guard<G: Guardrail>(deps: &DepsOf<G>) -> Guard<'_> {
     }
 }
 
+type BoxedResponse<'a, R> =
+    Pin<Box<dyn Future<Output = Result<Response<R>, GuardrailError>> + 'a>>;
+
 /// The invocation: the trigger parsed, the function's own routes first, then CloudTrail
 /// events through the gate, resolution and membership, and schedules through the sweep.
 pub async fn handle<G: Guardrail>(
@@ -57,7 +62,13 @@ pub async fn handle<G: Guardrail>(
             };
             match G::route(deps, &trigger, invocation).await {
                 Some(result) => result,
-                None => on_trigger::<G>(deps, &trigger, invocation).await,
+                // Boxed: the key path's future is deep, and a binary's compiler would otherwise
+                // trace its whole layout from `main`.
+                None => {
+                    let key_path: BoxedResponse<'_, G::Report> =
+                        Box::pin(on_trigger::<G>(deps, &trigger, invocation));
+                    key_path.await
+                }
             }
         }
         Err(e) => Err(e),

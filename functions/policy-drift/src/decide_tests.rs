@@ -1,0 +1,128 @@
+//! `PolicyDrift::decide` on plain values: a key, its policy text and rotation as KMS would
+//! give them, against the default configuration (root access on, rotation every 365 days).
+//! Expected findings and corrections are written by hand.
+
+use super::*;
+use aws_sdk_kms::types::KeyState;
+use shared::base::arn::Arn;
+use std::collections::HashMap;
+
+const ARN: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+/// The baseline with root access on and nothing else configured, as the Terraform module's
+/// default writes it.
+const BASELINE: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}"#;
+/// The same grant, reordered, with another Sid and the bare account id: not drift.
+const BASELINE_RESPELLED: &str = r#"{"Statement":[{"Resource":"*","Action":["kms:*"],"Principal":{"AWS":"111122223333"},"Effect":"Allow","Sid":"root"}],"Version":"2012-10-17"}"#;
+const EXTRA_STATEMENT: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},{"Sid":"Outsider","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:Decrypt","Resource":"*"}]}"#;
+
+fn config(mode: &str) -> Config {
+    let env: HashMap<&str, &str> = HashMap::from([
+        ("MODE", mode),
+        ("ACCOUNT_ID", "111122223333"),
+        ("AWS_REGION", "eu-west-1"),
+        ("NOTIFY_TOPIC_ARN", "arn:aws:sns:eu-west-1:111122223333:kms-guardrails"),
+        ("SELF_ROLE_ARN", "arn:aws:iam::111122223333:role/policy-drift"),
+    ]);
+    Config::from_lookup(&|k| env.get(k).map(|v| v.to_string())).unwrap()
+}
+
+fn key(state: KeyState) -> KeyInfo {
+    KeyInfo {
+        arn: Arn::parse(ARN).unwrap(),
+        key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+        region: "eu-west-1".into(),
+        account: "111122223333".into(),
+        state,
+        customer_managed: true,
+        rotatable: true,
+        symmetric: true,
+        multi_region: false,
+        primary_arn: None,
+        replica_arns: Vec::new(),
+        description: String::new(),
+        deletion_date: None,
+    }
+}
+
+const ON: RotationRead = RotationRead::Read(RotationStatus {
+    enabled: true,
+    period_days: Some(365),
+});
+const OFF: RotationRead = RotationRead::Read(RotationStatus {
+    enabled: false,
+    period_days: None,
+});
+const EVERY_90_DAYS: RotationRead = RotationRead::Read(RotationStatus {
+    enabled: true,
+    period_days: Some(90),
+});
+
+#[test]
+fn each_departure_gives_its_finding_and_the_corrections_in_the_order_kms_accepts() {
+    use Correction::*;
+    #[rustfmt::skip]
+    let table: &[(&str, KeyState, &str, RotationRead, &str, &[FindingKind], &[Correction])] = &[
+        ("in order", KeyState::Enabled, BASELINE, ON, "enforce", &[], &[]),
+        ("respelled, same grant", KeyState::Enabled, BASELINE_RESPELLED, ON, "enforce", &[], &[]),
+        ("extra statement", KeyState::Enabled, EXTRA_STATEMENT, ON, "enforce", &[FindingKind::PolicyDrift], &[PutKeyPolicy]),
+        ("not JSON", KeyState::Enabled, "{not json", ON, "enforce", &[FindingKind::PolicyUnreadable], &[PutKeyPolicy]),
+        ("rotation off", KeyState::Enabled, BASELINE, OFF, "enforce", &[FindingKind::RotationDisabled], &[EnableKeyRotation]),
+        ("other period", KeyState::Enabled, BASELINE, EVERY_90_DAYS, "enforce", &[FindingKind::RotationPeriod], &[EnableKeyRotation]),
+        ("disabled", KeyState::Disabled, BASELINE, ON, "enforce", &[FindingKind::KeyDisabled], &[EnableKey]),
+        ("pending deletion, drifted, rotation unread", KeyState::PendingDeletion, EXTRA_STATEMENT, RotationRead::Deferred, "enforce",
+            &[FindingKind::PendingDeletion, FindingKind::PolicyDrift], &[CancelKeyDeletion, EnableKey, PutKeyPolicy]),
+        ("rotation unread in report mode says so", KeyState::Disabled, BASELINE, RotationRead::Deferred, "report",
+            &[FindingKind::KeyDisabled, FindingKind::RotationUnknown], &[EnableKey]),
+        ("rotation not applicable", KeyState::Enabled, BASELINE, RotationRead::NotApplicable, "enforce", &[], &[]),
+    ];
+    for (name, state, policy, rotation, mode, kinds, corrections) in table {
+        let facts = Facts {
+            policy_text: policy.to_string(),
+            rotation: *rotation,
+        };
+        let plan = PolicyDrift::decide(&config(mode), &key(state.clone()), facts);
+        let Plan::Correct {
+            findings,
+            corrections: planned,
+            rotation_deferred,
+            ..
+        } = plan
+        else {
+            panic!("{name}: the default baseline was blocked");
+        };
+        let found: Vec<FindingKind> = findings.iter().map(|f| f.kind).collect();
+        assert_eq!(&found, kinds, "{name}");
+        assert_eq!(&planned, corrections, "{name}");
+        assert_eq!(rotation_deferred, *rotation == RotationRead::Deferred, "{name}");
+    }
+}
+
+#[test]
+fn a_baseline_that_would_lock_the_key_out_is_blocked_before_any_comparison() {
+    // Root access off and no admin role: nobody could change the policy again.
+    let env: HashMap<&str, &str> = HashMap::from([
+        ("MODE", "enforce"),
+        ("ACCOUNT_ID", "111122223333"),
+        ("AWS_REGION", "eu-west-1"),
+        ("NOTIFY_TOPIC_ARN", "arn:aws:sns:eu-west-1:111122223333:kms-guardrails"),
+        ("SELF_ROLE_ARN", "arn:aws:iam::111122223333:role/policy-drift"),
+        ("ROOT_ACCESS", "false"),
+    ]);
+    let config = match Config::from_lookup(&|k| env.get(k).map(|v| v.to_string())) {
+        Ok(config) => config,
+        // Refusing such a configuration at cold start is an equally safe answer, if it says why.
+        Err(e) => {
+            assert!(e.to_string().contains("ADMIN"), "{e}");
+            return;
+        }
+    };
+    let facts = Facts {
+        policy_text: BASELINE.into(),
+        rotation: ON,
+    };
+    assert!(matches!(
+        PolicyDrift::decide(&config, &key(KeyState::Enabled), facts),
+        Plan::Blocked(_)
+    ));
+}

@@ -127,8 +127,13 @@ impl Guardrail for PolicyDrift {
             RotationRead::Read(status) => Some(status),
             RotationRead::NotApplicable | RotationRead::Deferred => None,
         };
-        let (mut findings, corrections) =
-            plan(key, &facts.policy_text, baseline.policy(), status, config.rotation);
+        let (mut findings, corrections) = plan(
+            key,
+            &facts.policy_text,
+            baseline.policy(),
+            status,
+            config.rotation,
+        );
         let rotation_deferred = facts.rotation == RotationRead::Deferred;
         if rotation_deferred && config.common.mode == Mode::Report {
             findings.push(Finding::new(

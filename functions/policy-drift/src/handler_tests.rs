@@ -30,16 +30,12 @@ use shared::notify::outcome::{KeyOutcome, Status};
 use std::collections::HashMap;
 use std::time::Duration;
 
-const KEY_ARN: &str =
-    "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-const OTHER: &str =
-    "arn:aws:kms:eu-west-1:111122223333:key/0fff0000-1111-2222-3333-444455556666";
+const KEY_ARN: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+const OTHER: &str = "arn:aws:kms:eu-west-1:111122223333:key/0fff0000-1111-2222-3333-444455556666";
 const PUT_KEY_POLICY: &str = include_str!("../../../events/policy-drift/put-key-policy.json");
 const BY_SELF: &str = include_str!("../../../events/policy-drift/put-key-policy-by-self.json");
-const FAILED_CALL: &str =
-    include_str!("../../../events/policy-drift/put-key-policy-failed.json");
-const ROTATE_KEY: &str =
-    include_str!("../../../events/policy-drift/rotate-key-service-event.json");
+const FAILED_CALL: &str = include_str!("../../../events/policy-drift/put-key-policy-failed.json");
+const ROTATE_KEY: &str = include_str!("../../../events/policy-drift/rotate-key-service-event.json");
 const TAG_RESOURCE: &str = include_str!("../../../events/policy-drift/tag-resource.json");
 const SWEEP: &str = include_str!("../../../events/policy-drift/scheduled-sweep.json");
 const FALLBACK_QUEUE: &str = "https://sqs.eu-west-1.amazonaws.com/111122223333/guardrails-dlq";
@@ -49,7 +45,10 @@ fn config(mode: &str, extra: &[(&str, &str)]) -> Config {
         ("MODE", mode),
         ("ACCOUNT_ID", "111122223333"),
         ("AWS_REGION", "eu-west-1"),
-        ("NOTIFY_TOPIC_ARN", "arn:aws:sns:eu-west-1:111122223333:kms-guardrails"),
+        (
+            "NOTIFY_TOPIC_ARN",
+            "arn:aws:sns:eu-west-1:111122223333:kms-guardrails",
+        ),
         (
             "SELF_ROLE_ARN",
             "arn:aws:iam::111122223333:role/kms-guardrails-PolicyDriftFunctionRole-1A2B3C4D5E6F",
@@ -214,8 +213,7 @@ fn put_ok() -> Rule {
 }
 
 fn publish_ok() -> Rule {
-    mock!(SnsClient::publish)
-        .then_output(|| PublishOutput::builder().message_id("msg-1").build())
+    mock!(SnsClient::publish).then_output(|| PublishOutput::builder().message_id("msg-1").build())
 }
 
 fn error(code: &str, message: &str) -> ErrorMetadata {
@@ -225,9 +223,8 @@ fn error(code: &str, message: &str) -> ErrorMetadata {
 fn tagged(arns: &[&str]) -> GetResourcesOutput {
     let mut out = GetResourcesOutput::builder();
     for arn in arns {
-        out = out.resource_tag_mapping_list(
-            ResourceTagMapping::builder().resource_arn(*arn).build(),
-        );
+        out =
+            out.resource_tag_mapping_list(ResourceTagMapping::builder().resource_arn(*arn).build());
     }
     out.build()
 }
@@ -402,8 +399,8 @@ async fn access_denied_on_describe_of_a_key_that_is_not_managed_is_a_skip() {
     let describe = mock!(KmsClient::describe_key).then_error(|| {
         DescribeKeyError::generic(error("AccessDeniedException", "no kms:DescribeKey"))
     });
-    let untagged = mock!(TaggingClient::get_resources)
-        .then_output(|| GetResourcesOutput::builder().build());
+    let untagged =
+        mock!(TaggingClient::get_resources).then_output(|| GetResourcesOutput::builder().build());
     let deps = deps_with(
         config("enforce", &[]),
         Mocks {
@@ -445,9 +442,8 @@ async fn access_denied_on_get_key_policy_is_a_shut_out_message() {
 
 #[tokio::test]
 async fn throttling_that_never_stops_fails_the_invocation_so_lambda_retries() {
-    let describe = mock!(KmsClient::describe_key).then_error(|| {
-        DescribeKeyError::generic(error("ThrottlingException", "Rate exceeded"))
-    });
+    let describe = mock!(KmsClient::describe_key)
+        .then_error(|| DescribeKeyError::generic(error("ThrottlingException", "Rate exceeded")));
     let deps = deps("enforce", &[&describe], &[]);
     let err = function_handler(event(PUT_KEY_POLICY), &deps)
         .await
@@ -595,9 +591,8 @@ async fn events_that_change_nothing_make_no_aws_call() {
 
 #[tokio::test]
 async fn a_key_that_no_longer_exists_is_a_logged_skip() {
-    let describe = mock!(KmsClient::describe_key).then_error(|| {
-        DescribeKeyError::generic(error("NotFoundException", "Key does not exist"))
-    });
+    let describe = mock!(KmsClient::describe_key)
+        .then_error(|| DescribeKeyError::generic(error("NotFoundException", "Key does not exist")));
     let deps = deps("enforce", &[&describe], &[]);
     let outcome = function_handler(event(PUT_KEY_POLICY), &deps)
         .await
@@ -768,9 +763,7 @@ async fn a_sweep_lists_keys_by_tag_across_pages_and_skips_keys_deleted_meanwhile
         .build();
     let describe_gone = mock!(KmsClient::describe_key)
         .match_requests(move |r| r.key_id() == Some(gone))
-        .then_error(|| {
-            DescribeKeyError::generic(error("NotFoundException", "Key does not exist"))
-        });
+        .then_error(|| DescribeKeyError::generic(error("NotFoundException", "Key does not exist")));
     let (describe, policy, rotation) = (describe_ok(), baseline_policy(), rotation_on());
     let deps = deps_with(
         config("enforce", &[]),
@@ -964,9 +957,8 @@ async fn past_the_deadline_the_sweep_does_not_even_list_and_says_so() {
 #[tokio::test]
 async fn a_transient_failure_in_a_sweep_leaves_the_key_for_the_next_sweep() {
     let list = mock!(TaggingClient::get_resources).then_output(|| tagged(&[KEY_ARN]));
-    let throttled = mock!(KmsClient::get_key_policy).then_error(|| {
-        GetKeyPolicyError::generic(error("ThrottlingException", "Rate exceeded"))
-    });
+    let throttled = mock!(KmsClient::get_key_policy)
+        .then_error(|| GetKeyPolicyError::generic(error("ThrottlingException", "Rate exceeded")));
     let describe = describe_ok();
     let deps = deps_with(
         config("enforce", &[]),

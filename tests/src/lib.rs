@@ -644,3 +644,55 @@ pub fn sample_event(name: &str, key_id: &str) -> Value {
         .replace(SAMPLE_MRK_ID, key_id);
     serde_json::from_str(&text).expect("sample event JSON")
 }
+
+/// The key-administrator actions of AWS's default key policy, as the Terraform module's
+/// `kms_admin_role` statement lists them (written out here, not taken from the code under test).
+const KEY_ADMINISTRATOR_ACTIONS: &[&str] = &[
+    "kms:Create*",
+    "kms:Describe*",
+    "kms:Enable*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Update*",
+    "kms:Revoke*",
+    "kms:Disable*",
+    "kms:Get*",
+    "kms:Delete*",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:RotateKeyOnDemand",
+    "kms:ReplicateKey",
+];
+
+/// The baseline `config()` describes, for a key in `region`, written out by hand: the account
+/// root when `root_access`, the admin roles with the key-administrator actions, and the
+/// CloudWatch Logs guide's statement for the key's own Region.
+pub fn expected_baseline(region: &str, root_access: bool, admins: &[&str]) -> String {
+    let mut statements = Vec::new();
+    if root_access {
+        statements.push(serde_json::json!({
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT_ID}:root")},
+            "Action": "kms:*",
+            "Resource": "*"
+        }));
+    }
+    statements.push(serde_json::json!({
+        "Effect": "Allow",
+        "Principal": {"AWS": admins},
+        "Action": KEY_ADMINISTRATOR_ACTIONS,
+        "Resource": "*"
+    }));
+    statements.push(serde_json::json!({
+        "Effect": "Allow",
+        "Principal": {"Service": format!("logs.{region}.amazonaws.com")},
+        "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        "Resource": "*",
+        "Condition": {"ArnLike": {
+            "kms:EncryptionContext:aws:logs:arn": format!("arn:aws:logs:{region}:{ACCOUNT_ID}:*")
+        }}
+    }));
+    serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+}

@@ -1,7 +1,8 @@
 //! policy-drift end to end: the real handler and the real AWS SDK against a moto server.
 
 use integration_tests::{
-    config, expected_baseline, sample_event, CallLog, TestBed, ADMIN_ROLE_ARN, DRIFTED_POLICY,
+    config, expected_baseline, sample_event, CallLog, TestBed, ACCOUNT_ID, ADMIN_ROLE_ARN,
+    DRIFTED_POLICY,
     REGION,
 };
 use lambda_runtime::{Context, LambdaEvent};

@@ -30,7 +30,7 @@ fn root_statement() -> Value {
 
 fn deps(bed: &TestBed, config: Config) -> (Deps, CallLog) {
     let (clients, calls) = bed.recorded_clients();
-    (Deps::new(config, clients, &bed.sdk), calls)
+    (root_access_revoker::deps::new(config, clients), calls)
 }
 
 async fn run(deps: &Deps, event: Value) -> Outcome {

@@ -35,6 +35,12 @@ impl Config {
     }
 }
 
+impl shared::pipeline::FunctionConfig for Config {
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
+}
+
 fn read(env: &mut Env<'_>) -> Config {
     let common = CommonConfig::read(env);
     let (root_access, admin_role_arns) = match config::read_baseline(env) {

@@ -1,88 +1,97 @@
-//! What the revoker needs from AWS: the shared clients, and IAM and Access Analyzer clients
-//! built on first use, with the admin roles' facts read once a minute.
+//! What the revoker needs from AWS beyond the shared clients: IAM and Access Analyzer, each a
+//! [`Regional`] cache built on first use, and the admin roles' facts read once a minute.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use shared::aws::AwsClients;
-use shared::pipeline::Guard;
+use shared::aws::{AwsClients, Regional};
 use shared::GuardrailError;
 use tokio::sync::Mutex;
 
 use crate::config::Config;
 use crate::decide::AdminRole;
-use crate::handler::FUNCTION;
 
 /// How long the admin roles read from IAM are trusted: one sweep reads them once.
 const ROLE_FACTS_TTL: Duration = Duration::from_secs(60);
 
-pub struct Deps {
-    pub config: Config,
-    pub clients: AwsClients,
-    sdk: aws_config::SdkConfig,
-    iam: OnceLock<aws_sdk_iam::Client>,
-    analyzer: OnceLock<aws_sdk_accessanalyzer::Client>,
+/// The one deps shape: configuration, the shared clients, and the revoker's own [`Clients`].
+pub type Deps = shared::pipeline::Deps<Config, Clients>;
+
+/// The revoker's own clients. IAM is global and Access Analyzer is asked where the function
+/// runs, so both are called in the configured Region.
+pub struct Clients {
+    pub iam: Regional<aws_sdk_iam::Client>,
+    pub analyzer: Regional<aws_sdk_accessanalyzer::Client>,
     role_facts: Mutex<Option<(Instant, Vec<AdminRole>)>>,
 }
 
-impl Deps {
-    pub fn new(config: Config, clients: AwsClients, sdk: &aws_config::SdkConfig) -> Deps {
-        Deps {
-            config,
-            clients,
-            sdk: sdk.clone(),
-            iam: OnceLock::new(),
-            analyzer: OnceLock::new(),
+impl Default for Clients {
+    fn default() -> Clients {
+        Clients {
+            iam: Regional::new(shared::regional_client!(aws_sdk_iam)),
+            analyzer: Regional::new(shared::regional_client!(aws_sdk_accessanalyzer)),
             role_facts: Mutex::new(None),
         }
     }
+}
 
-    /// Uses `client` for IAM; tests hand in a mocked client this way.
-    pub fn with_iam_client(self, client: aws_sdk_iam::Client) -> Deps {
-        let _ = self.iam.set(client);
+impl Clients {
+    pub fn new() -> Clients {
+        Clients::default()
+    }
+
+    /// Uses `client` for IAM calls made in `region`; tests hand in a mocked client this way.
+    pub fn with_iam_client(self, region: &str, client: aws_sdk_iam::Client) -> Clients {
+        self.iam.insert(region, client);
         self
     }
 
-    pub fn with_analyzer_client(self, client: aws_sdk_accessanalyzer::Client) -> Deps {
-        let _ = self.analyzer.set(client);
+    pub fn with_analyzer_client(
+        self,
+        region: &str,
+        client: aws_sdk_accessanalyzer::Client,
+    ) -> Clients {
+        self.analyzer.insert(region, client);
         self
     }
+}
 
-    /// IAM is global; built on first use so the cold start does not pay for it.
-    pub fn iam(&self) -> &aws_sdk_iam::Client {
-        self.iam.get_or_init(|| aws_sdk_iam::Client::new(&self.sdk))
+/// The deps of a cold start: the revoker's own clients are built on first use.
+pub fn new(config: Config, clients: AwsClients) -> Deps {
+    Deps {
+        config,
+        clients,
+        own: Clients::new(),
     }
+}
 
-    pub fn analyzer(&self) -> &aws_sdk_accessanalyzer::Client {
-        self.analyzer
-            .get_or_init(|| aws_sdk_accessanalyzer::Client::new(&self.sdk))
-    }
+/// IAM, in the configured Region (IAM is global; this is the Region today's SDK config names).
+pub fn iam(deps: &Deps) -> aws_sdk_iam::Client {
+    deps.clients
+        .regional(&deps.own.iam, &deps.config.common.region)
+}
 
-    pub fn guard(&self) -> Guard<'_> {
-        Guard {
-            function: FUNCTION,
-            clients: &self.clients,
-            common: &self.config.common,
+pub fn analyzer(deps: &Deps) -> aws_sdk_accessanalyzer::Client {
+    deps.clients
+        .regional(&deps.own.analyzer, &deps.config.common.region)
+}
+
+/// The configured admin roles as IAM knows them now (exists, unique id), read once a minute.
+pub async fn admin_roles(deps: &Deps) -> Result<Vec<AdminRole>, GuardrailError> {
+    let mut cached = deps.own.role_facts.lock().await;
+    if let Some((at, roles)) = cached.as_ref() {
+        if at.elapsed() < ROLE_FACTS_TTL {
+            return Ok(roles.clone());
         }
     }
-
-    /// The configured admin roles as IAM knows them now (exists, unique id), read once a minute.
-    pub async fn admin_roles(&self) -> Result<Vec<AdminRole>, GuardrailError> {
-        let mut cached = self.role_facts.lock().await;
-        if let Some((at, roles)) = cached.as_ref() {
-            if at.elapsed() < ROLE_FACTS_TTL {
-                return Ok(roles.clone());
-            }
-        }
-        let mut roles = Vec::new();
-        for arn in &self.config.admin_role_arns {
-            let role = crate::watch::get_role(self.iam(), arn).await?;
-            roles.push(AdminRole {
-                arn: arn.clone(),
-                role_id: role.map(|r| r.role_id),
-            });
-        }
-        *cached = Some((Instant::now(), roles.clone()));
-        Ok(roles)
+    let iam = iam(deps);
+    let mut roles = Vec::new();
+    for arn in &deps.config.admin_role_arns {
+        let role = crate::watch::get_role(&iam, arn).await?;
+        roles.push(AdminRole {
+            arn: arn.clone(),
+            role_id: role.map(|r| r.role_id),
+        });
     }
+    *cached = Some((Instant::now(), roles.clone()));
+    Ok(roles)
 }

@@ -1,5 +1,5 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use root_access_revoker::{function_handler, Config, Deps};
+use root_access_revoker::{deps, function_handler, Config};
 use serde_json::Value;
 use shared::aws::{load_sdk_config, AwsClients};
 
@@ -7,12 +7,11 @@ use shared::aws::{load_sdk_config, AwsClients};
 async fn main() -> Result<(), Error> {
     shared::runtime::telemetry::init();
     let config = shared::runtime::config_or_exit(Config::from_env());
-    let sdk = load_sdk_config().await;
-    let clients = AwsClients::new(sdk.clone());
+    let clients = AwsClients::new(load_sdk_config().await);
     // Built now, in the init phase, not on the first event.
     clients.kms(&config.common.region);
     clients.sns(config.common.notify_topic_arn.region());
-    let deps = Deps::new(config, clients, &sdk);
+    let deps = deps::new(config, clients);
     run(service_fn(|event: LambdaEvent<Value>| {
         function_handler(event, &deps)
     }))

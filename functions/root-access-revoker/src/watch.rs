@@ -9,13 +9,14 @@ use shared::aws::kms;
 use shared::base::arn::Arn;
 use shared::notify::outcome::{KeyOutcome, Outcome, Severity};
 use shared::notify::{change_block, deliver, Cause, Notification};
+use shared::pipeline::retry_or_report;
 use shared::pipeline::sweep::{self, Deadline, Swept};
 use shared::policy::evaluate::{access, Access};
 use shared::policy::model::Policy;
 use shared::triggers::events::CloudTrailDetail;
 use shared::GuardrailError;
 
-use crate::handler::{Deps, GATE};
+use crate::handler::{Deps, GATE, NAME};
 
 /// IAM calls that can take an admin role's control of a key away (or bring a role back as a
 /// different principal). IAM delivers them in us-east-1.
@@ -120,7 +121,7 @@ async fn danger(
     deps: &Deps,
     role_arn: &str,
 ) -> Result<Option<String>, GuardrailError> {
-    let facts = get_role(deps.iam(), role_arn).await?;
+    let facts = get_role(&crate::deps::iam(deps), role_arn).await?;
     Ok(match (detail.event_name.as_str(), facts) {
         ("DeleteRole", None) => Some("was deleted: no one can use it to change these key policies any more".into()),
         ("CreateRole", Some(_)) => Some("was created again under the same name: it is a different principal, and the key policies still name the deleted one (they now show its unique id)".into()),
@@ -138,8 +139,7 @@ async fn lost_kms_permissions(
     deps: &Deps,
     role_arn: &str,
 ) -> Result<Option<String>, GuardrailError> {
-    let out = deps
-        .iam()
+    let out = crate::deps::iam(deps)
         .simulate_principal_policy()
         .policy_source_arn(role_arn)
         .action_names("kms:PutKeyPolicy")
@@ -149,10 +149,7 @@ async fn lost_kms_permissions(
     let out = match out {
         Ok(out) => out,
         Err(e) => {
-            let e = GuardrailError::aws("SimulatePrincipalPolicy", role_arn, e);
-            if e.is_retryable() {
-                return Err(e);
-            }
+            let e = retry_or_report(GuardrailError::aws("SimulatePrincipalPolicy", role_arn, e))?;
             return Ok(Some(format!("had its permissions changed, and IAM's policy simulator could not confirm it may still call kms:PutKeyPolicy ({e}); check it by hand")));
         }
     };
@@ -284,7 +281,7 @@ fn role_message(
     );
     let mut body = format!(
         "kms-guardrails {}, mode {}\n\nAdmin role:  {role}\nWhat:        the role {}\n\n{}\nKeys whose policy has no root and no other administrator ({}):\n",
-        crate::handler::FUNCTION,
+        NAME,
         common.mode,
         shared::base::text::value(danger),
         change_block(Cause::Event(detail)),
@@ -301,7 +298,7 @@ fn role_message(
     }
     body.push_str("\nUntil this is fixed, no one can change these key policies: a key no principal can administer needs AWS Support. Fix now: restore the role's access (undo the change above) or, while the function's own role can still change the policies, add another administrator to them.\n");
     Notification::new(&subject, body)
-        .attribute("function", crate::handler::FUNCTION)
+        .attribute("function", NAME)
         .attribute("severity", Severity::Critical.to_string())
         .attribute("status", "reported")
         .attribute("mode", common.mode.to_string())
@@ -314,3 +311,7 @@ fn role_message(
             common.environment.clone().unwrap_or_default(),
         )
 }
+
+#[cfg(test)]
+#[path = "tests/watch.rs"]
+mod tests;

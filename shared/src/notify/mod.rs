@@ -9,7 +9,7 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use crate::aws::kms::KeyInfo;
 use crate::aws::AwsClients;
 use crate::base::arn::Arn;
-use crate::base::error::GuardrailError;
+use crate::base::error::{Disposition, GuardrailError};
 use crate::base::text;
 use crate::config::{CommonConfig, Mode};
 use crate::notify::outcome::{Delivery, KeyOutcome, Severity, Status};
@@ -228,7 +228,7 @@ impl KeyMessage<'_> {
             }
         }
         if let Some(e) = self.failure {
-            let next = if e.is_retryable() {
+            let next = if e.disposition() == Disposition::Retry {
                 "The invocation fails so that Lambda retries it; the retry completes what is left."
             } else {
                 "The key is still out of its desired state. Retrying will not help until someone acts: check that the function's role may make this call on the key (key policy and IAM)."

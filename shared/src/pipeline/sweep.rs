@@ -13,7 +13,7 @@ use futures::stream::{self, Stream, StreamExt};
 use crate::aws::kms;
 use crate::aws::tagging;
 use crate::aws::AwsClients;
-use crate::base::error::GuardrailError;
+use crate::base::error::{Disposition, GuardrailError};
 use crate::config::{CommonConfig, ManagedSelector};
 use crate::notify::outcome::{KeyFailure, KeyOutcome, RegionReport, Status, SweepReport};
 use crate::pipeline::audit::RegionAliases;
@@ -357,7 +357,7 @@ where
             }
             Err(e) => {
                 report.managed += 1;
-                if e.is_retryable() {
+                if e.disposition() == Disposition::Retry {
                     report.retry_later += 1;
                     tracing::error!(key = %key, error_type = e.error_type(), error = %e, "key not audited; the next sweep retries it");
                 } else {

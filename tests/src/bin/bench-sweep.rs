@@ -327,6 +327,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let deps = Deps {
             config,
             clients: AwsClients::new(sdk),
+            own: (),
         };
         let event = sample_event("policy-drift/scheduled-sweep.json", "unused");
 

@@ -186,6 +186,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let deps = Deps {
         config,
         clients: bed.clients(),
+        own: (),
     };
     let event = sample_event(&event_file, &key_id);
     let result = function_handler(LambdaEvent::new(event, Context::default()), &deps).await;
@@ -267,7 +268,7 @@ async fn revoker_demo(scenario: &str, mode: &str) -> Result<(), Box<dyn std::err
         "invoking root-access-revoker with events/{event_file}"
     ));
     let config = revoker_config(&bed.topic_arn, &[("MODE", mode)]);
-    let deps = root_access_revoker::Deps::new(config, bed.clients(), &bed.sdk);
+    let deps = root_access_revoker::deps::new(config, bed.clients());
     let event = sample_event(&event_file, &key.key_id);
     let result =
         root_access_revoker::function_handler(LambdaEvent::new(event, Context::default()), &deps)

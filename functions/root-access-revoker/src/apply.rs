@@ -1,0 +1,115 @@
+//! The writes a [`Plan`] calls for and what to announce: the Access Analyzer proof when
+//! configured, then PutKeyPolicy in enforce mode. Never errs: a failed call is the audit's
+//! `failure`, which the pipeline classifies.
+
+use shared::aws::kms::{write, KeyInfo};
+use shared::config::Mode;
+use shared::notify::outcome::{Action, Finding, FindingKind, KeyOutcome, Severity, Status};
+use shared::pipeline::Audit;
+use shared::GuardrailError;
+
+use crate::deps::Deps;
+use crate::plan::Plan;
+use crate::report::{removal_summary, root_findings};
+
+const BLOCKED: &str = "Removal of root access from KMS key blocked";
+const NOT_DONE: &str = "Removal of root access from KMS key NOT done";
+
+fn audit(outcome: KeyOutcome, failure: Option<GuardrailError>, headline: &str) -> Audit {
+    Audit {
+        outcome,
+        failure,
+        headline: headline.into(),
+        severity: Severity::High,
+        guidance: None,
+    }
+}
+
+pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
+    let mut outcome = KeyOutcome::new(key);
+    match plan {
+        Plan::NothingToRevoke => audit(outcome, None, "KMS key policy names deleted principals"),
+        Plan::OrphanedPrincipals(orphans) => {
+            outcome.status = Status::Reported;
+            outcome.findings.push(Finding::new(
+                FindingKind::OrphanedPrincipal,
+                format!(
+                    "the key policy names {} by unique id: principals that were deleted (a role recreated under the same name is a different principal and has no access)",
+                    orphans.iter().map(|o| shared::base::text::value(o)).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+            audit(outcome, None, "KMS key policy names deleted principals")
+        }
+        Plan::PolicyUnreadable(e) => {
+            outcome.status = Status::Reported;
+            outcome.findings.push(Finding::new(
+                FindingKind::PolicyUnreadable,
+                format!("the key policy cannot be read as a policy ({e}); nothing was changed"),
+            ));
+            audit(outcome, None, "KMS key policy unreadable")
+        }
+        Plan::Blocked {
+            check,
+            problem,
+            fix,
+            revocation,
+        } => {
+            outcome.status = Status::Blocked;
+            outcome.findings.extend(root_findings(&revocation));
+            outcome.findings.push(Finding::new(
+                FindingKind::CorrectionBlocked,
+                format!("check failed: {check}: {problem}"),
+            ));
+            let mut blocked = audit(outcome, None, BLOCKED);
+            blocked.guidance = Some(format!(
+                "Nothing was written: removing the root now could lock the key out.\nFix: {fix}\nThe next event or sweep tries again once the check passes."
+            ));
+            blocked
+        }
+        Plan::Revoke { revocation, policy } => {
+            let config = &deps.config;
+            outcome.findings.extend(root_findings(&revocation));
+            if config.access_analyzer_proof {
+                let analyzer = crate::deps::analyzer(deps);
+                let admins = &config.admin_role_arns;
+                match crate::proof::admins_keep_control(&analyzer, policy.document(), admins).await
+                {
+                    Ok(None) => {}
+                    Ok(Some(problem)) => {
+                        outcome.status = Status::Blocked;
+                        outcome.findings.push(Finding::new(
+                            FindingKind::CorrectionBlocked,
+                            format!("check failed: IAM Access Analyzer proof: {problem}"),
+                        ));
+                        let mut blocked = audit(outcome, None, BLOCKED);
+                        blocked.guidance = Some("Nothing was written. Compare the key policy with the admin statement Access Analyzer was given, or turn ACCESS_ANALYZER_PROOF off if the analyzer cannot see the role.".into());
+                        return blocked;
+                    }
+                    Err(e) => return audit(outcome, Some(e), NOT_DONE),
+                }
+            }
+            let what = removal_summary(&revocation);
+            if config.common.mode == Mode::Report {
+                outcome.status = Status::Reported;
+                outcome.actions.push(Action {
+                    operation: "PutKeyPolicy",
+                    detail: format!("would remove {what}"),
+                    done: false,
+                });
+                return audit(outcome, None, "Root access found in KMS key policy");
+            }
+            let client = deps.clients.kms(&key.region);
+            if let Err(e) = write::put_key_policy(&client, key, &policy).await {
+                return audit(outcome, Some(e), NOT_DONE);
+            }
+            tracing::info!(key = %key.arn, "root access removed");
+            outcome.status = Status::Corrected;
+            outcome.actions.push(Action {
+                operation: "PutKeyPolicy",
+                detail: format!("removed {what}; every lockout check passed first"),
+                done: true,
+            });
+            audit(outcome, None, "Root access removed from KMS key")
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! What the revoker reads about one key and what it concludes: [`Facts`] in, [`Plan`] out,
+//! pure. The checks themselves are [`crate::decide`]'s; the writes are [`crate::apply`]'s.
+
+use shared::aws::kms::KeyInfo;
+use shared::policy::model::{Policy, PolicyError};
+use shared::policy::safe_policy::SafePolicy;
+
+use crate::config::Config;
+use crate::decide::{decide, AdminRole, Check, Decision};
+use crate::revoke::{unique_id_principals, Revocation};
+
+/// The key policy as KMS holds it and the configured admin roles as IAM knows them.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub policy: String,
+    pub admins: Vec<AdminRole>,
+}
+
+/// What to do with one key.
+#[derive(Debug)]
+pub enum Plan {
+    /// No root grant and nothing account-wide to remove: nothing to write or say.
+    NothingToRevoke,
+    /// Nothing to revoke, but the policy names deleted principals by unique id: reported.
+    OrphanedPrincipals(Vec<String>),
+    /// A lockout check failed: nothing is written, and a person is told the fix.
+    Blocked {
+        check: Check,
+        problem: String,
+        fix: String,
+        revocation: Revocation,
+    },
+    /// Every check passed: write `policy` (after the Access Analyzer proof, if configured).
+    Revoke {
+        revocation: Revocation,
+        policy: SafePolicy,
+    },
+    /// The key policy is not a policy the revoker can read: reported, nothing changed.
+    PolicyUnreadable(PolicyError),
+}
+
+/// The plan for `key` from its facts and the configuration: no I/O.
+pub fn plan(config: &Config, key: &KeyInfo, facts: Facts) -> Plan {
+    let decision = decide(
+        &facts.policy,
+        &key.account,
+        &facts.admins,
+        config.common.self_role_arn.as_str(),
+        config.remove_account_wide,
+    );
+    match decision {
+        Err(e) => Plan::PolicyUnreadable(e),
+        Ok(Decision::NothingToRevoke) => {
+            let orphans = Policy::parse(&facts.policy)
+                .map(|p| unique_id_principals(&p))
+                .unwrap_or_default();
+            if orphans.is_empty() {
+                Plan::NothingToRevoke
+            } else {
+                Plan::OrphanedPrincipals(orphans)
+            }
+        }
+        Ok(Decision::Blocked {
+            check,
+            problem,
+            fix,
+            revocation,
+        }) => Plan::Blocked {
+            check,
+            problem,
+            fix,
+            revocation,
+        },
+        Ok(Decision::Revoke { revocation, policy }) => Plan::Revoke { revocation, policy },
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/plan.rs"]
+mod tests;

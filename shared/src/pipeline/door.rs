@@ -13,6 +13,7 @@ use crate::aws::kms::KeyInfo;
 use crate::base::error::{Disposition, GuardrailError};
 use crate::notify::outcome::{Outcome, Status};
 use crate::notify::Cause;
+use crate::pipeline::announce::Guard;
 use crate::pipeline::audit::{Aliases, Audit};
 use crate::pipeline::guardrail::{
     skipped_key, Audited, DepsOf, FunctionConfig, Guardrail, Invocation, Response, SweepMessages,
@@ -20,7 +21,6 @@ use crate::pipeline::guardrail::{
 use crate::pipeline::membership;
 use crate::pipeline::resolve::{resolve, Resolution};
 use crate::pipeline::sweep::{self, Deadline, Swept};
-use crate::pipeline::Guard;
 use crate::triggers::events::{parse_trigger, CloudTrailDetail, KeyLocator, Trigger};
 
 /// The one retry-or-report rule: `Err` when a retry can fix the failure (propagate it with
@@ -41,8 +41,7 @@ fn guard<G: Guardrail>(deps: &DepsOf<G>) -> Guard<'_> {
     }
 }
 
-type BoxedResponse<'a, R> =
-    Pin<Box<dyn Future<Output = Result<Response<R>, GuardrailError>> + 'a>>;
+type BoxedResponse<'a, R> = Pin<Box<dyn Future<Output = Result<Response<R>, GuardrailError>> + 'a>>;
 
 /// The invocation: the trigger parsed, the function's own routes first, then CloudTrail
 /// events through the gate, resolution and membership, and schedules through the sweep.

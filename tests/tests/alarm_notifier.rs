@@ -3,11 +3,12 @@
 //! `sqs`/`default` variant of a `MessageStructure=json` message, so the other variants are read
 //! from the Publish request the function sent.
 
-use alarm_notifier::{function_handler, Deps};
+use alarm_notifier::{function_handler, AlarmReport, Clients, Deps};
 use integration_tests::{notifier_config, sample_event, PublishLog, TestBed};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use shared::notify::outcome::Outcome;
+use shared::pipeline::Response;
 
 const TABLE: &str = "kms-guardrails-alarm-transitions";
 
@@ -27,10 +28,17 @@ fn deps(bed: &TestBed, key_id: &str) -> (Deps, PublishLog) {
         &bed.topic_arn,
         &[("DEDUP_TABLE", TABLE), ("ALARM_KEY_ID", key_id)],
     );
-    (Deps::new(config, clients, &bed.sdk), log)
+    (
+        Deps {
+            config,
+            clients,
+            own: Clients::new(),
+        },
+        log,
+    )
 }
 
-async fn run(deps: &Deps, event: Value) -> Outcome {
+async fn run(deps: &Deps, event: Value) -> Response<AlarmReport> {
     function_handler(LambdaEvent::new(event, Context::default()), deps)
         .await
         .unwrap()
@@ -58,7 +66,7 @@ async fn a_decrypt_volume_alarm_is_one_message_a_person_can_act_on() {
     .await;
 
     assert!(
-        matches!(outcome, Outcome::Alarm { ref key_id, .. } if key_id.is_some()),
+        matches!(outcome, Response::Report(AlarmReport::Alarm { ref key_id, .. }) if key_id.is_some()),
         "{outcome:?}"
     );
     let notes = bed.notifications().await;
@@ -113,7 +121,7 @@ async fn the_same_transition_delivered_twice_or_to_two_containers_is_announced_o
 
     for outcome in [again, elsewhere] {
         assert!(
-            matches!(outcome, Outcome::Skipped { ref reason, .. } if reason.contains("announced already")),
+            matches!(outcome, Response::Outcome(Outcome::Skipped { ref reason, .. }) if reason.contains("announced already")),
             "{outcome:?}"
         );
     }
@@ -207,7 +215,7 @@ async fn the_sweep_finds_an_alarm_on_a_metric_aws_does_not_publish() {
     )
     .await;
 
-    let Outcome::SilentAlarms { silent, .. } = outcome else {
+    let Response::Report(AlarmReport::SilentAlarms { silent, .. }) = outcome else {
         panic!("{outcome:?}")
     };
     assert_eq!(silent, ["kms-decrypt-count-high"]);
@@ -274,7 +282,11 @@ async fn an_alarm_without_a_key_dimension_finds_its_key_in_the_alarm_tags() {
     // No ALARM_KEY_ID: only the tag names the key.
     let (clients, _) = bed.clients_recording_publish();
     let config = notifier_config(&bed.topic_arn, &[("DEDUP_TABLE", TABLE)]);
-    let deps = Deps::new(config, clients, &bed.sdk);
+    let deps = Deps {
+        config,
+        clients,
+        own: Clients::new(),
+    };
     let mut event = sample_event(
         "alarm-notifier/eventbridge-access-denied-alarm.json",
         &key_id,
@@ -286,7 +298,7 @@ async fn an_alarm_without_a_key_dimension_finds_its_key_in_the_alarm_tags() {
     let outcome = run(&deps, event).await;
 
     assert!(
-        matches!(outcome, Outcome::Alarm { key_id: Some(ref k), .. } if *k == key_id),
+        matches!(outcome, Response::Report(AlarmReport::Alarm { key_id: Some(ref k), .. }) if *k == key_id),
         "{outcome:?}"
     );
 }

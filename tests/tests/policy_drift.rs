@@ -2,8 +2,7 @@
 
 use integration_tests::{
     config, expected_baseline, sample_event, CallLog, TestBed, ACCOUNT_ID, ADMIN_ROLE_ARN,
-    DRIFTED_POLICY,
-    REGION,
+    DRIFTED_POLICY, REGION,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use policy_drift::Config;
@@ -509,8 +508,7 @@ async fn a_key_arn_in_another_region_is_handled_there() {
         .unwrap()
         .policy
         .unwrap();
-    let expected =
-        Policy::parse(&expected_baseline("us-east-1", true, &[ADMIN_ROLE_ARN])).unwrap();
+    let expected = Policy::parse(&expected_baseline("us-east-1", true, &[ADMIN_ROLE_ARN])).unwrap();
     let actual = Policy::parse(&policy).unwrap();
     assert!(
         actual.semantically_equal(&expected),

@@ -415,7 +415,11 @@ async fn policy_drift_and_the_revoker_converge_in_either_order_with_one_write_ea
     let baseline = integration_tests::expected_baseline(
         integration_tests::REGION,
         false,
-        &[ADMIN_ROLE_ARN, integration_tests::SELF_ROLE_ARN, REVOKER_ROLE_ARN],
+        &[
+            ADMIN_ROLE_ARN,
+            integration_tests::SELF_ROLE_ARN,
+            REVOKER_ROLE_ARN,
+        ],
     );
     let baseline = Policy::parse(&baseline).unwrap();
     let drifted = policy(json!([root_statement(), admin_statement(),

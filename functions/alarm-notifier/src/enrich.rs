@@ -1,53 +1,76 @@
 //! Which key an alarm is about, and what people need to know of it. A failure here only makes
 //! the message poorer: it is said in the message, never a reason to drop it.
 
-use shared::aws::kms;
-use shared::aws::AwsClients;
+use shared::aws::kms::{self, KeyInfo};
 use shared::pipeline::managed::{management, Management};
+use shared::pipeline::Guardrail;
 use shared::triggers::events::KeyLocator;
+use shared::GuardrailError;
 
-use crate::handler::Deps;
+use crate::handler::{AlarmNotifier, Deps};
 use crate::message::KeyContext;
 
-/// The key's context, or why it could not be read.
+/// The key's context, or why it could not be read: DescribeKey, then the function's `read`
+/// (I/O) and `decide` (pure) for the key.
 pub async fn key_context(
     deps: &Deps,
     identifier: &str,
     region: &str,
 ) -> Result<KeyContext, String> {
     let locator = KeyLocator::parse(identifier, region)?;
-    read(&deps.clients, &deps.config.common.managed, &locator)
+    let client = deps.clients.kms(&locator.region);
+    let key = kms::describe_key(&client, &locator.identifier)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let facts = AlarmNotifier::read(deps, &key)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(AlarmNotifier::decide(&deps.config, &key, facts))
 }
 
-async fn read(
-    clients: &AwsClients,
-    selector: &shared::config::ManagedSelector,
-    locator: &KeyLocator,
-) -> Result<KeyContext, shared::GuardrailError> {
-    let client = clients.kms(&locator.region);
-    let key = kms::describe_key(&client, &locator.identifier).await?;
-    let alias = kms::aliases(&client, &key.key_id)
-        .await?
-        .into_iter()
-        .find(|a| !a.starts_with("alias/aws/"));
+/// What is read of a key for an alarm's message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFacts {
+    pub aliases: Vec<String>,
+    /// Empty when the tags could not be read.
+    pub tags: Vec<(String, String)>,
+    /// Whether kms-guardrails manages the key (`false` when that could not be told).
+    pub managed: bool,
+}
+
+/// The key's aliases, tags and management. Only the aliases are needed: a failure to read the
+/// tags or the management only makes the message poorer.
+pub async fn read(deps: &Deps, key: &KeyInfo) -> Result<KeyFacts, GuardrailError> {
+    let client = deps.clients.kms(&key.region);
+    let aliases = kms::aliases(&client, &key.key_id).await?;
     let tags = kms::tags(&client, key.arn.as_str())
         .await
         .unwrap_or_default();
     let managed = matches!(
-        management(selector, &client, &key).await,
+        management(&deps.config.common.managed, &client, key).await,
         Ok(Management::Managed)
     );
-    Ok(KeyContext {
-        key_id: key.key_id.clone(),
-        arn: key.arn.to_string(),
-        alias,
-        description: key.description.clone(),
+    Ok(KeyFacts {
+        aliases,
         tags,
-        state: key.state.as_str().to_string(),
         managed,
     })
+}
+
+/// What the message says about the key: its first alias that is not AWS's, and the rest as read.
+pub fn context(key: &KeyInfo, facts: KeyFacts) -> KeyContext {
+    KeyContext {
+        key_id: key.key_id.clone(),
+        arn: key.arn.to_string(),
+        alias: facts
+            .aliases
+            .into_iter()
+            .find(|a| !a.starts_with("alias/aws/")),
+        description: key.description.clone(),
+        tags: facts.tags,
+        state: key.state.as_str().to_string(),
+        managed: facts.managed,
+    }
 }
 
 /// Tag names on an alarm that name the key it watches, for alarms without a `KeyId` dimension.

@@ -270,24 +270,6 @@ pub enum Outcome {
         notification: Delivery,
     },
     Sweep(SweepReport),
-    /// An alarm state change announced (or why not).
-    Alarm {
-        alarm: String,
-        transition: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        key_id: Option<String>,
-        notification: Delivery,
-    },
-    /// Alarms that can never fire, found by a sweep.
-    SilentAlarms {
-        alarms_checked: usize,
-        silent: Vec<String>,
-        /// Regions whose alarms could not be listed, with why.
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        regions_not_checked: Vec<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        notification: Option<Delivery>,
-    },
 }
 
 /// Where a notification ended up.

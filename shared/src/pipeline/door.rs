@@ -96,7 +96,7 @@ async fn on_trigger<G: Guardrail>(
                 .await
         }
         other => Err(GuardrailError::InvalidEvent(format!(
-            "{} does not handle a {}",
+            "{} does not handle this trigger: {}",
             G::NAME,
             other.describe()
         ))),

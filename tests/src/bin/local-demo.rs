@@ -342,7 +342,11 @@ async fn notifier_demo(scenario: &str) -> Result<(), Box<dyn std::error::Error>>
     heading(&format!("invoking alarm-notifier with events/{event_file}"));
     let (clients, published) = bed.clients_recording_publish();
     let config = notifier_config(&bed.topic_arn, &[("DEDUP_TABLE", "alarm-transitions")]);
-    let deps = alarm_notifier::Deps::new(config, clients, &bed.sdk);
+    let deps = alarm_notifier::Deps {
+        config,
+        clients,
+        own: alarm_notifier::Clients::new(),
+    };
     let event = sample_event(&event_file, &key.key_id);
     let result =
         alarm_notifier::function_handler(LambdaEvent::new(event, Context::default()), &deps).await;

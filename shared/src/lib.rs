@@ -20,4 +20,7 @@ pub mod policy;
 pub mod runtime;
 pub mod triggers;
 
+#[cfg(feature = "test-support")]
+pub mod testing;
+
 pub use base::error::GuardrailError;

@@ -426,6 +426,7 @@ async fn an_explicit_key_list_selects_keys_by_alias() {
     let deps = Deps {
         config: listed_config,
         clients: bed.clients(),
+        own: (),
     };
 
     let outcome = run(
@@ -491,6 +492,7 @@ async fn a_key_arn_in_another_region_is_handled_there() {
     let deps = Deps {
         config,
         clients: bed.clients(),
+        own: (),
     };
 
     let outcome = run(&deps, event).await.unwrap();

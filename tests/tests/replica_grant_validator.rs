@@ -13,7 +13,7 @@ use integration_tests::replication::{
 use integration_tests::{sample_event, CallLog, TestBed, ACCOUNT_ID, REGION};
 use lambda_runtime::{Context, LambdaEvent};
 use replica_grant_validator::report::ValidationReport;
-use replica_grant_validator::{function_handler, Config, Deps, Response};
+use replica_grant_validator::{function_handler, Clients, Config, Deps, Response};
 use serde_json::{json, Value};
 use shared::notify::outcome::{FindingKind, Outcome};
 
@@ -22,7 +22,11 @@ fn deps(bed: &TestBed, config: Config) -> (Deps, CallLog) {
     let mut regions = all_regions();
     regions.extend(["ap-south-1", "sa-east-1"]);
     let (clients, calls) = bed.recorded_clients_in(&regions);
-    let deps = Deps::new(config, clients, &bed.sdk).with_s3_client(REGION, bed.s3_in(REGION));
+    let deps = Deps {
+        config,
+        clients,
+        own: Clients::new().with_s3_client(REGION, bed.s3_in(REGION)),
+    };
     (deps, calls)
 }
 

@@ -257,21 +257,10 @@ fn reports_keep_the_json_shape_of_the_shared_outcomes() {
 }
 
 fn key() -> KeyInfo {
-    let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     KeyInfo {
-        arn: shared::base::arn::Arn::parse(arn).unwrap(),
-        key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
-        region: "eu-west-1".into(),
-        account: "111122223333".into(),
         state: aws_sdk_kms::types::KeyState::Disabled,
-        customer_managed: true,
-        rotatable: true,
-        symmetric: true,
-        multi_region: false,
-        primary_arn: None,
-        replica_arns: Vec::new(),
         description: "Application data".into(),
-        deletion_date: None,
+        ..shared::testing::key(shared::testing::KEY_ARN)
     }
 }
 

@@ -4,6 +4,7 @@
 
 use shared::base::text;
 use shared::config::CommonConfig;
+use shared::notify::outcome::Severity;
 use shared::notify::{deliver, Notification};
 use shared::pipeline::{retry_or_report, Response};
 use shared::GuardrailError;
@@ -90,17 +91,12 @@ pub fn digest(silent: &[Silent], common: &CommonConfig) -> Option<Notification> 
             s.instead
         ));
     }
-    let label = common
-        .environment
-        .as_deref()
-        .filter(|e| !e.is_empty())
-        .map(|e| format!("[{e}] "))
-        .unwrap_or_default();
+    let label = shared::notify::Speaker::new(FUNCTION, common).subject_label();
     let subject = format!("{label}{} KMS alarm(s) can never fire", silent.len());
     Some(
         Notification::new(&subject, body)
             .attribute("function", FUNCTION)
-            .attribute("severity", "high")
+            .attribute("severity", Severity::High.to_string())
             .attribute(
                 "environment",
                 common.environment.clone().unwrap_or_default(),

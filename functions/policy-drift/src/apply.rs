@@ -3,7 +3,7 @@
 
 use shared::aws::kms::{self, write, KeyInfo};
 use shared::config::Mode;
-use shared::notify::outcome::{Action, Finding, FindingKind, KeyOutcome, Severity, Status};
+use shared::notify::outcome::{Action, Finding, FindingKind, KeyOutcome, Status};
 use shared::pipeline::Audit;
 use shared::GuardrailError;
 use tracing::info;
@@ -11,16 +11,6 @@ use tracing::info;
 use crate::config::RotationBaseline;
 use crate::handler::{Deps, Plan};
 use crate::plan::{headline, rotation_finding, Correction};
-
-fn audit(outcome: KeyOutcome, failure: Option<GuardrailError>, headline: &str) -> Audit {
-    Audit {
-        outcome,
-        failure,
-        headline: headline.into(),
-        severity: Severity::High,
-        guidance: None,
-    }
-}
 
 /// The corrections in order (none in report mode); a failed call stops them and is the
 /// audit's `failure`, classified by the pipeline.
@@ -30,7 +20,7 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
         Plan::Blocked(problems) => {
             outcome.status = Status::Blocked;
             outcome.findings.push(Finding::new(FindingKind::CorrectionBlocked, format!("the baseline for this key fails a safety check, so it was not compared or written: {}", problems.join("; "))));
-            return audit(outcome, None, "KMS key correction blocked");
+            return Audit::new(outcome, None, "KMS key correction blocked");
         }
         Plan::Correct {
             findings,
@@ -83,7 +73,7 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
         }
     }
     let headline = headline(&outcome, mode, failure.is_some());
-    audit(outcome, failure, &headline)
+    Audit::new(outcome, failure, &headline)
 }
 
 /// Reads rotation again now that the key is enabled, and restores it if it drifted.

@@ -98,22 +98,11 @@ fn read(env: &mut Env<'_>) -> Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     const SELF_ROLE: &str = "arn:aws:iam::111122223333:role/policy-drift";
 
     fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let mut map: HashMap<&str, &str> = HashMap::from([
-            ("ACCOUNT_ID", "111122223333"),
-            ("AWS_REGION", "eu-west-1"),
-            (
-                "NOTIFY_TOPIC_ARN",
-                "arn:aws:sns:eu-west-1:111122223333:kms-guardrails",
-            ),
-            ("SELF_ROLE_ARN", SELF_ROLE),
-        ]);
-        map.extend(pairs.iter().copied());
-        Config::from_lookup(&|k| map.get(k).map(|v| v.to_string()))
+        Config::from_lookup(&shared::testing::env(SELF_ROLE, pairs))
     }
 
     #[test]

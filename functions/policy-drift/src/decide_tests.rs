@@ -4,9 +4,8 @@
 
 use super::*;
 use aws_sdk_kms::types::KeyState;
-use shared::base::arn::Arn;
-use std::collections::HashMap;
 
+const SELF_ROLE: &str = "arn:aws:iam::111122223333:role/policy-drift";
 const ARN: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 /// The baseline with root access on and nothing else configured, as the Terraform module's
@@ -17,37 +16,14 @@ const BASELINE_RESPELLED: &str = r#"{"Statement":[{"Resource":"*","Action":["kms
 const EXTRA_STATEMENT: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},{"Sid":"Outsider","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:Decrypt","Resource":"*"}]}"#;
 
 fn config(mode: &str) -> Config {
-    let env: HashMap<&str, &str> = HashMap::from([
-        ("MODE", mode),
-        ("ACCOUNT_ID", "111122223333"),
-        ("AWS_REGION", "eu-west-1"),
-        (
-            "NOTIFY_TOPIC_ARN",
-            "arn:aws:sns:eu-west-1:111122223333:kms-guardrails",
-        ),
-        (
-            "SELF_ROLE_ARN",
-            "arn:aws:iam::111122223333:role/policy-drift",
-        ),
-    ]);
-    Config::from_lookup(&|k| env.get(k).map(|v| v.to_string())).unwrap()
+    let env = shared::testing::env(SELF_ROLE, &[("MODE", mode)]);
+    Config::from_lookup(&env).unwrap()
 }
 
 fn key(state: KeyState) -> KeyInfo {
     KeyInfo {
-        arn: Arn::parse(ARN).unwrap(),
-        key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
-        region: "eu-west-1".into(),
-        account: "111122223333".into(),
         state,
-        customer_managed: true,
-        rotatable: true,
-        symmetric: true,
-        multi_region: false,
-        primary_arn: None,
-        replica_arns: Vec::new(),
-        description: String::new(),
-        deletion_date: None,
+        ..shared::testing::key(ARN)
     }
 }
 
@@ -111,21 +87,8 @@ fn each_departure_gives_its_finding_and_the_corrections_in_the_order_kms_accepts
 #[test]
 fn a_baseline_kms_would_refuse_never_reaches_decide_it_is_refused_at_cold_start() {
     // Root access off and nothing else configured: a policy without statements.
-    let env: HashMap<&str, &str> = HashMap::from([
-        ("MODE", "enforce"),
-        ("ACCOUNT_ID", "111122223333"),
-        ("AWS_REGION", "eu-west-1"),
-        (
-            "NOTIFY_TOPIC_ARN",
-            "arn:aws:sns:eu-west-1:111122223333:kms-guardrails",
-        ),
-        (
-            "SELF_ROLE_ARN",
-            "arn:aws:iam::111122223333:role/policy-drift",
-        ),
-        ("ROOT_ACCESS", "false"),
-    ]);
-    let error = Config::from_lookup(&|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+    let env = shared::testing::env(SELF_ROLE, &[("ROOT_ACCESS", "false")]);
+    let error = Config::from_lookup(&env).unwrap_err();
     assert!(
         error.to_string().contains("would be refused by KMS"),
         "{error}"

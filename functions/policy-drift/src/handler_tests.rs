@@ -9,10 +9,8 @@ use aws_sdk_kms::operation::enable_key_rotation::{
 };
 use aws_sdk_kms::operation::get_key_policy::{GetKeyPolicyError, GetKeyPolicyOutput};
 use aws_sdk_kms::operation::get_key_rotation_status::GetKeyRotationStatusOutput;
-use aws_sdk_kms::operation::list_aliases::ListAliasesOutput;
-use aws_sdk_kms::operation::list_resource_tags::ListResourceTagsOutput;
 use aws_sdk_kms::operation::put_key_policy::{PutKeyPolicyError, PutKeyPolicyOutput};
-use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, OriginType, Tag};
+use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, OriginType};
 use aws_sdk_kms::Client as KmsClient;
 use aws_sdk_resourcegroupstagging::operation::get_resources::{
     GetResourcesError, GetResourcesOutput,
@@ -27,6 +25,7 @@ use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
 use shared::aws::AwsClients;
 use shared::notify::outcome::{KeyOutcome, Status};
+use shared::testing::{managed_tag, no_aliases};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -164,20 +163,6 @@ fn describe_as(arn: &'static str, manager: KeyManagerType, state: KeyState) -> R
         })
 }
 
-fn managed_tag() -> Rule {
-    mock!(KmsClient::list_resource_tags).then_output(|| {
-        ListResourceTagsOutput::builder()
-            .tags(
-                Tag::builder()
-                    .tag_key("guardrails:managed")
-                    .tag_value("true")
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-    })
-}
-
 fn rotation_on() -> Rule {
     mock!(KmsClient::get_key_rotation_status).then_output(|| {
         GetKeyRotationStatusOutput::builder()
@@ -185,10 +170,6 @@ fn rotation_on() -> Rule {
             .rotation_period_in_days(365)
             .build()
     })
-}
-
-fn no_aliases() -> Rule {
-    mock!(KmsClient::list_aliases).then_output(|| ListAliasesOutput::builder().build())
 }
 
 const DRIFTED: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"}]}"#;

@@ -1,12 +1,13 @@
-//! One managed multi-Region primary: its replicas found through DescribeKey, and in each
-//! replica's Region its state, key policy, replication-role access and grants, with the
-//! missing grants created in enforce mode. I/O is here; every decision is in `replicas` and
-//! `grants`.
+//! One managed multi-Region primary as `read` -> `decide` -> `apply`: its replicas found
+//! through DescribeKey; in each replica's Region its state, key policy and grants read
+//! ([`read`]); what is wrong and which grant writes fix it ([`decide`], pure); the writes in
+//! enforce mode, then the replication roles' access with the grants as they now are
+//! ([`apply`]).
 
-use crate::kms_grants::{self, ExistingGrant};
 use aws_sdk_kms::types::KeyState;
 use shared::aws::kms::{self, KeyInfo};
 use shared::base::arn::Arn;
+use shared::base::error::Disposition;
 use shared::base::text::value;
 use shared::config::Mode;
 use shared::notify::outcome::{Action, Finding, FindingKind, KeyOutcome, Severity, Status};
@@ -14,58 +15,116 @@ use shared::pipeline::Audit;
 use shared::policy::model::Policy;
 use shared::GuardrailError;
 
+use crate::config::Config;
 use crate::deps::Deps;
-use crate::grants::{check, GrantCheck};
+use crate::grants::check;
+use crate::kms_grants::{self, ExistingGrant, GrantSpec};
 use crate::replicas::{compare_policies, role_access, PolicyCheck};
 use crate::report::{is_critical, PrimaryReport, ReplicaReport};
 
-/// Validates `primary` and every replica it lists. The audit carries what the message needs;
-/// the report carries everything.
-pub async fn audit_primary(deps: &Deps, primary: &KeyInfo) -> (Audit, PrimaryReport) {
-    let mut report = PrimaryReport {
-        primary: primary.arn.to_string(),
-        region: primary.region.clone(),
-        replicas: Vec::new(),
-        missing_regions: Vec::new(),
-        findings: Vec::new(),
-        error: None,
-    };
-    let mut failures = Vec::new();
-    let primary_policy = match primary.not_ready() {
-        Some(not_ready) => Err(not_ready),
-        None => kms::key_policy(&deps.clients.kms(&primary.region), primary.arn.as_str()).await,
-    };
-    match primary_policy {
-        Err(e) => {
-            report.error = Some(e.to_string());
-            failures.push(e);
-        }
-        Ok(policy) => {
-            let config = &deps.config;
-            for region in &config.replication_regions {
-                let has_replica = primary
-                    .replica_arns
-                    .iter()
-                    .any(|arn| region_of(arn) == *region);
-                if !has_replica && *region != primary.region {
-                    report.missing_regions.push(region.clone());
-                    report.findings.push(Finding::new(
-                        FindingKind::ReplicaMissing,
-                        format!(
-                            "no replica in {region}, a configured replication Region: S3 replication into {region} has no key to encrypt with. Create it with `aws kms replicate-key --key-id {} --replica-region {region} --policy file://policy.json`, where policy.json is the primary's key policy with the Region changed (without --policy the replica gets the default key policy)",
-                            value(primary.arn.as_str())
-                        ),
-                    ));
-                }
-            }
-            for arn in &primary.replica_arns {
-                let (replica, failure) = check_replica(deps, primary, &policy, arn).await;
-                report.replicas.push(replica);
-                failures.extend(failure);
-            }
+/// What was read about a primary and its replicas.
+#[derive(Debug)]
+pub struct Facts {
+    /// The primary's key policy; when it cannot be read, no replica is read.
+    pub primary_policy: Result<String, GuardrailError>,
+    /// One per replica DescribeKey listed on the primary, in its order.
+    pub replicas: Vec<ReplicaFacts>,
+}
+
+/// What was read of one replica, in order, up to the read that failed.
+#[derive(Debug)]
+pub struct ReplicaFacts {
+    pub arn: String,
+    /// DescribeKey in the replica's Region.
+    pub key: Option<KeyInfo>,
+    /// GetKeyPolicy.
+    pub policy: Option<String>,
+    /// ListGrants.
+    pub grants: Option<Vec<ExistingGrant>>,
+    /// The read that stopped the others, or a replica KMS is still creating.
+    pub failure: Option<GuardrailError>,
+}
+
+/// What [`decide`] concludes: the report so far, and per replica the writes that fix it.
+#[derive(Debug)]
+pub struct Plan {
+    /// The set's own findings (missing replicas) and the primary's read failure; the
+    /// replicas' reports are in `replicas` until [`apply`] completes them.
+    pub report: PrimaryReport,
+    pub failure: Option<GuardrailError>,
+    pub replicas: Vec<ReplicaPlan>,
+}
+
+#[derive(Debug)]
+pub struct ReplicaPlan {
+    pub report: ReplicaReport,
+    pub failure: Option<GuardrailError>,
+    /// Present once the replica's grants were read.
+    pub grants: Option<GrantPlan>,
+}
+
+/// The grant writes of one replica, and what the access check needs after them.
+#[derive(Debug)]
+pub struct GrantPlan {
+    pub key: KeyInfo,
+    /// The required grants missing, in order.
+    pub missing: Vec<GrantSpec>,
+    /// Whether to create them: enforce mode, on a replica that can take them.
+    pub create: bool,
+    /// Grants to revoke: the unexpected ones, with STRICT_GRANTS in enforce mode.
+    pub revoke: Vec<String>,
+    pub existing: Vec<ExistingGrant>,
+    /// The replica's key policy, when it parses: the replication roles' access is judged on it.
+    pub policy: Option<Policy>,
+}
+
+/// Reads the primary's policy, then each replica's key, policy and grants in its Region. I/O
+/// only; a failed read stops that replica's reads and is kept in the facts.
+pub async fn read(deps: &Deps, primary: &KeyInfo) -> Facts {
+    let client = deps.clients.kms(&primary.region);
+    let primary_policy = kms::key_policy(&client, primary.arn.as_str()).await;
+    let mut replicas = Vec::new();
+    if primary_policy.is_ok() {
+        for arn in &primary.replica_arns {
+            replicas.push(read_replica(deps, arn).await);
         }
     }
-    (to_audit(primary, &report, failures), report)
+    Facts {
+        primary_policy,
+        replicas,
+    }
+}
+
+async fn read_replica(deps: &Deps, arn: &str) -> ReplicaFacts {
+    let mut facts = ReplicaFacts {
+        arn: arn.to_string(),
+        key: None,
+        policy: None,
+        grants: None,
+        failure: None,
+    };
+    let client = deps.clients.kms(&region_of(arn));
+    let key = match kms::describe_key(&client, arn).await {
+        Ok(key) => facts.key.insert(key),
+        Err(e) => return stopped(facts, e),
+    };
+    if let Some(not_ready) = key.not_ready() {
+        return stopped(facts, not_ready);
+    }
+    match kms::key_policy(&client, arn).await {
+        Ok(policy) => facts.policy = Some(policy),
+        Err(e) => return stopped(facts, e),
+    }
+    match kms_grants::list_grants(&client, arn).await {
+        Ok(grants) => facts.grants = Some(grants),
+        Err(e) => return stopped(facts, e),
+    }
+    facts
+}
+
+fn stopped(mut facts: ReplicaFacts, failure: GuardrailError) -> ReplicaFacts {
+    facts.failure = Some(failure);
+    facts
 }
 
 /// The Region of a key ARN DescribeKey listed; empty for one that does not parse.
@@ -75,60 +134,84 @@ fn region_of(arn: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The message's view of the report: every finding and action, and the failure a retry may
-/// fix first (so the invocation is retried), else the first one a person must fix.
-fn to_audit(primary: &KeyInfo, report: &PrimaryReport, mut failures: Vec<GuardrailError>) -> Audit {
-    let mut outcome = KeyOutcome::new(primary);
-    outcome.findings = report.all_findings();
-    outcome.actions = report.all_actions();
-    outcome.status = if outcome.writes() > 0 {
-        Status::Corrected
-    } else if outcome.findings.is_empty() && outcome.actions.is_empty() {
-        Status::Compliant
-    } else {
-        Status::Reported
+/// What is wrong with the set and which grant writes fix it. Pure.
+pub fn decide(config: &Config, primary: &KeyInfo, facts: Facts) -> Plan {
+    let mut report = PrimaryReport {
+        primary: primary.arn.to_string(),
+        region: primary.region.clone(),
+        replicas: Vec::new(),
+        missing_regions: Vec::new(),
+        findings: Vec::new(),
+        error: None,
     };
-    let critical = outcome.findings.iter().any(is_critical);
-    let headline = if outcome.writes() > 0 {
-        "Replica grants repaired for multi-Region KMS key"
-    } else {
-        "Multi-Region KMS key replicas need attention"
+    let primary_policy = match facts.primary_policy {
+        Ok(policy) => policy,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return Plan {
+                report,
+                failure: Some(e),
+                replicas: Vec::new(),
+            };
+        }
     };
-    failures.sort_by_key(|e| !e.is_retryable());
-    Audit {
-        outcome,
-        failure: failures.into_iter().next(),
-        headline: headline.into(),
-        severity: if critical { Severity::Critical } else { Severity::High },
-        guidance: Some(
-            "Replicas share key material with their primary, not key policies, grants or enabled state: each replica Region needs its own. The full per-replica report is in the function's log and result.".into(),
-        ),
+    for region in &config.replication_regions {
+        let has_replica = primary
+            .replica_arns
+            .iter()
+            .any(|arn| region_of(arn) == *region);
+        if !has_replica && *region != primary.region {
+            report.missing_regions.push(region.clone());
+            report.findings.push(Finding::new(
+                FindingKind::ReplicaMissing,
+                format!(
+                    "no replica in {region}, a configured replication Region: S3 replication into {region} has no key to encrypt with. Create it with `aws kms replicate-key --key-id {} --replica-region {region} --policy file://policy.json`, where policy.json is the primary's key policy with the Region changed (without --policy the replica gets the default key policy)",
+                    value(primary.arn.as_str())
+                ),
+            ));
+        }
+    }
+    let replicas = facts
+        .replicas
+        .into_iter()
+        .map(|replica| decide_replica(config, primary, &primary_policy, replica))
+        .collect();
+    Plan {
+        report,
+        failure: None,
+        replicas,
     }
 }
 
-/// Everything about one replica. Nothing here stops the other replicas.
-async fn check_replica(
-    deps: &Deps,
+/// Everything about one replica that its facts tell. Nothing here stops the other replicas.
+fn decide_replica(
+    config: &Config,
     primary: &KeyInfo,
     primary_policy: &str,
-    arn: &str,
-) -> (ReplicaReport, Option<GuardrailError>) {
-    let region = region_of(arn);
+    facts: ReplicaFacts,
+) -> ReplicaPlan {
+    let region = region_of(&facts.arn);
+    let arn = facts.arn.as_str();
     let mut report = ReplicaReport::new(&region, arn);
-    let client = deps.clients.kms(&region);
-    let stop = |mut report: ReplicaReport, e: GuardrailError| {
+    let failure = facts.failure;
+    if let Some(e) = &failure {
         report.error = Some(format!("{e} ({})", e.error_type()));
-        (report, Some(e))
-    };
-    let key = match kms::describe_key(&client, arn).await {
-        Ok(key) => key,
-        Err(e) => return stop(report, e),
+    }
+    let Some(key) = facts.key else {
+        return ReplicaPlan {
+            report,
+            failure,
+            grants: None,
+        };
     };
     report.state = key.state.as_str().to_string();
-    if let Some(not_ready) = key.not_ready() {
-        return stop(report, not_ready);
+    if key.not_ready().is_some() {
+        return ReplicaPlan {
+            report,
+            failure,
+            grants: None,
+        };
     }
-    let config = &deps.config;
     report.allowed_region = config.region_allowed(&region);
     if !report.allowed_region {
         report.findings.push(Finding::new(
@@ -161,9 +244,12 @@ async fn check_replica(
         _ => true,
     };
 
-    let replica_policy = match kms::key_policy(&client, arn).await {
-        Ok(text) => text,
-        Err(e) => return stop(report, e),
+    let Some(replica_policy) = facts.policy else {
+        return ReplicaPlan {
+            report,
+            failure,
+            grants: None,
+        };
     };
     let policy_check = compare_policies(primary_policy, &primary.region, &replica_policy, &region);
     match &policy_check {
@@ -182,55 +268,14 @@ async fn check_replica(
     }
     report.policy = Some(policy_check);
 
-    let existing = match kms_grants::list_grants(&client, arn).await {
-        Ok(existing) => existing,
-        Err(e) => return stop(report, e),
+    let Some(existing) = facts.grants else {
+        return ReplicaPlan {
+            report,
+            failure,
+            grants: None,
+        };
     };
     let checked = check(&config.required_grants, &region, &existing);
-    let (created, failure) = repair_grants(
-        deps,
-        &key,
-        &checked,
-        usable && report.allowed_region,
-        &mut report,
-    )
-    .await;
-
-    if let Ok(policy) = Policy::parse(&replica_policy) {
-        let with_created: Vec<ExistingGrant> = existing.iter().cloned().chain(created).collect();
-        for role in &config.replication_roles {
-            let access = role_access(&policy, role, &region, &primary.account, &with_created);
-            if access.is_problem() {
-                report.findings.push(Finding::new(
-                    FindingKind::ReplicationAccess,
-                    format!(
-                        "replication role {} may not encrypt with this replica through S3 in {region}, so replication into {region} fails with a KMS permission error: {}",
-                        value(role),
-                        access.detail.as_deref().map(value).unwrap_or_default()
-                    ),
-                ));
-            }
-            report.replication_role_access.push(access);
-        }
-    }
-    (report, failure)
-}
-
-/// Creates the missing grants (enforce mode, on a replica that can take them) and revokes
-/// unexpected ones in strict mode. Returns the grants created, as listed grants, so the
-/// access check counts them, and the first failed write.
-async fn repair_grants(
-    deps: &Deps,
-    key: &KeyInfo,
-    checked: &GrantCheck,
-    writable: bool,
-    report: &mut ReplicaReport,
-) -> (Vec<ExistingGrant>, Option<GuardrailError>) {
-    let config = &deps.config;
-    let enforce = config.common.mode == Mode::Enforce && writable;
-    let client = deps.clients.kms(&key.region);
-    let mut created = Vec::new();
-    let mut failure = None;
     report.grants.ok = checked.satisfied.iter().map(|s| s.name.clone()).collect();
     for spec in &checked.missing {
         report.grants.missing.push(spec.name.clone());
@@ -238,7 +283,82 @@ async fn repair_grants(
             FindingKind::GrantMissing,
             format!("required grant missing: {}", spec.summary()),
         ));
-        if !enforce || failure.is_some() {
+    }
+    for unexpected in &checked.unexpected {
+        report.grants.unexpected.push(unexpected.summary());
+        report.findings.push(Finding::new(
+            FindingKind::GrantUnexpected,
+            unexpected.summary(),
+        ));
+    }
+    let enforce = config.common.mode == Mode::Enforce;
+    let revoke = match enforce && config.strict_grants {
+        true => checked
+            .unexpected
+            .iter()
+            .map(|u| u.grant.grant_id.clone())
+            .collect(),
+        false => Vec::new(),
+    };
+    let grants = GrantPlan {
+        key,
+        missing: checked.missing,
+        create: enforce && usable && report.allowed_region,
+        revoke,
+        existing,
+        policy: Policy::parse(&replica_policy).ok(),
+    };
+    ReplicaPlan {
+        report,
+        failure,
+        grants: Some(grants),
+    }
+}
+
+/// Makes the plan's grant writes (a failed write stops that replica's later ones), judges the
+/// replication roles' access with the grants as they now are, and says what to announce.
+pub async fn apply(deps: &Deps, primary: &KeyInfo, plan: Plan) -> (Audit, PrimaryReport) {
+    let Plan {
+        mut report,
+        failure,
+        replicas,
+    } = plan;
+    let mut failures: Vec<GuardrailError> = failure.into_iter().collect();
+    for ReplicaPlan {
+        report: mut replica,
+        failure,
+        grants,
+    } in replicas
+    {
+        failures.extend(failure);
+        if let Some(grants) = grants {
+            let (created, failure) = write_grants(deps, &grants, &mut replica).await;
+            let mut all = grants.existing.clone();
+            all.extend(created);
+            if let Some(policy) = &grants.policy {
+                check_access(&deps.config, policy, &primary.account, &all, &mut replica);
+            }
+            failures.extend(failure);
+        }
+        report.replicas.push(replica);
+    }
+    (to_audit(primary, &report, failures), report)
+}
+
+/// Creates the missing grants when the plan says so and revokes the ones it names. Returns
+/// the grants created, as listed grants, so the access check counts them, and the first
+/// failed write.
+async fn write_grants(
+    deps: &Deps,
+    plan: &GrantPlan,
+    report: &mut ReplicaReport,
+) -> (Vec<ExistingGrant>, Option<GuardrailError>) {
+    let key = &plan.key;
+    let client = deps.clients.kms(&key.region);
+    let mut created = Vec::new();
+    let mut failure = None;
+    for spec in &plan.missing {
+        if !plan.create || failure.is_some() {
             report.actions.push(Action {
                 operation: "CreateGrant",
                 detail: format!("would create grant {}", value(&spec.name)),
@@ -262,16 +382,10 @@ async fn repair_grants(
             }
         }
     }
-    for unexpected in &checked.unexpected {
-        report.grants.unexpected.push(unexpected.summary());
-        report.findings.push(Finding::new(
-            FindingKind::GrantUnexpected,
-            unexpected.summary(),
-        ));
-        if !(config.strict_grants && config.common.mode == Mode::Enforce) || failure.is_some() {
-            continue;
+    for grant_id in &plan.revoke {
+        if failure.is_some() {
+            break;
         }
-        let grant_id = &unexpected.grant.grant_id;
         match kms_grants::write::revoke_grant(&client, key, grant_id).await {
             Ok(()) => report.actions.push(Action {
                 operation: "RevokeGrant",
@@ -286,3 +400,64 @@ async fn repair_grants(
     }
     (created, failure)
 }
+
+/// Whether each replication role may encrypt with the replica through S3 in its Region, with
+/// `grants` as they are after the writes. Pure.
+pub fn check_access(
+    config: &Config,
+    policy: &Policy,
+    account: &str,
+    grants: &[ExistingGrant],
+    report: &mut ReplicaReport,
+) {
+    let region = report.region.clone();
+    for role in &config.replication_roles {
+        let access = role_access(policy, role, &region, account, grants);
+        if access.is_problem() {
+            report.findings.push(Finding::new(
+                FindingKind::ReplicationAccess,
+                format!(
+                    "replication role {} may not encrypt with this replica through S3 in {region}, so replication into {region} fails with a KMS permission error: {}",
+                    value(role),
+                    access.detail.as_deref().map(value).unwrap_or_default()
+                ),
+            ));
+        }
+        report.replication_role_access.push(access);
+    }
+}
+
+/// The message's view of the report: every finding and action, and the failure a retry may
+/// fix first (so the invocation is retried), else the first one a person must fix.
+fn to_audit(primary: &KeyInfo, report: &PrimaryReport, mut failures: Vec<GuardrailError>) -> Audit {
+    let mut outcome = KeyOutcome::new(primary);
+    outcome.findings = report.all_findings();
+    outcome.actions = report.all_actions();
+    outcome.status = if outcome.writes() > 0 {
+        Status::Corrected
+    } else if outcome.findings.is_empty() && outcome.actions.is_empty() {
+        Status::Compliant
+    } else {
+        Status::Reported
+    };
+    let critical = outcome.findings.iter().any(is_critical);
+    let headline = if outcome.writes() > 0 {
+        "Replica grants repaired for multi-Region KMS key"
+    } else {
+        "Multi-Region KMS key replicas need attention"
+    };
+    failures.sort_by_key(|e| e.disposition() != Disposition::Retry);
+    Audit {
+        outcome,
+        failure: failures.into_iter().next(),
+        headline: headline.into(),
+        severity: if critical { Severity::Critical } else { Severity::High },
+        guidance: Some(
+            "Replicas share key material with their primary, not key policies, grants or enabled state: each replica Region needs its own. The full per-replica report is in the function's log and result.".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+#[path = "audit_tests.rs"]
+mod tests;

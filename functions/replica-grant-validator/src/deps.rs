@@ -1,64 +1,56 @@
-//! What the validator needs from AWS: the shared clients (KMS per Region, SNS, tagging), and
-//! S3 clients per bucket Region, built on first use so the cold start does not pay for them.
+//! What the validator needs at run time: the one deps shape of every function, with S3, per
+//! bucket Region, as its own client, built on first use so the cold start does not pay for it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use shared::aws::AwsClients;
-use shared::pipeline::Guard;
+use shared::aws::{Regional, SdkConfig, SdkRegion};
+use shared::config::CommonConfig;
+use shared::pipeline::FunctionConfig;
 
 use crate::config::Config;
-use crate::handler::FUNCTION;
 
-pub struct Deps {
-    pub config: Config,
-    pub clients: AwsClients,
-    sdk: aws_config::SdkConfig,
-    s3: Mutex<HashMap<String, aws_sdk_s3::Client>>,
+pub type Deps = shared::pipeline::Deps<Config, Clients>;
+
+/// The validator's own clients beside the shared ones.
+pub struct Clients {
+    /// S3 in a bucket's Region: GetBucketReplication must be asked there.
+    pub s3: Regional<aws_sdk_s3::Client>,
 }
 
-impl Deps {
-    pub fn new(config: Config, clients: AwsClients, sdk: &aws_config::SdkConfig) -> Deps {
-        Deps {
-            config,
-            clients,
-            sdk: sdk.clone(),
-            s3: Mutex::new(HashMap::new()),
+impl Clients {
+    pub fn new() -> Clients {
+        Clients {
+            s3: Regional::new(s3_client),
         }
     }
 
     /// Uses `client` for S3 in `region`; tests hand in mocked or emulator clients this way.
-    pub fn with_s3_client(self, region: &str, client: aws_sdk_s3::Client) -> Deps {
-        if let Ok(mut clients) = self.s3.lock() {
-            clients.insert(region.to_string(), client);
-        }
+    pub fn with_s3_client(self, region: &str, client: aws_sdk_s3::Client) -> Clients {
+        self.s3.insert(region, client);
         self
     }
+}
 
-    /// S3 in the bucket's Region: GetBucketReplication must be asked there.
-    pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
-        let build = || {
-            let config = aws_sdk_s3::config::Builder::from(&self.sdk)
-                .region(aws_config::Region::new(region.to_string()))
-                // The local emulator serves buckets by path; AWS accepts both.
-                .force_path_style(self.sdk.endpoint_url().is_some())
-                .build();
-            aws_sdk_s3::Client::from_conf(config)
-        };
-        match self.s3.lock() {
-            Ok(mut clients) => clients
-                .entry(region.to_string())
-                .or_insert_with(build)
-                .clone(),
-            Err(_) => build(),
-        }
+impl Default for Clients {
+    fn default() -> Clients {
+        Clients::new()
     }
+}
 
-    pub fn guard(&self) -> Guard<'_> {
-        Guard {
-            function: FUNCTION,
-            clients: &self.clients,
-            common: &self.config.common,
-        }
+/// S3 in `region`. The local emulator serves buckets by path; AWS accepts both.
+fn s3_client(sdk: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk)
+        .region(SdkRegion::new(region.to_string()))
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// S3 in the bucket's Region.
+pub fn s3(deps: &Deps, region: &str) -> aws_sdk_s3::Client {
+    deps.clients.regional(&deps.own.s3, region)
+}
+
+impl FunctionConfig for Config {
+    fn common(&self) -> &CommonConfig {
+        &self.common
     }
 }

@@ -14,5 +14,5 @@ pub mod replicas;
 pub mod report;
 
 pub use config::Config;
-pub use deps::Deps;
-pub use handler::{function_handler, Response, FUNCTION, GATE};
+pub use deps::{Clients, Deps};
+pub use handler::{function_handler, ReplicaGrantValidator, Response, FUNCTION, GATE, HANDLED};

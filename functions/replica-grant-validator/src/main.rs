@@ -1,5 +1,5 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use replica_grant_validator::{function_handler, Config, Deps};
+use replica_grant_validator::{function_handler, Clients, Config, Deps};
 use serde_json::Value;
 use shared::aws::{load_sdk_config, AwsClients};
 
@@ -7,12 +7,15 @@ use shared::aws::{load_sdk_config, AwsClients};
 async fn main() -> Result<(), Error> {
     shared::runtime::telemetry::init();
     let config = shared::runtime::config_or_exit(Config::from_env());
-    let sdk = load_sdk_config().await;
-    let clients = AwsClients::new(sdk.clone());
+    let clients = AwsClients::new(load_sdk_config().await);
     // Built now, in the init phase, not on the first event.
     clients.kms(&config.common.region);
     clients.sns(config.common.notify_topic_arn.region());
-    let deps = Deps::new(config, clients, &sdk);
+    let deps = Deps {
+        config,
+        clients,
+        own: Clients::new(),
+    };
     run(service_fn(|event: LambdaEvent<Value>| {
         function_handler(event, &deps)
     }))

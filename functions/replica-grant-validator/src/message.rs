@@ -5,7 +5,56 @@ use shared::base::text::{one_line, value};
 use shared::notify::outcome::Severity;
 use shared::notify::{change_block, Cause, Notification, Speaker};
 
+use shared::notify::deliver;
+use shared::notify::outcome::SweepReport;
+use shared::pipeline::retry_or_report;
+use shared::GuardrailError;
+
+use crate::buckets::validate_bucket;
+use crate::deps::{self, Deps};
+use crate::handler::{Response, FUNCTION, SWEEP_TRIGGER};
 use crate::report::{is_critical, PrimaryReport, ValidationReport};
+
+/// The end of a sweep: every configured bucket checked, then one message for the keys the
+/// sweep validated and the buckets. Keys a retry may fix were counted as `retry_later`; the
+/// next sweep sees them again.
+pub async fn sweep_digest(
+    deps: &Deps,
+    time: Option<&str>,
+    sweep: SweepReport,
+    keys: Vec<PrimaryReport>,
+) -> Result<Response, GuardrailError> {
+    let config = &deps.config;
+    let mut report = ValidationReport::new(SWEEP_TRIGGER, config.common.mode);
+    report.keys = keys;
+    for bucket in &config.buckets {
+        let s3 = deps::s3(deps, &bucket.region);
+        let roles = &config.replication_roles;
+        let checked = validate_bucket(&s3, &deps.clients, &config.common, roles, bucket).await;
+        report.buckets.push(checked);
+    }
+    report.sweep = Some(sweep);
+    announce(deps, Cause::Sweep { time }, report).await
+}
+
+/// One message for the run when it found or did anything. A bucket event whose check a
+/// retry may fix fails the invocation after the message, so nothing found is lost.
+pub async fn announce(
+    deps: &Deps,
+    cause: Cause<'_>,
+    mut report: ValidationReport,
+) -> Result<Response, GuardrailError> {
+    let common = &deps.config.common;
+    if let Some(notification) = digest(&Speaker::new(FUNCTION, common), cause, &report) {
+        report.notification = Some(deliver(&deps.clients, common, &notification).await?);
+    }
+    if let Cause::Event(_) = cause {
+        for error in report.buckets.iter().filter_map(|b| b.error.clone()) {
+            retry_or_report(error)?;
+        }
+    }
+    Ok(Response::Report(Box::new(report)))
+}
 
 /// The message for `report`, or `None` when nothing was found, done or failed.
 pub fn digest(

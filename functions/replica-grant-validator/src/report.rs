@@ -141,6 +141,18 @@ impl ValidationReport {
         }
     }
 
+    /// A report for the pipeline's `respond`, which knows neither the trigger nor the mode:
+    /// `function_handler` sets both with [`ValidationReport::stamp`].
+    pub fn unstamped() -> ValidationReport {
+        ValidationReport::new("", Mode::Report)
+    }
+
+    /// Sets the invocation's trigger (the CloudTrail event name, or `ScheduledSweep`) and mode.
+    pub fn stamp(&mut self, trigger: &str, mode: Mode) {
+        self.trigger = trigger.to_string();
+        self.mode = mode;
+    }
+
     pub fn writes(&self) -> usize {
         self.keys
             .iter()

@@ -4,9 +4,8 @@
 
 use shared::aws::kms::{write, KeyInfo};
 use shared::config::Mode;
-use shared::notify::outcome::{Action, Finding, FindingKind, KeyOutcome, Severity, Status};
+use shared::notify::outcome::{Action, Finding, FindingKind, KeyOutcome, Status};
 use shared::pipeline::Audit;
-use shared::GuardrailError;
 
 use crate::deps::Deps;
 use crate::plan::Plan;
@@ -15,20 +14,12 @@ use crate::report::{removal_summary, root_findings};
 const BLOCKED: &str = "Removal of root access from KMS key blocked";
 const NOT_DONE: &str = "Removal of root access from KMS key NOT done";
 
-fn audit(outcome: KeyOutcome, failure: Option<GuardrailError>, headline: &str) -> Audit {
-    Audit {
-        outcome,
-        failure,
-        headline: headline.into(),
-        severity: Severity::High,
-        guidance: None,
-    }
-}
-
 pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
     let mut outcome = KeyOutcome::new(key);
     match plan {
-        Plan::NothingToRevoke => audit(outcome, None, "KMS key policy names deleted principals"),
+        Plan::NothingToRevoke => {
+            Audit::new(outcome, None, "KMS key policy names deleted principals")
+        }
         Plan::OrphanedPrincipals(orphans) => {
             outcome.status = Status::Reported;
             outcome.findings.push(Finding::new(
@@ -38,7 +29,7 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
                     orphans.iter().map(|o| shared::base::text::value(o)).collect::<Vec<_>>().join(", ")
                 ),
             ));
-            audit(outcome, None, "KMS key policy names deleted principals")
+            Audit::new(outcome, None, "KMS key policy names deleted principals")
         }
         Plan::PolicyUnreadable(e) => {
             outcome.status = Status::Reported;
@@ -46,7 +37,7 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
                 FindingKind::PolicyUnreadable,
                 format!("the key policy cannot be read as a policy ({e}); nothing was changed"),
             ));
-            audit(outcome, None, "KMS key policy unreadable")
+            Audit::new(outcome, None, "KMS key policy unreadable")
         }
         Plan::Blocked {
             check,
@@ -60,7 +51,7 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
                 FindingKind::CorrectionBlocked,
                 format!("check failed: {check}: {problem}"),
             ));
-            let mut blocked = audit(outcome, None, BLOCKED);
+            let mut blocked = Audit::new(outcome, None, BLOCKED);
             blocked.guidance = Some(format!(
                 "Nothing was written: removing the root now could lock the key out.\nFix: {fix}\nThe next event or sweep tries again once the check passes."
             ));
@@ -81,11 +72,11 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
                             FindingKind::CorrectionBlocked,
                             format!("check failed: IAM Access Analyzer proof: {problem}"),
                         ));
-                        let mut blocked = audit(outcome, None, BLOCKED);
+                        let mut blocked = Audit::new(outcome, None, BLOCKED);
                         blocked.guidance = Some("Nothing was written. Compare the key policy with the admin statement Access Analyzer was given, or turn ACCESS_ANALYZER_PROOF off if the analyzer cannot see the role.".into());
                         return blocked;
                     }
-                    Err(e) => return audit(outcome, Some(e), NOT_DONE),
+                    Err(e) => return Audit::new(outcome, Some(e), NOT_DONE),
                 }
             }
             let what = removal_summary(&revocation);
@@ -96,11 +87,11 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
                     detail: format!("would remove {what}"),
                     done: false,
                 });
-                return audit(outcome, None, "Root access found in KMS key policy");
+                return Audit::new(outcome, None, "Root access found in KMS key policy");
             }
             let client = deps.clients.kms(&key.region);
             if let Err(e) = write::put_key_policy(&client, key, &policy).await {
-                return audit(outcome, Some(e), NOT_DONE);
+                return Audit::new(outcome, Some(e), NOT_DONE);
             }
             tracing::info!(key = %key.arn, "root access removed");
             outcome.status = Status::Corrected;
@@ -109,7 +100,7 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
                 detail: format!("removed {what}; every lockout check passed first"),
                 done: true,
             });
-            audit(outcome, None, "Root access removed from KMS key")
+            Audit::new(outcome, None, "Root access removed from KMS key")
         }
     }
 }

@@ -95,23 +95,10 @@ fn from_document(env: &mut Env<'_>, common: &CommonConfig, document: &str) -> (b
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let mut map: HashMap<&str, &str> = HashMap::from([
-            ("ACCOUNT_ID", "111122223333"),
-            ("AWS_REGION", "eu-west-1"),
-            (
-                "NOTIFY_TOPIC_ARN",
-                "arn:aws:sns:eu-west-1:111122223333:kms-guardrails",
-            ),
-            (
-                "SELF_ROLE_ARN",
-                "arn:aws:iam::111122223333:role/root-access-revoker",
-            ),
-        ]);
-        map.extend(pairs.iter().copied());
-        Config::from_lookup(&|k| map.get(k).map(|v| v.to_string()))
+        let self_role = "arn:aws:iam::111122223333:role/root-access-revoker";
+        Config::from_lookup(&shared::testing::env(self_role, pairs))
     }
 
     #[test]

@@ -268,12 +268,7 @@ fn role_message(
     keys: &[String],
 ) -> Notification {
     let common = &deps.config.common;
-    let label = common
-        .environment
-        .as_deref()
-        .filter(|e| !e.is_empty())
-        .map(|e| format!("[{e}] "))
-        .unwrap_or_default();
+    let label = shared::notify::Speaker::new(crate::handler::NAME, common).subject_label();
     let role = shared::base::text::value(role_arn);
     let subject = format!(
         "{label}KMS admin role at risk: {} key(s) have no other administrator",

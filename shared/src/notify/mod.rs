@@ -149,6 +149,14 @@ impl<'a> Speaker<'a> {
             environment: common.environment.as_deref(),
         }
     }
+
+    /// `[prod] ` before a subject, or nothing without an environment label.
+    pub fn subject_label(&self) -> String {
+        match self.environment {
+            Some(env) if !env.is_empty() => format!("[{env}] "),
+            _ => String::new(),
+        }
+    }
 }
 
 /// What led to a message: a CloudTrail record, or a sweep that found the state.
@@ -184,10 +192,7 @@ impl KeyMessage<'_> {
     pub fn render(&self, speaker: &Speaker<'_>) -> Notification {
         let outcome = self.outcome;
         let name = outcome.alias.as_deref().unwrap_or(&self.key.key_id);
-        let label = match speaker.environment {
-            Some(env) if !env.is_empty() => format!("[{env}] "),
-            _ => String::new(),
-        };
+        let label = speaker.subject_label();
         let subject = format!(
             "{label}{}: {} ({})",
             self.headline,

@@ -60,6 +60,17 @@ pub enum Aliases<'a> {
 }
 
 impl Audit {
+    /// An audit of high severity without advice: what most decisions produce.
+    pub fn new(outcome: KeyOutcome, failure: Option<GuardrailError>, headline: &str) -> Audit {
+        Audit {
+            outcome,
+            failure,
+            headline: headline.into(),
+            severity: Severity::High,
+            guidance: None,
+        }
+    }
+
     /// An audit a call stopped before any decision: the pipeline classifies `failure`.
     pub fn failed(key: &KeyInfo, failure: GuardrailError, headline: &str) -> Audit {
         Audit {

@@ -253,13 +253,16 @@ async fn on_sweep<G: Guardrail>(
                 }
                 SweepMessages::Digest => {
                     let mut outcome = audit.outcome.clone();
-                    if let Some(failure) = &audit.failure {
-                        let failure = retry_or_report(failure.clone())?;
-                        outcome.status = Status::Failed;
-                        outcome.reason = Some(format!("{failure} ({})", failure.error_type()));
-                    }
+                    let failure = audit.failure.clone();
+                    // Kept for the digest before the failure is settled: writes made before a
+                    // transient failure are announced, and the next sweep finishes the key.
                     if let Some(detail) = detail {
                         lock(audited_ref).push(Audited { key, audit, detail });
+                    }
+                    if let Some(failure) = failure {
+                        let failure = retry_or_report(failure)?;
+                        outcome.status = Status::Failed;
+                        outcome.reason = Some(format!("{failure} ({})", failure.error_type()));
                     }
                     Ok(outcome)
                 }

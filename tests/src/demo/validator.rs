@@ -92,8 +92,11 @@ pub async fn run(scenario: &str, mode: &str) -> Result<(), Box<dyn std::error::E
         ],
     );
     let (clients, _) = bed.recorded_clients_in(&all_regions());
-    let deps = replica_grant_validator::Deps::new(config, clients, &bed.sdk)
-        .with_s3_client(REGION, bed.s3_in(REGION));
+    let deps = replica_grant_validator::Deps {
+        config,
+        clients,
+        own: replica_grant_validator::Clients::new().with_s3_client(REGION, bed.s3_in(REGION)),
+    };
     let event = sample_event(&sample, &key_id);
     let result = replica_grant_validator::function_handler(
         LambdaEvent::new(event, Context::default()),

@@ -12,10 +12,8 @@ use aws_sdk_iam::types::{EvaluationResult, PolicyEvaluationDecisionType, Role};
 use aws_sdk_iam::Client as IamClient;
 use aws_sdk_kms::operation::describe_key::DescribeKeyOutput;
 use aws_sdk_kms::operation::get_key_policy::GetKeyPolicyOutput;
-use aws_sdk_kms::operation::list_aliases::ListAliasesOutput;
-use aws_sdk_kms::operation::list_resource_tags::ListResourceTagsOutput;
 use aws_sdk_kms::operation::put_key_policy::PutKeyPolicyOutput;
-use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeyState, Tag};
+use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeyState};
 use aws_sdk_kms::Client as KmsClient;
 use aws_sdk_resourcegroupstagging::operation::get_resources::GetResourcesOutput;
 use aws_sdk_resourcegroupstagging::types::ResourceTagMapping;
@@ -114,20 +112,10 @@ fn kms_rules() -> Vec<Rule> {
                 )
                 .build()
         }),
-        mock!(KmsClient::list_resource_tags).then_output(|| {
-            ListResourceTagsOutput::builder()
-                .tags(
-                    Tag::builder()
-                        .tag_key("guardrails:managed")
-                        .tag_value("true")
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-        }),
+        shared::testing::managed_tag(),
         mock!(KmsClient::get_key_policy)
             .then_output(move || GetKeyPolicyOutput::builder().policy(policy.clone()).build()),
-        mock!(KmsClient::list_aliases).then_output(|| ListAliasesOutput::builder().build()),
+        shared::testing::no_aliases(),
     ]
 }
 

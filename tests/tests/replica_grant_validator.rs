@@ -435,3 +435,77 @@ async fn report_mode_writes_nothing_and_says_which_grants_it_would_create() {
     );
     assert!(!message.subject.contains("repair"), "{}", message.subject);
 }
+
+#[tokio::test]
+async fn removing_the_managed_tag_from_a_primary_is_announced_and_writes_nothing() {
+    let bed = TestBed::start().await;
+    let set = bed.create_key_set(&REPLICA_REGIONS).await;
+    bed.kms
+        .untag_resource()
+        .key_id(&set.key_id)
+        .tag_keys("guardrails:managed")
+        .send()
+        .await
+        .unwrap();
+    let (deps, calls) = deps(&bed, validator_config(&bed.topic_arn, &[]));
+
+    let response = run(
+        &deps,
+        sample_event("replica-grant-validator/untag-resource.json", &set.key_id),
+    )
+    .await;
+
+    let Response::Outcome(Outcome::Key(key)) = response else {
+        panic!("expected the key's outcome, got {response:?}")
+    };
+    let kinds: Vec<FindingKind> = key.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [FindingKind::LeftManagement]);
+    assert!(calls.writes().is_empty(), "wrote: {:?}", calls.writes());
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0]
+            .subject
+            .starts_with("[test] KMS key left guardrails management:"),
+        "{}",
+        notes[0].subject
+    );
+    assert!(
+        notes[0]
+            .message
+            .contains("replica-grant-validator no longer guards this key"),
+        "{}",
+        notes[0].message
+    );
+}
+
+#[tokio::test]
+async fn tagging_a_primary_announces_its_enrolment_with_the_validation() {
+    let bed = TestBed::start().await;
+    let set = bed.create_key_set(&REPLICA_REGIONS).await;
+    grant_everywhere(&bed, &set).await;
+    let (deps, _) = deps(&bed, validator_config(&bed.topic_arn, &[]));
+
+    let response = run(
+        &deps,
+        sample_event("replica-grant-validator/tag-resource.json", &set.key_id),
+    )
+    .await;
+
+    let validated = report(response);
+    assert_eq!(validated.keys.len(), 1);
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0]
+            .subject
+            .starts_with("[test] KMS key enrolled in guardrails:"),
+        "{}",
+        notes[0].subject
+    );
+    assert!(
+        notes[0].message.contains("it was given the managed tag"),
+        "{}",
+        notes[0].message
+    );
+}

@@ -21,19 +21,25 @@ use crate::report::{PrimaryReport, ValidationReport};
 
 pub const FUNCTION: &str = "replica-grant-validator";
 
-/// KMS calls that change what a replica lets S3 replication do, and the S3 call that changes
-/// which replica a bucket's replication uses.
+/// KMS calls that change what a replica lets S3 replication do or move a key in or out of
+/// management (the managed tag, a listed alias), and the S3 call that changes which replica a
+/// bucket's replication uses.
 pub const HANDLED: &[HandledEvents] = &[
     HandledEvents {
         source: "kms.amazonaws.com",
         names: &[
+            "CreateAlias",
             "CreateGrant",
+            "DeleteAlias",
             "DisableKey",
             "PutKeyPolicy",
             "ReplicateKey",
             "RetireGrant",
             "RevokeGrant",
             "ScheduleKeyDeletion",
+            "TagResource",
+            "UntagResource",
+            "UpdateAlias",
             "UpdatePrimaryRegion",
         ],
     },

@@ -57,6 +57,29 @@ pub struct CommonConfig {
     pub fallback_queue_url: Option<String>,
 }
 
+/// A function's configuration: the settings every function shares, and its own, read from
+/// the environment once with every problem in one error.
+pub trait FunctionConfig: Sized {
+    /// Reads every variable, collecting problems in `env` rather than stopping at the first.
+    fn read(env: &mut Env<'_>) -> Self;
+
+    /// Problems only the whole configuration shows (run when every variable read cleanly).
+    fn problems(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn common(&self) -> &CommonConfig;
+
+    /// Reads the variables through `lookup` (tests pass a map).
+    fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        load(lookup, Self::read, Self::problems)
+    }
+
+    fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+}
+
 pub const DEFAULT_MANAGED_TAG: &str = "guardrails:managed=true";
 const DEFAULT_SWEEP_CONCURRENCY: usize = 8;
 

@@ -102,3 +102,18 @@ pub fn managed_tag() -> Rule {
 pub fn no_aliases() -> Rule {
     mock!(KmsClient::list_aliases).then_output(|| ListAliasesOutput::builder().build())
 }
+
+/// SNS Publish answering only a message whose subject starts with `subject` and whose body
+/// contains `body`: a test that expects one message checks both with `num_calls`.
+pub fn publish_where(subject: &'static str, body: &'static str) -> Rule {
+    mock!(aws_sdk_sns::Client::publish)
+        .match_requests(move |r| {
+            r.subject().is_some_and(|s| s.starts_with(subject))
+                && r.message().is_some_and(|m| m.contains(body))
+        })
+        .then_output(|| {
+            aws_sdk_sns::operation::publish::PublishOutput::builder()
+                .message_id("m")
+                .build()
+        })
+}

@@ -4,6 +4,7 @@
 pub mod replication;
 pub mod template;
 
+use shared::config::FunctionConfig;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

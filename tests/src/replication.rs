@@ -5,6 +5,7 @@
 use aws_config::Region;
 use aws_sdk_kms::types::Tag;
 use serde_json::{json, Value};
+use shared::config::FunctionConfig;
 
 use crate::{TestBed, ACCOUNT_ID, ADMIN_ROLE_ARN, REGION};
 

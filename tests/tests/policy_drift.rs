@@ -8,6 +8,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use policy_drift::Config;
 use policy_drift::{function_handler, Deps};
 use serde_json::Value;
+use shared::config::FunctionConfig;
 use shared::notify::outcome::{Outcome, Status};
 use shared::policy::model::Policy;
 

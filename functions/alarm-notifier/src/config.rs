@@ -1,6 +1,7 @@
 //! alarm-notifier's configuration: the common part and its own.
 
-use shared::config::{self, CommonConfig, ConfigError, Env};
+use shared::config::FunctionConfig;
+use shared::config::{CommonConfig, Env};
 use shared::triggers::events::KeyLocator;
 
 #[derive(Clone, Debug)]
@@ -14,31 +15,27 @@ pub struct Config {
     pub announce_insufficient_data: bool,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(&|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        config::load(lookup, read, |_| Vec::new())
-    }
-}
-
-fn read(env: &mut Env<'_>) -> Config {
-    let common = CommonConfig::read(env);
-    let alarm_key = env.optional("ALARM_KEY_ID");
-    if let Some(key) = &alarm_key {
-        if KeyLocator::parse(key, "us-east-1").is_err() {
-            env.problem(format!(
-                "ALARM_KEY_ID {} is not a key ARN, key id or alias",
-                shared::base::text::quoted(key, 120)
-            ));
+impl FunctionConfig for Config {
+    fn read(env: &mut Env<'_>) -> Config {
+        let common = CommonConfig::read(env);
+        let alarm_key = env.optional("ALARM_KEY_ID");
+        if let Some(key) = &alarm_key {
+            if KeyLocator::parse(key, "us-east-1").is_err() {
+                env.problem(format!(
+                    "ALARM_KEY_ID {} is not a key ARN, key id or alias",
+                    shared::base::text::quoted(key, 120)
+                ));
+            }
+        }
+        Config {
+            common,
+            dedup_table: env.optional("DEDUP_TABLE"),
+            alarm_key,
+            announce_insufficient_data: env.bool("ANNOUNCE_INSUFFICIENT_DATA", false),
         }
     }
-    Config {
-        common,
-        dedup_table: env.optional("DEDUP_TABLE"),
-        alarm_key,
-        announce_insufficient_data: env.bool("ANNOUNCE_INSUFFICIENT_DATA", false),
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
     }
 }

@@ -8,9 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 use shared::aws::kms::KeyInfo;
 use shared::aws::Regional;
-use shared::config::CommonConfig;
 use shared::notify::outcome::{Delivery, Outcome};
-use shared::pipeline::{Audit, FunctionConfig, Guardrail, Invocation, Response};
+use shared::pipeline::{Audit, Guardrail, Invocation, Response};
 use shared::triggers::events::Trigger;
 use shared::triggers::gate::HandledEvents;
 use shared::GuardrailError;
@@ -88,12 +87,6 @@ impl Default for Clients {
 
 pub type Deps = shared::pipeline::Deps<Config, Clients>;
 
-impl FunctionConfig for Config {
-    fn common(&self) -> &CommonConfig {
-        &self.common
-    }
-}
-
 /// The de-duplication table's client: the table lives in the function's Region.
 pub(crate) fn dynamodb(deps: &Deps) -> aws_sdk_dynamodb::Client {
     deps.clients
@@ -117,13 +110,6 @@ impl Guardrail for AlarmNotifier {
     /// No CloudTrail call: `route` answers CloudTrail events before the gate would.
     const HANDLED: &'static [HandledEvents] = &[];
 
-    type Config = Config;
-    type Clients = Clients;
-    type Facts = KeyFacts;
-    type Plan = KeyContext;
-    type Detail = ();
-    type Report = AlarmReport;
-
     /// Every trigger is routed here: alarm state changes, the lint sweep, and a polite skip
     /// for CloudTrail events.
     async fn route(
@@ -142,15 +128,24 @@ impl Guardrail for AlarmNotifier {
         })
     }
 
+    type Report = AlarmReport;
+    type Config = Config;
+    type Clients = Clients;
+    type Facts = KeyFacts;
+
     /// The key part of an alarm message: its aliases, tags and whether it is managed.
     async fn read(deps: &Deps, key: &KeyInfo) -> Result<KeyFacts, GuardrailError> {
         crate::enrich::read(deps, key).await
     }
 
+    type Plan = KeyContext;
+
     /// What the message says about the key: pure.
     fn decide(_: &Config, key: &KeyInfo, facts: KeyFacts) -> KeyContext {
         crate::enrich::context(key, facts)
     }
+
+    type Detail = ();
 
     /// alarm-notifier changes no key, and a key's context is announced only inside an alarm's
     /// message (`alarm.rs`), so on its own it writes nothing and announces nothing.

@@ -8,6 +8,7 @@ use aws_sdk_sns::operation::publish::PublishOutput;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
 use shared::aws::AwsClients;
+use shared::config::FunctionConfig;
 use std::collections::HashMap;
 
 const ALARM: &str =

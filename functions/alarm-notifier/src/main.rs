@@ -2,6 +2,7 @@ use alarm_notifier::{function_handler, Clients, Config, Deps};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use serde_json::Value;
 use shared::aws::{load_sdk_config, AwsClients};
+use shared::config::FunctionConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -108,6 +108,7 @@ pub fn digest(silent: &[Silent], common: &CommonConfig) -> Option<Notification> 
 mod tests {
     use super::*;
     use crate::lint::AlarmOnMetric;
+    use shared::config::FunctionConfig;
 
     fn common(environment: Option<&str>) -> CommonConfig {
         let env = |name: &str| {

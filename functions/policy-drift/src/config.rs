@@ -1,6 +1,7 @@
 //! policy-drift's configuration: the common part, the baseline and rotation.
 
-use shared::config::{self, CommonConfig, ConfigError, Env};
+use shared::config::FunctionConfig;
+use shared::config::{self, CommonConfig, Env};
 use shared::policy::baseline::{self, BaselineSource};
 use shared::policy::safe_policy::{Keeper, Refusal, SafePolicy, ADMIN_ACTIONS, SELF_ACTIONS};
 
@@ -20,29 +21,38 @@ pub struct Config {
 
 const DEFAULT_ROTATION_DAYS: i32 = 365;
 
-impl shared::pipeline::FunctionConfig for Config {
+impl FunctionConfig for Config {
+    fn read(env: &mut Env<'_>) -> Config {
+        let common = CommonConfig::read(env);
+        let baseline = config::read_baseline(env);
+        let rotation = RotationBaseline {
+            enabled: env.bool("ROTATION_ENABLED", true),
+            // KMS accepts rotation periods from 90 to 2560 days.
+            period_days: env.number("ROTATION_PERIOD_DAYS", DEFAULT_ROTATION_DAYS, 90..=2560),
+        };
+        Config {
+            common,
+            baseline,
+            rotation,
+        }
+    }
+
+    fn problems(&self) -> Vec<String> {
+        // Prove the baseline renders, passes KMS's rules and cannot lock a key out before
+        // any event arrives.
+        let region = &self.common.region;
+        match self.baseline_for(&self.common.account_id, region, "aws") {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems,
+        }
+    }
+
     fn common(&self) -> &CommonConfig {
         &self.common
     }
 }
 
 impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(&|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        config::load(lookup, read, |config| {
-            // Prove the baseline renders, passes KMS's rules and cannot lock a key out before
-            // any event arrives.
-            let region = &config.common.region;
-            match config.baseline_for(&config.common.account_id, region, "aws") {
-                Ok(_) => Vec::new(),
-                Err(problems) => problems,
-            }
-        })
-    }
-
     /// The principals that must keep administering a key after the baseline is written.
     pub fn keepers(&self) -> Vec<Keeper<'_>> {
         let mut keepers = vec![Keeper {
@@ -80,24 +90,10 @@ impl Config {
     }
 }
 
-fn read(env: &mut Env<'_>) -> Config {
-    let common = CommonConfig::read(env);
-    let baseline = config::read_baseline(env);
-    let rotation = RotationBaseline {
-        enabled: env.bool("ROTATION_ENABLED", true),
-        // KMS accepts rotation periods from 90 to 2560 days.
-        period_days: env.number("ROTATION_PERIOD_DAYS", DEFAULT_ROTATION_DAYS, 90..=2560),
-    };
-    Config {
-        common,
-        baseline,
-        rotation,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::config::ConfigError;
 
     const SELF_ROLE: &str = "arn:aws:iam::111122223333:role/policy-drift";
 

@@ -4,6 +4,7 @@
 
 use super::*;
 use aws_sdk_kms::types::KeyState;
+use shared::config::FunctionConfig;
 
 const SELF_ROLE: &str = "arn:aws:iam::111122223333:role/policy-drift";
 const ARN: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";

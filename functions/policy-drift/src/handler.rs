@@ -90,10 +90,9 @@ impl Guardrail for PolicyDrift {
     const HANDLED: &'static [HandledEvents] = HANDLED;
     type Config = Config;
     type Clients = ();
-    type Facts = Facts;
-    type Plan = Plan;
-    type Detail = ();
     type Report = NoReport;
+
+    type Facts = Facts;
 
     async fn read(deps: &Deps, key: &KeyInfo) -> Result<Facts, GuardrailError> {
         let client = deps.clients.kms(&key.region);
@@ -117,6 +116,8 @@ impl Guardrail for PolicyDrift {
             rotation,
         })
     }
+
+    type Plan = Plan;
 
     fn decide(config: &Config, key: &KeyInfo, facts: Facts) -> Plan {
         let baseline = match config.baseline_for(&key.account, &key.region, key.arn.partition()) {
@@ -151,6 +152,8 @@ impl Guardrail for PolicyDrift {
             rotation_deferred,
         }
     }
+
+    type Detail = ();
 
     async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> (Audit, ()) {
         (crate::apply::apply(deps, key, plan).await, ())

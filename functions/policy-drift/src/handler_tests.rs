@@ -24,6 +24,7 @@ use aws_sdk_sqs::Client as SqsClient;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
 use shared::aws::AwsClients;
+use shared::config::FunctionConfig;
 use shared::notify::outcome::{KeyOutcome, Status};
 use shared::testing::{managed_tag, no_aliases};
 use std::collections::HashMap;
@@ -827,14 +828,10 @@ async fn a_tagged_key_the_sweep_may_not_describe_is_announced_as_a_shut_out() {
     let denied = mock!(KmsClient::describe_key).then_error(|| {
         DescribeKeyError::generic(error("AccessDeniedException", "no kms:DescribeKey"))
     });
-    let publish = mock!(SnsClient::publish)
-        .match_requests(|r| {
-            r.subject()
-                .is_some_and(|s| s.starts_with("Guardrail shut out of KMS key"))
-                && r.message()
-                    .is_some_and(|m| m.contains("Found by:    scheduled sweep"))
-        })
-        .then_output(|| PublishOutput::builder().message_id("m").build());
+    let publish = shared::testing::publish_where(
+        "Guardrail shut out of KMS key",
+        "Found by:    scheduled sweep",
+    );
     let aliases = no_aliases();
     let deps = deps_with(
         config("enforce", &[]),

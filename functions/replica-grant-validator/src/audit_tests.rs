@@ -2,6 +2,7 @@
 
 use super::*;
 use shared::base::error::AwsErrorKind;
+use shared::config::FunctionConfig;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::kms_grants::Grantee;

@@ -2,7 +2,8 @@
 //! be, who replicates, which grants each replica needs, and which buckets replicate.
 
 use shared::base::region::is_region;
-use shared::config::{self, CommonConfig, ConfigError, Env};
+use shared::config::FunctionConfig;
+use shared::config::{CommonConfig, Env};
 
 use crate::buckets::{parse_bucket_entry, BucketRef};
 use crate::grants::{parse_required_grants, RequiredGrant};
@@ -25,14 +26,6 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(&|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        config::load(lookup, read, |_| Vec::new())
-    }
-
     pub fn region_allowed(&self, region: &str) -> bool {
         self.allowed_regions.iter().any(|r| r == region)
     }
@@ -49,95 +42,102 @@ fn regions(env: &mut Env<'_>, name: &str) -> Vec<String> {
     list
 }
 
-fn read(env: &mut Env<'_>) -> Config {
-    let common = CommonConfig::read(env);
-    let replication_regions = regions(env, "REPLICATION_REGIONS");
-    if replication_regions.is_empty() {
-        env.problem("REPLICATION_REGIONS is required: the Regions that must hold a replica of every managed multi-Region key (e.g. us-west-2,eu-central-1)".into());
-    }
-    let mut allowed_regions = regions(env, "ALLOWED_REPLICA_REGIONS");
-    if allowed_regions.is_empty() {
-        allowed_regions = replication_regions.clone();
-    }
-    for region in replication_regions
-        .iter()
-        .filter(|r| !allowed_regions.contains(r))
-    {
-        env.problem(format!(
-            "REPLICATION_REGIONS names {region}, which ALLOWED_REPLICA_REGIONS leaves out: a replica cannot be both required and disallowed"
-        ));
-    }
-
-    let replication_roles = env.list("REPLICATION_ROLE_ARNS");
-    for role in &replication_roles {
-        let is_role = shared::base::arn::Arn::parse(role)
-            .ok()
-            .is_some_and(|a| a.service() == "iam" && a.iam_role_name().is_some());
-        if !is_role {
+impl FunctionConfig for Config {
+    fn read(env: &mut Env<'_>) -> Config {
+        let common = CommonConfig::read(env);
+        let replication_regions = regions(env, "REPLICATION_REGIONS");
+        if replication_regions.is_empty() {
+            env.problem("REPLICATION_REGIONS is required: the Regions that must hold a replica of every managed multi-Region key (e.g. us-west-2,eu-central-1)".into());
+        }
+        let mut allowed_regions = regions(env, "ALLOWED_REPLICA_REGIONS");
+        if allowed_regions.is_empty() {
+            allowed_regions = replication_regions.clone();
+        }
+        for region in replication_regions
+            .iter()
+            .filter(|r| !allowed_regions.contains(r))
+        {
             env.problem(format!(
-                "REPLICATION_ROLE_ARNS entry {} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME): S3 replication runs as a role",
-                shared::base::text::quoted(role, 120)
+                "REPLICATION_REGIONS names {region}, which ALLOWED_REPLICA_REGIONS leaves out: a replica cannot be both required and disallowed"
             ));
         }
-    }
 
-    let required_grants = match env.optional("REQUIRED_GRANTS") {
-        None => Vec::new(),
-        Some(text) => parse_required_grants(&text).unwrap_or_else(|problems| {
-            for problem in problems {
-                env.problem(format!("REQUIRED_GRANTS: {problem}"));
-            }
-            Vec::new()
-        }),
-    };
-
-    // The template lets the function grant only to the replication roles, and never the
-    // power to grant or retire: a grant it could not create is a configuration error now.
-    for grant in &required_grants {
-        let spec = &grant.spec;
-        let grantee = match &spec.grantee {
-            crate::kms_grants::Grantee::Principal(p) => p,
-            crate::kms_grants::Grantee::Service(s) => s,
-        };
-        if !replication_roles.iter().any(|r| r == grantee) {
-            env.problem(format!(
-                "REQUIRED_GRANTS: grant {} goes to {}, which is not in REPLICATION_ROLE_ARNS: the function may create grants only for the replication roles (list it there, or drop the grant)",
-                shared::base::text::quoted(&spec.name, 80),
-                shared::base::text::quoted(grantee, 120)
-            ));
-        }
-        for power in ["CreateGrant", "RetireGrant"] {
-            if spec.operations.contains(power) {
+        let replication_roles = env.list("REPLICATION_ROLE_ARNS");
+        for role in &replication_roles {
+            let is_role = shared::base::arn::Arn::parse(role)
+                .ok()
+                .is_some_and(|a| a.service() == "iam" && a.iam_role_name().is_some());
+            if !is_role {
                 env.problem(format!(
-                    "REQUIRED_GRANTS: grant {} includes {power}: the function never hands out the power to manage grants; create such a grant yourself",
-                    shared::base::text::quoted(&spec.name, 80)
+                    "REPLICATION_ROLE_ARNS entry {} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME): S3 replication runs as a role",
+                    shared::base::text::quoted(role, 120)
                 ));
             }
         }
-    }
 
-    let mut buckets = Vec::new();
-    for entry in env.list("REPLICATION_BUCKETS") {
-        match parse_bucket_entry(&entry, &common.region) {
-            Ok(bucket) => buckets.push(bucket),
-            Err(problem) => env.problem(format!("REPLICATION_BUCKETS: {problem}")),
+        let required_grants = match env.optional("REQUIRED_GRANTS") {
+            None => Vec::new(),
+            Some(text) => parse_required_grants(&text).unwrap_or_else(|problems| {
+                for problem in problems {
+                    env.problem(format!("REQUIRED_GRANTS: {problem}"));
+                }
+                Vec::new()
+            }),
+        };
+
+        // The template lets the function grant only to the replication roles, and never the
+        // power to grant or retire: a grant it could not create is a configuration error now.
+        for grant in &required_grants {
+            let spec = &grant.spec;
+            let grantee = match &spec.grantee {
+                crate::kms_grants::Grantee::Principal(p) => p,
+                crate::kms_grants::Grantee::Service(s) => s,
+            };
+            if !replication_roles.iter().any(|r| r == grantee) {
+                env.problem(format!(
+                    "REQUIRED_GRANTS: grant {} goes to {}, which is not in REPLICATION_ROLE_ARNS: the function may create grants only for the replication roles (list it there, or drop the grant)",
+                    shared::base::text::quoted(&spec.name, 80),
+                    shared::base::text::quoted(grantee, 120)
+                ));
+            }
+            for power in ["CreateGrant", "RetireGrant"] {
+                if spec.operations.contains(power) {
+                    env.problem(format!(
+                        "REQUIRED_GRANTS: grant {} includes {power}: the function never hands out the power to manage grants; create such a grant yourself",
+                        shared::base::text::quoted(&spec.name, 80)
+                    ));
+                }
+            }
+        }
+
+        let mut buckets = Vec::new();
+        for entry in env.list("REPLICATION_BUCKETS") {
+            match parse_bucket_entry(&entry, &common.region) {
+                Ok(bucket) => buckets.push(bucket),
+                Err(problem) => env.problem(format!("REPLICATION_BUCKETS: {problem}")),
+            }
+        }
+
+        Config {
+            strict_grants: env.bool("STRICT_GRANTS", false),
+            common,
+            replication_regions,
+            allowed_regions,
+            replication_roles,
+            required_grants,
+            buckets,
         }
     }
 
-    Config {
-        strict_grants: env.bool("STRICT_GRANTS", false),
-        common,
-        replication_regions,
-        allowed_regions,
-        replication_roles,
-        required_grants,
-        buckets,
+    fn common(&self) -> &CommonConfig {
+        &self.common
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::config::ConfigError;
     use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {

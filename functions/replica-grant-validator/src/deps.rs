@@ -2,8 +2,6 @@
 //! bucket Region, as its own client, built on first use so the cold start does not pay for it.
 
 use shared::aws::{Regional, SdkConfig, SdkRegion};
-use shared::config::CommonConfig;
-use shared::pipeline::FunctionConfig;
 
 use crate::config::Config;
 
@@ -47,10 +45,4 @@ fn s3_client(sdk: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
 /// S3 in the bucket's Region.
 pub fn s3(deps: &Deps, region: &str) -> aws_sdk_s3::Client {
     deps.clients.regional(&deps.own.s3, region)
-}
-
-impl FunctionConfig for Config {
-    fn common(&self) -> &CommonConfig {
-        &self.common
-    }
 }

@@ -73,9 +73,7 @@ impl Guardrail for ReplicaGrantValidator {
 
     type Config = Config;
     type Clients = Clients;
-    type Facts = Facts;
-    type Plan = Plan;
-    type Detail = PrimaryReport;
+
     type Report = Box<ValidationReport>;
 
     /// PutBucketReplication, once the gate admits it: the bucket's rules against the replicas
@@ -105,13 +103,19 @@ impl Guardrail for ReplicaGrantValidator {
         crate::primary::target(deps, resolved).await
     }
 
+    type Facts = Facts;
+
     async fn read(deps: &Deps, key: &KeyInfo) -> Result<Facts, GuardrailError> {
         Ok(crate::audit::read(deps, key).await)
     }
 
+    type Plan = Plan;
+
     fn decide(config: &Config, key: &KeyInfo, facts: Facts) -> Plan {
         crate::audit::decide(config, key, facts)
     }
+
+    type Detail = PrimaryReport;
 
     async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> (Audit, PrimaryReport) {
         crate::audit::apply(deps, key, plan).await

@@ -21,6 +21,7 @@ use aws_smithy_types::error::ErrorMetadata;
 use lambda_runtime::Context;
 use shared::aws::AwsClients;
 use shared::base::error::Disposition;
+use shared::config::FunctionConfig;
 use std::collections::HashMap;
 
 const ID: &str = "mrk-1234abcd12ab34cd56ef1234567890ab";

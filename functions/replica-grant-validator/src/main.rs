@@ -2,6 +2,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use replica_grant_validator::{function_handler, Clients, Config, Deps};
 use serde_json::Value;
 use shared::aws::{load_sdk_config, AwsClients};
+use shared::config::FunctionConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

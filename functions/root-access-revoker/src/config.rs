@@ -1,7 +1,8 @@
 //! root-access-revoker's configuration: the common part, the one root-access setting it shares
 //! with policy-drift, and its own switches.
 
-use shared::config::{self, CommonConfig, ConfigError, Env};
+use shared::config::FunctionConfig;
+use shared::config::{self, CommonConfig, Env};
 use shared::policy::baseline::{self, BaselineSource};
 use shared::policy::evaluate::{access, Access};
 
@@ -19,40 +20,32 @@ pub struct Config {
     pub access_analyzer_proof: bool,
 }
 
-impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(&|name| std::env::var(name).ok())
+impl FunctionConfig for Config {
+    fn read(env: &mut Env<'_>) -> Config {
+        let common = CommonConfig::read(env);
+        let (root_access, admin_role_arns) = match config::read_baseline(env) {
+            BaselineSource::Parts(parts) => (parts.root_access, parts.admin_role_arns),
+            BaselineSource::Document(document) => from_document(env, &common, &document),
+        };
+        Config {
+            common,
+            root_access,
+            admin_role_arns,
+            remove_account_wide: env.bool("REMOVE_ACCOUNT_WIDE_STATEMENTS", false),
+            access_analyzer_proof: env.bool("ACCESS_ANALYZER_PROOF", false),
+        }
     }
 
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        config::load(lookup, read, |config| {
-            if !config.root_access && config.admin_role_arns.is_empty() {
-                vec!["root-access-revoker removes the account root only when an admin role keeps control: set KMS_ADMIN_ROLE_ARNS (or keep ROOT_ACCESS=true)".into()]
-            } else {
-                Vec::new()
-            }
-        })
+    fn problems(&self) -> Vec<String> {
+        if !self.root_access && self.admin_role_arns.is_empty() {
+            vec!["root-access-revoker removes the account root only when an admin role keeps control: set KMS_ADMIN_ROLE_ARNS (or keep ROOT_ACCESS=true)".into()]
+        } else {
+            Vec::new()
+        }
     }
-}
 
-impl shared::pipeline::FunctionConfig for Config {
     fn common(&self) -> &CommonConfig {
         &self.common
-    }
-}
-
-fn read(env: &mut Env<'_>) -> Config {
-    let common = CommonConfig::read(env);
-    let (root_access, admin_role_arns) = match config::read_baseline(env) {
-        BaselineSource::Parts(parts) => (parts.root_access, parts.admin_role_arns),
-        BaselineSource::Document(document) => from_document(env, &common, &document),
-    };
-    Config {
-        common,
-        root_access,
-        admin_role_arns,
-        remove_account_wide: env.bool("REMOVE_ACCOUNT_WIDE_STATEMENTS", false),
-        access_analyzer_proof: env.bool("ACCESS_ANALYZER_PROOF", false),
     }
 }
 
@@ -95,6 +88,7 @@ fn from_document(env: &mut Env<'_>, common: &CommonConfig, document: &str) -> (b
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::config::ConfigError;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let self_role = "arn:aws:iam::111122223333:role/root-access-revoker";

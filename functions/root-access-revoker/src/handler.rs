@@ -50,9 +50,7 @@ impl Guardrail for RootAccessRevoker {
 
     type Config = Config;
     type Clients = Clients;
-    type Facts = Facts;
-    type Plan = Plan;
-    type Detail = ();
+
     type Report = NoReport;
 
     /// With ROOT_ACCESS on every trigger is a skip; IAM events go to the admin-role watch.
@@ -82,6 +80,8 @@ impl Guardrail for RootAccessRevoker {
         }
     }
 
+    type Facts = Facts;
+
     /// The key policy as KMS holds it, then the admin roles as IAM knows them.
     async fn read(deps: &Deps, key: &KeyInfo) -> Result<Facts, GuardrailError> {
         let client = deps.clients.kms(&key.region);
@@ -90,9 +90,13 @@ impl Guardrail for RootAccessRevoker {
         Ok(Facts { policy, admins })
     }
 
+    type Plan = Plan;
+
     fn decide(config: &Config, key: &KeyInfo, facts: Facts) -> Plan {
         crate::plan::plan(config, key, facts)
     }
+
+    type Detail = ();
 
     async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> (Audit, ()) {
         (crate::apply::apply(deps, key, plan).await, ())

@@ -2,6 +2,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use root_access_revoker::{deps, function_handler, Config};
 use serde_json::Value;
 use shared::aws::{load_sdk_config, AwsClients};
+use shared::config::FunctionConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

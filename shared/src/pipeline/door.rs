@@ -11,12 +11,13 @@ use tracing::{info_span, Instrument};
 
 use crate::aws::kms::KeyInfo;
 use crate::base::error::{Disposition, GuardrailError};
+use crate::config::FunctionConfig;
 use crate::notify::outcome::{Outcome, Status};
 use crate::notify::Cause;
 use crate::pipeline::announce::Guard;
 use crate::pipeline::audit::{Aliases, Audit};
 use crate::pipeline::guardrail::{
-    skipped_key, Audited, DepsOf, FunctionConfig, Guardrail, Invocation, Response, SweepMessages,
+    skipped_key, Audited, DepsOf, Guardrail, Invocation, Response, SweepMessages,
 };
 use crate::pipeline::membership;
 use crate::pipeline::resolve::{resolve, Resolution};

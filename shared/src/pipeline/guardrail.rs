@@ -8,7 +8,7 @@ use serde::{Serialize, Serializer};
 use crate::aws::kms::KeyInfo;
 use crate::aws::AwsClients;
 use crate::base::error::GuardrailError;
-use crate::config::CommonConfig;
+use crate::config::FunctionConfig;
 use crate::notify::outcome::{KeyOutcome, Outcome, SweepReport};
 use crate::pipeline::audit::Audit;
 use crate::pipeline::resolve::Resolution;
@@ -22,11 +22,6 @@ pub struct Deps<C, X = ()> {
     pub config: C,
     pub clients: AwsClients,
     pub own: X,
-}
-
-/// A function's configuration holds the settings every function shares.
-pub trait FunctionConfig {
-    fn common(&self) -> &CommonConfig;
 }
 
 /// What the invocation returns: the pipeline's outcome, or the function's own report.

@@ -12,9 +12,8 @@ pub mod membership;
 pub mod resolve;
 pub mod sweep;
 
+pub use crate::config::FunctionConfig;
 pub use announce::Guard;
 pub use audit::{Aliases, Audit, RegionAliases};
 pub use door::{handle, retry_or_report};
-pub use guardrail::{
-    Deps, FunctionConfig, Guardrail, Invocation, NoReport, Response, SweepMessages,
-};
+pub use guardrail::{Deps, Guardrail, Invocation, NoReport, Response, SweepMessages};

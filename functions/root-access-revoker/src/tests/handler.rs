@@ -23,6 +23,7 @@ use aws_sdk_sns::Client as SnsClient;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
 use shared::aws::AwsClients;
+use shared::config::FunctionConfig;
 use shared::notify::outcome::Status;
 use std::collections::HashMap;
 
@@ -200,14 +201,10 @@ async fn with_the_proof_switched_on_a_failing_analysis_blocks_the_write() {
     let put =
         mock!(KmsClient::put_key_policy).then_output(|| PutKeyPolicyOutput::builder().build());
     let (role, proof) = (role_exists(), analyzer_says(CheckNoNewAccessResult::Fail));
-    let publish = mock!(SnsClient::publish)
-        .match_requests(|r| {
-            r.subject()
-                .is_some_and(|s| s.starts_with("Removal of root access from KMS key blocked"))
-                && r.message()
-                    .is_some_and(|m| m.contains("IAM Access Analyzer proof"))
-        })
-        .then_output(|| PublishOutput::builder().message_id("m").build());
+    let publish = shared::testing::publish_where(
+        "Removal of root access from KMS key blocked",
+        "IAM Access Analyzer proof",
+    );
     let mut rules: Vec<&Rule> = kms.iter().collect();
     rules.push(&put);
     let deps = deps(

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::decide::{AdminRole, Check};
+use shared::config::FunctionConfig;
 use std::collections::HashMap;
 
 const ACCOUNT: &str = "111122223333";

@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::base::arn::{is_account_id, Arn};
 pub use crate::base::error::ConfigError;
-use crate::base::region::is_region;
+use crate::base::region::Region;
 use crate::policy::baseline::{BaselineParts, BaselineSource};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -44,12 +44,12 @@ pub struct CommonConfig {
     pub mode: Mode,
     pub account_id: String,
     /// The Region the function runs in; events without a Region-bearing ARN resolve here.
-    pub region: String,
+    pub region: Region,
     pub managed: ManagedSelector,
     pub notify_topic_arn: Arn,
     /// The function's own execution role: events it caused are skipped (loop prevention).
     pub self_role_arn: Arn,
-    pub sweep_regions: Vec<String>,
+    pub sweep_regions: Vec<Region>,
     pub sweep_concurrency: usize,
     /// A label such as `prod`, shown in notification subjects.
     pub environment: Option<String>,
@@ -153,6 +153,32 @@ impl Env<'_> {
     }
 
     /// An ARN of `service`, required.
+    /// A required Region code.
+    pub fn region(&mut self, name: &str, hint: &str) -> Region {
+        let raw = self.required(name, hint);
+        match Region::parse(&raw) {
+            Ok(region) => region,
+            Err(problem) => {
+                if !raw.is_empty() {
+                    self.problems.push(format!("{name}: {problem}"));
+                }
+                Region::unset()
+            }
+        }
+    }
+
+    /// A comma-separated list of Region codes; each bad entry is a problem.
+    pub fn regions(&mut self, name: &str) -> Vec<Region> {
+        let mut regions = Vec::new();
+        for entry in self.list(name) {
+            match Region::parse(&entry) {
+                Ok(region) => regions.push(region),
+                Err(problem) => self.problems.push(format!("{name} entry {problem}")),
+            }
+        }
+        regions
+    }
+
     pub fn arn(&mut self, name: &str, service: &str, hint: &str) -> Arn {
         let raw = self.required(name, hint);
         match Arn::parse(&raw) {
@@ -235,13 +261,10 @@ impl CommonConfig {
         if !account_id.is_empty() && !is_account_id(&account_id) {
             r.problem(format!("ACCOUNT_ID must be 12 digits, got {account_id:?}"));
         }
-        let region = r.required(
+        let region = r.region(
             "AWS_REGION",
             "set by Lambda; set it yourself for local runs",
         );
-        if !region.is_empty() && !is_region(&region) {
-            r.problem(format!("AWS_REGION is not a Region name: {region:?}"));
-        }
 
         let notify_topic_arn = r.arn(
             "NOTIFY_TOPIC_ARN",
@@ -274,7 +297,7 @@ impl CommonConfig {
             }
         } else {
             for entry in &managed_keys {
-                if crate::triggers::events::KeyLocator::parse(entry, "us-east-1").is_err() {
+                if crate::triggers::events::KeyLocator::parse(entry, &region).is_err() {
                     r.problem(format!(
                         "MANAGED_KEYS entry {} is not a key ARN, key id, alias name or alias ARN",
                         crate::base::text::quoted(entry, 120)
@@ -284,13 +307,9 @@ impl CommonConfig {
             ManagedSelector::Keys(managed_keys)
         };
 
-        let mut sweep_regions = r.list("SWEEP_REGIONS");
+        let mut sweep_regions = r.regions("SWEEP_REGIONS");
         if sweep_regions.is_empty() && !region.is_empty() {
             sweep_regions.push(region.clone());
-        }
-        for bad in sweep_regions.iter().filter(|s| !is_region(s)) {
-            r.problems
-                .push(format!("SWEEP_REGIONS entry {bad:?} is not a Region name"));
         }
         let sweep_concurrency = r.number("SWEEP_CONCURRENCY", DEFAULT_SWEEP_CONCURRENCY, 1..=64);
         let environment = r.optional("ENVIRONMENT");

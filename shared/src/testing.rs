@@ -11,6 +11,7 @@ use aws_smithy_mocks::{mock, Rule};
 
 use crate::aws::kms::KeyInfo;
 use crate::base::arn::Arn;
+use crate::base::region::Region;
 
 pub const ACCOUNT_ID: &str = "111122223333";
 pub const REGION: &str = "eu-west-1";
@@ -48,7 +49,7 @@ pub fn key(arn: &str) -> KeyInfo {
     let arn = Arn::parse(arn).expect("a key ARN");
     KeyInfo {
         key_id: arn.resource().trim_start_matches("key/").to_string(),
-        region: arn.region().to_string(),
+        region: Region::parse(arn.region()).expect("a key ARN names its Region"),
         account: arn.account().to_string(),
         arn,
         state: KeyState::Enabled,
@@ -116,4 +117,9 @@ pub fn publish_where(subject: &'static str, body: &'static str) -> Rule {
                 .message_id("m")
                 .build()
         })
+}
+
+/// A Region code written in a test, which must be valid.
+pub fn region(code: &str) -> Region {
+    Region::parse(code).expect("a Region code")
 }

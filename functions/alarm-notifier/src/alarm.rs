@@ -118,7 +118,7 @@ async fn redelivery(deps: &Deps, change: &AlarmChange) -> Option<String> {
 /// configured key) and its context, or why the message goes without it.
 async fn key_context(deps: &Deps, change: &AlarmChange) -> Result<KeyContext, String> {
     let config = &deps.config;
-    let region = change.region.as_deref().unwrap_or(&config.common.region);
+    let region = change.region.as_ref().unwrap_or(&config.common.region);
     let mut key_ref = change.key_id_dimension().map(str::to_string);
     if let (None, Some(arn)) = (&key_ref, &change.alarm_arn) {
         let cloudwatch = crate::handler::cloudwatch(deps, region);

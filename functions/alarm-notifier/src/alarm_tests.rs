@@ -14,7 +14,7 @@ fn change(state: AlarmState, previous: Option<AlarmState>, metric: &str) -> Alar
         alarm_arn: Some(
             "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:kms-guardrails-alarm".to_string(),
         ),
-        region: Some("eu-west-1".to_string()),
+        region: Some(shared::testing::region("eu-west-1")),
         account: Some("111122223333".to_string()),
         kind: AlarmKind::Metric,
         state,

@@ -20,7 +20,7 @@ impl FunctionConfig for Config {
         let common = CommonConfig::read(env);
         let alarm_key = env.optional("ALARM_KEY_ID");
         if let Some(key) = &alarm_key {
-            if KeyLocator::parse(key, "us-east-1").is_err() {
+            if KeyLocator::parse(key, &common.region).is_err() {
                 env.problem(format!(
                     "ALARM_KEY_ID {} is not a key ARN, key id or alias",
                     shared::base::text::quoted(key, 120)

@@ -2,6 +2,7 @@
 //! the message poorer: it is said in the message, never a reason to drop it.
 
 use shared::aws::kms::{self, KeyInfo};
+use shared::base::region::Region;
 use shared::pipeline::managed::{management, Management};
 use shared::pipeline::Guardrail;
 use shared::triggers::events::KeyLocator;
@@ -15,7 +16,7 @@ use crate::message::KeyContext;
 pub async fn key_context(
     deps: &Deps,
     identifier: &str,
-    region: &str,
+    region: &Region,
 ) -> Result<KeyContext, String> {
     let locator = KeyLocator::parse(identifier, region)?;
     let client = deps.clients.kms(&locator.region);

@@ -135,7 +135,9 @@ async fn a_region_whose_alarms_cannot_be_listed_does_not_stop_the_others() {
     let publish = mock!(aws_sdk_sns::Client::publish)
         .then_output(|| PublishOutput::builder().message_id("m").build());
     let mut deps = deps(&[], &[&publish], &[]);
-    deps.config.common.sweep_regions = vec!["eu-west-1".into(), "ap-southeast-2".into()];
+    deps.config.common.sweep_regions = ["eu-west-1", "ap-southeast-2"]
+        .map(|r| shared::base::region::Region::parse(r).unwrap())
+        .to_vec();
     let (home_client, denied_client) = (cloudwatch_client(&home), cloudwatch_client(&denied));
     let deps = Deps {
         own: deps

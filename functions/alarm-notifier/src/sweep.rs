@@ -19,7 +19,7 @@ pub async fn lint_sweep(deps: &Deps) -> Result<Response<AlarmReport>, GuardrailE
         if let Err(e) = list_alarms(deps, region, &mut alarms).await {
             // A Region whose calls are denied (a Region-deny SCP) does not stop the others.
             let e = retry_or_report(e)?;
-            tracing::error!(region, error = %e, "alarms of this Region not checked");
+            tracing::error!(region = %region, error = %e, "alarms of this Region not checked");
             unchecked.push(format!("{region}: {e}"));
         }
     }

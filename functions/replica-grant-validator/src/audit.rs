@@ -8,6 +8,7 @@ use aws_sdk_kms::types::KeyState;
 use shared::aws::kms::{self, KeyInfo};
 use shared::base::arn::Arn;
 use shared::base::error::Disposition;
+use shared::base::region::Region;
 use shared::base::text::value;
 use shared::config::Mode;
 use shared::notify::outcome::{Action, Finding, FindingKind, KeyOutcome, Severity, Status};
@@ -35,6 +36,7 @@ pub struct Facts {
 #[derive(Debug)]
 pub struct ReplicaFacts {
     pub arn: String,
+    pub region: Region,
     /// DescribeKey in the replica's Region.
     pub key: Option<KeyInfo>,
     /// GetKeyPolicy.
@@ -86,7 +88,12 @@ pub async fn read(deps: &Deps, primary: &KeyInfo) -> Facts {
     let mut replicas = Vec::new();
     if primary_policy.is_ok() {
         for arn in &primary.replica_arns {
-            replicas.push(read_replica(deps, arn).await);
+            // DescribeKey lists replicas by ARN, which always names a Region in AWS.
+            let Some(region) = region_of(arn) else {
+                tracing::warn!(replica = %arn, "DescribeKey listed a replica ARN without a Region; not read");
+                continue;
+            };
+            replicas.push(read_replica(deps, arn, region).await);
         }
     }
     Facts {
@@ -95,15 +102,16 @@ pub async fn read(deps: &Deps, primary: &KeyInfo) -> Facts {
     }
 }
 
-async fn read_replica(deps: &Deps, arn: &str) -> ReplicaFacts {
+async fn read_replica(deps: &Deps, arn: &str, region: Region) -> ReplicaFacts {
+    let client = deps.clients.kms(&region);
     let mut facts = ReplicaFacts {
         arn: arn.to_string(),
+        region,
         key: None,
         policy: None,
         grants: None,
         failure: None,
     };
-    let client = deps.clients.kms(&region_of(arn));
     let key = match kms::describe_key(&client, arn).await {
         Ok(key) => facts.key.insert(key),
         Err(e) => return stopped(facts, e),
@@ -127,11 +135,9 @@ fn stopped(mut facts: ReplicaFacts, failure: GuardrailError) -> ReplicaFacts {
     facts
 }
 
-/// The Region of a key ARN DescribeKey listed; empty for one that does not parse.
-fn region_of(arn: &str) -> String {
-    Arn::parse(arn)
-        .map(|a| a.region().to_string())
-        .unwrap_or_default()
+/// The Region of a key ARN DescribeKey listed.
+fn region_of(arn: &str) -> Option<Region> {
+    Region::parse(Arn::parse(arn).ok()?.region()).ok()
 }
 
 /// What is wrong with the set and which grant writes fix it. Pure.
@@ -159,7 +165,7 @@ pub fn decide(config: &Config, primary: &KeyInfo, facts: Facts) -> Plan {
         let has_replica = primary
             .replica_arns
             .iter()
-            .any(|arn| region_of(arn) == *region);
+            .any(|arn| region_of(arn).as_ref() == Some(region));
         if !has_replica && *region != primary.region {
             report.missing_regions.push(region.clone());
             report.findings.push(Finding::new(
@@ -190,7 +196,7 @@ fn decide_replica(
     primary_policy: &str,
     facts: ReplicaFacts,
 ) -> ReplicaPlan {
-    let region = region_of(&facts.arn);
+    let region = facts.region.clone();
     let arn = facts.arn.as_str();
     let mut report = ReplicaReport::new(&region, arn);
     let failure = facts.failure;
@@ -218,7 +224,7 @@ fn decide_replica(
             FindingKind::ReplicaRegionNotAllowed,
             format!(
                 "a replica exists in {region}, outside the allowed Regions ({}): find who created it (ReplicateKey in CloudTrail) and schedule its deletion if nobody meant it; no grant is created there",
-                config.allowed_regions.join(", ")
+                config.allowed_regions.iter().map(Region::as_str).collect::<Vec<_>>().join(", ")
             ),
         ));
     }

@@ -42,7 +42,7 @@ fn config(extra: &[(&str, &str)]) -> Config {
 }
 
 fn key(region: &str, state: KeyState) -> KeyInfo {
-    let mut key = KeyInfo::unreadable(&arn(region), region, ACCOUNT);
+    let mut key = KeyInfo::unreadable(&arn(region), &shared::testing::region(region), ACCOUNT);
     key.state = state;
     key.multi_region = true;
     key.primary_arn = Some(arn("eu-west-1"));
@@ -105,6 +105,7 @@ fn throttled(operation: &'static str) -> GuardrailError {
 fn read_in(region: &str, grants: Vec<ExistingGrant>) -> ReplicaFacts {
     ReplicaFacts {
         arn: arn(region),
+        region: shared::testing::region(region),
         key: Some(key(region, KeyState::Enabled)),
         policy: Some(POLICY.into()),
         grants: Some(grants),

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use aws_sdk_kms::types::KeyState;
-use aws_sdk_s3::config::Region;
 use aws_sdk_s3::types::{
     ReplicationConfiguration, ReplicationRuleStatus, SseKmsEncryptedObjectsStatus,
 };
@@ -14,7 +13,7 @@ use shared::aws::kms::{self, KeyInfo};
 use shared::aws::AwsClients;
 use shared::base::arn::Arn;
 use shared::base::error::Disposition;
-use shared::base::region::is_region;
+use shared::base::region::Region;
 use shared::base::text::{quoted, value};
 use shared::config::CommonConfig;
 use shared::notify::outcome::Outcome;
@@ -37,30 +36,27 @@ const NO_REPLICATION: &str = "ReplicationConfigurationNotFoundError";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BucketRef {
     pub name: String,
-    pub region: String,
+    pub region: Region,
 }
 
 /// A configuration entry: `bucket-name` (in `default_region`, the function's) or
 /// `bucket-name@region`.
-pub fn parse_bucket_entry(entry: &str, default_region: &str) -> Result<BucketRef, String> {
+pub fn parse_bucket_entry(entry: &str, default_region: &Region) -> Result<BucketRef, String> {
     let entry = entry.trim();
-    let (name, region) = entry.split_once('@').unwrap_or((entry, default_region));
+    let (name, region) = entry
+        .split_once('@')
+        .unwrap_or((entry, default_region.as_str()));
     if let Some(problem) = bucket_name_problem(name) {
         return Err(format!(
             "{} is not an S3 bucket name: {problem}",
             quoted(name, 80)
         ));
     }
-    if !is_region(region) {
-        return Err(format!(
-            "bucket entry {}: {} is not a Region",
-            quoted(entry, 120),
-            quoted(region, 40)
-        ));
-    }
+    let region = Region::parse(region)
+        .map_err(|problem| format!("bucket entry {}: {problem}", quoted(entry, 120)))?;
     Ok(BucketRef {
         name: name.to_string(),
-        region: region.to_string(),
+        region,
     })
 }
 
@@ -215,7 +211,7 @@ impl KeyReference {
             return KeyReference::AliasName;
         }
         match Arn::parse(id) {
-            Ok(arn) if arn.service() == "kms" && is_region(arn.region()) => {
+            Ok(arn) if arn.service() == "kms" && Region::parse(arn.region()).is_ok() => {
                 if arn.kms_key_id().is_some_and(|k| !k.is_empty()) {
                     KeyReference::KeyArn(arn)
                 } else if arn.kms_alias_name().is_some() {
@@ -375,7 +371,7 @@ pub struct RuleReport {
 #[derive(Debug, Serialize)]
 pub struct BucketReport {
     pub bucket: String,
-    pub region: String,
+    pub region: Region,
     pub role: Option<String>,
     /// Problems of the bucket as a whole: no replication, a role not configured.
     pub problems: Vec<BucketProblem>,
@@ -486,7 +482,7 @@ fn client_in(s3: &aws_sdk_s3::Client, region: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         s3.config()
             .to_builder()
-            .region(Region::new(region.to_string()))
+            .region(aws_sdk_s3::config::Region::new(region.to_string()))
             .build(),
     )
 }
@@ -535,7 +531,7 @@ async fn primary_managed(
     common: &CommonConfig,
     primary: &str,
 ) -> Option<bool> {
-    let region = Arn::parse(primary).ok()?.region().to_string();
+    let region = Region::parse(Arn::parse(primary).ok()?.region()).ok()?;
     let locator = KeyLocator {
         region,
         identifier: primary.to_string(),

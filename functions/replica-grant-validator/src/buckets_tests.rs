@@ -276,17 +276,17 @@ fn problem_kinds_serialize_in_snake_case() {
 #[test]
 fn bucket_entries_name_a_bucket_and_optionally_its_region() {
     assert_eq!(
-        parse_bucket_entry(" logs.example-1 ", "eu-west-1"),
+        parse_bucket_entry(" logs.example-1 ", &shared::testing::region("eu-west-1")),
         Ok(BucketRef {
             name: "logs.example-1".into(),
-            region: "eu-west-1".into()
+            region: shared::testing::region("eu-west-1")
         })
     );
     assert_eq!(
-        parse_bucket_entry("data@us-east-2", "eu-west-1"),
+        parse_bucket_entry("data@us-east-2", &shared::testing::region("eu-west-1")),
         Ok(BucketRef {
             name: "data".into(),
-            region: "us-east-2".into()
+            region: shared::testing::region("us-east-2")
         })
     );
     for (bad, says) in [
@@ -302,7 +302,7 @@ fn bucket_entries_name_a_bucket_and_optionally_its_region() {
         ("data@", "\"\" is not a Region"),
         ("x\ny", "\"x\\ny\" is not an S3 bucket name"),
     ] {
-        let err = parse_bucket_entry(bad, "eu-west-1").unwrap_err();
+        let err = parse_bucket_entry(bad, &shared::testing::region("eu-west-1")).unwrap_err();
         assert!(err.contains(says), "{bad}: {err}");
     }
 }
@@ -367,7 +367,7 @@ fn sdk_rule(id: &str, key: &str) -> ReplicationRule {
 /// S3 in `region` with the production retry settings.
 fn s3(region: &'static str, rules: &[&MockRule]) -> S3Client {
     mock_client!(aws_sdk_s3, RuleMode::MatchAny, rules, |c| c
-        .region(Region::new(region))
+        .region(aws_sdk_s3::config::Region::new(region))
         .retry_config(shared::aws::retry_config()))
 }
 
@@ -419,7 +419,7 @@ fn common() -> CommonConfig {
 fn source() -> BucketRef {
     BucketRef {
         name: "source-bucket".into(),
-        region: "eu-west-1".into(),
+        region: shared::testing::region("eu-west-1"),
     }
 }
 

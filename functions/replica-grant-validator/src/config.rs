@@ -1,7 +1,7 @@
 //! replica-grant-validator's configuration: the common part, where replicas must be and may
 //! be, who replicates, which grants each replica needs, and which buckets replicate.
 
-use shared::base::region::is_region;
+use shared::base::region::Region;
 use shared::config::FunctionConfig;
 use shared::config::{CommonConfig, Env};
 
@@ -12,9 +12,9 @@ use crate::grants::{parse_required_grants, RequiredGrant};
 pub struct Config {
     pub common: CommonConfig,
     /// Regions that must hold a replica of every managed multi-Region primary.
-    pub replication_regions: Vec<String>,
+    pub replication_regions: Vec<Region>,
     /// Regions a replica may be in: `ALLOWED_REPLICA_REGIONS`, else the replication Regions.
-    pub allowed_regions: Vec<String>,
+    pub allowed_regions: Vec<Region>,
     /// The roles S3 replication runs as: each must be able to encrypt with every replica.
     pub replication_roles: Vec<String>,
     /// The grants every replica (of the grant's Regions) must carry.
@@ -31,25 +31,14 @@ impl Config {
     }
 }
 
-fn regions(env: &mut Env<'_>, name: &str) -> Vec<String> {
-    let list = env.list(name);
-    for bad in list.iter().filter(|r| !is_region(r)) {
-        env.problem(format!(
-            "{name} entry {} is not a Region name",
-            shared::base::text::quoted(bad, 40)
-        ));
-    }
-    list
-}
-
 impl FunctionConfig for Config {
     fn read(env: &mut Env<'_>) -> Config {
         let common = CommonConfig::read(env);
-        let replication_regions = regions(env, "REPLICATION_REGIONS");
+        let replication_regions = env.regions("REPLICATION_REGIONS");
         if replication_regions.is_empty() {
             env.problem("REPLICATION_REGIONS is required: the Regions that must hold a replica of every managed multi-Region key (e.g. us-west-2,eu-central-1)".into());
         }
-        let mut allowed_regions = regions(env, "ALLOWED_REPLICA_REGIONS");
+        let mut allowed_regions = env.regions("ALLOWED_REPLICA_REGIONS");
         if allowed_regions.is_empty() {
             allowed_regions = replication_regions.clone();
         }

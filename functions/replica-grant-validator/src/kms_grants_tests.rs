@@ -431,7 +431,11 @@ mod io {
         "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab";
 
     fn key() -> KeyInfo {
-        KeyInfo::unreadable(KEY_ARN, "us-west-2", "111122223333")
+        KeyInfo::unreadable(
+            KEY_ARN,
+            &shared::testing::region("us-west-2"),
+            "111122223333",
+        )
     }
 
     fn error(code: &str, message: &str) -> ErrorMetadata {

@@ -2,6 +2,7 @@
 //! It is the invocation's result, logged as JSON, and the source of every message.
 
 use serde::Serialize;
+use shared::base::region::Region;
 use shared::config::Mode;
 use shared::notify::outcome::Delivery;
 use shared::notify::outcome::{Action, Finding, FindingKind, SweepReport};
@@ -31,7 +32,7 @@ pub struct GrantsReport {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReplicaReport {
-    pub region: String,
+    pub region: Region,
     pub arn: String,
     /// The key state KMS reports (`Enabled`, `Disabled`, `PendingDeletion`, ...).
     pub state: String,
@@ -49,9 +50,9 @@ pub struct ReplicaReport {
 }
 
 impl ReplicaReport {
-    pub fn new(region: &str, arn: &str) -> ReplicaReport {
+    pub fn new(region: &Region, arn: &str) -> ReplicaReport {
         ReplicaReport {
-            region: region.to_string(),
+            region: region.clone(),
             arn: arn.to_string(),
             state: "Unknown".into(),
             allowed_region: true,
@@ -68,10 +69,10 @@ impl ReplicaReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PrimaryReport {
     pub primary: String,
-    pub region: String,
+    pub region: Region,
     pub replicas: Vec<ReplicaReport>,
     /// Configured replication Regions with no replica of this primary.
-    pub missing_regions: Vec<String>,
+    pub missing_regions: Vec<Region>,
     /// Findings about the set as a whole (a missing replica).
     pub findings: Vec<Finding>,
     #[serde(skip_serializing_if = "Option::is_none")]

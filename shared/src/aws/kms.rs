@@ -8,6 +8,7 @@ use aws_sdk_kms::Client;
 
 use crate::base::arn::Arn;
 use crate::base::error::GuardrailError;
+use crate::base::region::Region;
 
 /// Only policy name KMS supports.
 pub const DEFAULT_POLICY_NAME: &str = "default";
@@ -16,7 +17,7 @@ pub const DEFAULT_POLICY_NAME: &str = "default";
 pub struct KeyInfo {
     pub arn: Arn,
     pub key_id: String,
-    pub region: String,
+    pub region: Region,
     pub account: String,
     pub state: KeyState,
     pub customer_managed: bool,
@@ -69,7 +70,8 @@ impl KeyInfo {
         let arn = Arn::parse(meta.arn().unwrap_or_default())
             .map_err(|e| format!("DescribeKey returned a key without a usable ARN: {e}"))?;
         Ok(KeyInfo {
-            region: arn.region().to_string(),
+            region: Region::parse(arn.region())
+                .map_err(|e| format!("DescribeKey returned a key ARN without a Region: {e}"))?,
             account: meta.aws_account_id().unwrap_or_default().to_string(),
             key_id: meta.key_id().to_string(),
             state: meta.key_state().cloned().unwrap_or(KeyState::Unavailable),
@@ -280,7 +282,7 @@ pub mod write {
 impl KeyInfo {
     /// What is known of a key the function may not describe: its identifier, Region and
     /// account, for the message that says so.
-    pub fn unreadable(identifier: &str, region: &str, account: &str) -> KeyInfo {
+    pub fn unreadable(identifier: &str, region: &Region, account: &str) -> KeyInfo {
         let arn = Arn::parse(identifier)
             .ok()
             .or_else(|| {
@@ -297,7 +299,7 @@ impl KeyInfo {
             });
         KeyInfo {
             key_id: arn.kms_key_id().unwrap_or(arn.resource()).to_string(),
-            region: arn.region().to_string(),
+            region: Region::parse(arn.region()).unwrap_or_else(|_| region.clone()),
             account: arn.account().to_string(),
             arn,
             state: KeyState::Unavailable,

@@ -23,6 +23,12 @@ impl Region {
         }
     }
 
+    /// The value a configuration holds for a Region variable that failed to parse; the
+    /// configuration is then refused as a whole, so it never reaches a call.
+    pub(crate) fn unset() -> Region {
+        Region(String::new())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -76,6 +82,24 @@ impl PartialEq<str> for Region {
 impl PartialEq<&str> for Region {
     fn eq(&self, other: &&str) -> bool {
         self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Region {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+impl PartialEq<Region> for String {
+    fn eq(&self, other: &Region) -> bool {
+        *self == other.0
+    }
+}
+
+impl PartialEq<Region> for &str {
+    fn eq(&self, other: &Region) -> bool {
+        *self == other.0
     }
 }
 

@@ -253,7 +253,7 @@ impl KeyMessage<'_> {
             .attribute("status", status_name(outcome.status))
             .attribute("mode", speaker.mode.to_string())
             .attribute("key_id", self.key.key_id.clone())
-            .attribute("region", self.key.region.clone())
+            .attribute("region", self.key.region.to_string())
             .attribute("event_name", text::one_line(self.cause.event_name(), 64))
             .attribute("environment", speaker.environment.unwrap_or_default())
     }

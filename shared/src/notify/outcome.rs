@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::base::region::Region;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -140,7 +142,7 @@ pub struct Action {
 pub struct KeyOutcome {
     pub key_arn: String,
     pub key_id: String,
-    pub region: String,
+    pub region: Region,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
     pub status: Status,
@@ -185,7 +187,7 @@ pub struct KeyFailure {
 /// One Region of a sweep: how many keys it listed, or why it could not be swept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RegionReport {
-    pub region: String,
+    pub region: Region,
     pub keys_listed: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<KeyFailure>,

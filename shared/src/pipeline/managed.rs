@@ -4,6 +4,7 @@ use aws_sdk_kms::Client;
 
 use crate::aws::kms::{self, KeyInfo};
 use crate::base::error::GuardrailError;
+use crate::base::region::Region;
 use crate::config::ManagedSelector;
 use crate::triggers::events::KeyLocator;
 
@@ -77,14 +78,14 @@ pub fn listed_by_id(selector: &ManagedSelector, key: &KeyInfo) -> bool {
 }
 
 /// The alias names MANAGED_KEYS lists for `region` (`alias/...`).
-pub fn listed_aliases(selector: &ManagedSelector, region: &str) -> Vec<String> {
+pub fn listed_aliases(selector: &ManagedSelector, region: &Region) -> Vec<String> {
     let ManagedSelector::Keys(entries) = selector else {
         return Vec::new();
     };
     entries
         .iter()
         .filter_map(|e| KeyLocator::parse(e, region).ok())
-        .filter(|l| l.region == region)
+        .filter(|l| l.region == *region)
         .filter_map(|l| {
             let name = l
                 .identifier
@@ -115,7 +116,7 @@ mod tests {
     fn key(region: &str) -> KeyInfo {
         KeyInfo::unreadable(
             &format!("arn:aws:kms:{region}:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
-            region,
+            &Region::parse(region).unwrap(),
             "111122223333",
         )
     }
@@ -153,7 +154,7 @@ mod tests {
             "arn:aws:kms:us-east-1:111122223333:alias/billing".into(),
         ]);
         assert_eq!(
-            listed_aliases(&aliases, "us-east-1"),
+            listed_aliases(&aliases, &Region::parse("us-east-1").unwrap()),
             ["alias/app-data", "alias/billing"]
         );
         assert_eq!(

@@ -7,12 +7,13 @@ use serde_json::Value;
 
 use crate::aws::kms::KeyInfo;
 use crate::base::error::GuardrailError;
+use crate::base::region::Region;
 use crate::config::ManagedSelector;
 use crate::notify::outcome::{Finding, FindingKind, KeyOutcome, Severity, Status};
 use crate::pipeline::audit::Audit;
 use crate::triggers::events::{CloudTrailDetail, KeyLocator};
 
-fn request_key(detail: &CloudTrailDetail, region: &str) -> Result<KeyLocator, GuardrailError> {
+fn request_key(detail: &CloudTrailDetail, region: &Region) -> Result<KeyLocator, GuardrailError> {
     let target = detail
         .request_parameters
         .as_ref()
@@ -30,7 +31,7 @@ fn request_key(detail: &CloudTrailDetail, region: &str) -> Result<KeyLocator, Gu
 fn previous_alias_target(
     detail: &CloudTrailDetail,
     target: &KeyLocator,
-    region: &str,
+    region: &Region,
 ) -> Option<KeyLocator> {
     let new_id = target
         .identifier
@@ -61,7 +62,11 @@ fn sets_managed_tag(detail: &CloudTrailDetail, selector: &ManagedSelector) -> Op
     Some(tag.get("tagValue").and_then(Value::as_str) == Some(value))
 }
 
-fn names_listed_alias(detail: &CloudTrailDetail, selector: &ManagedSelector, region: &str) -> bool {
+fn names_listed_alias(
+    detail: &CloudTrailDetail,
+    selector: &ManagedSelector,
+    region: &Region,
+) -> bool {
     let alias = request_value(detail, "aliasName").and_then(Value::as_str);
     alias.is_some_and(|a| {
         crate::pipeline::managed::listed_aliases(selector, region)
@@ -171,7 +176,7 @@ pub fn left_audit(function: &str, key: &KeyInfo, reason: &str, departure: &Depar
 /// UpdateAlias both the key the alias left and the key it now names.
 pub fn event_keys(
     detail: &CloudTrailDetail,
-    default_region: &str,
+    default_region: &Region,
 ) -> Result<Vec<KeyLocator>, GuardrailError> {
     if detail.event_name == "ReplicateKey" {
         // The new replica, in its own Region: it starts with the default (root only) policy.
@@ -215,7 +220,7 @@ mod tests {
     fn key() -> KeyInfo {
         KeyInfo::unreadable(
             "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-            "eu-west-1",
+            &Region::parse("eu-west-1").unwrap(),
             "111122223333",
         )
     }
@@ -296,14 +301,22 @@ mod tests {
 
     #[test]
     fn alias_events_name_their_keys() {
-        let keys = event_keys(&detail("update-alias.json"), "eu-west-1").unwrap();
+        let keys = event_keys(
+            &detail("update-alias.json"),
+            &Region::parse("eu-west-1").unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             keys.len(),
             1,
             "AWS's record names only the key the alias now points at"
         );
         assert_eq!(keys[0].identifier, "1234abcd-12ab-34cd-56ef-1234567890ab");
-        let deleted = event_keys(&detail("delete-alias.json"), "eu-west-1").unwrap();
+        let deleted = event_keys(
+            &detail("delete-alias.json"),
+            &Region::parse("eu-west-1").unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             deleted[0].identifier,
             "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",

@@ -206,7 +206,11 @@ mod tests {
     }
 
     async fn run(common: &CommonConfig, clients: &AwsClients, identifier: &str) -> Resolution {
-        let locator = KeyLocator::parse(identifier, "eu-west-1").unwrap();
+        let locator = KeyLocator::parse(
+            identifier,
+            &crate::base::region::Region::parse("eu-west-1").unwrap(),
+        )
+        .unwrap();
         resolve(clients, common, &locator).await.unwrap()
     }
 

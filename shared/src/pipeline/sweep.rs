@@ -14,6 +14,7 @@ use crate::aws::kms;
 use crate::aws::tagging;
 use crate::aws::AwsClients;
 use crate::base::error::{Disposition, GuardrailError};
+use crate::base::region::Region;
 use crate::config::{CommonConfig, ManagedSelector};
 use crate::notify::outcome::{KeyFailure, KeyOutcome, RegionReport, Status, SweepReport};
 use crate::pipeline::audit::RegionAliases;
@@ -180,7 +181,7 @@ async fn sweep_region<F, Fut>(
     common: &CommonConfig,
     deadline: Deadline,
     first_half: bool,
-    region: &str,
+    region: &Region,
     audit: F,
     report: &mut SweepReport,
 ) -> RegionReport
@@ -189,7 +190,7 @@ where
     Fut: Future<Output = Result<KeyOutcome, GuardrailError>>,
 {
     let mut region_report = RegionReport {
-        region: region.to_string(),
+        region: region.clone(),
         keys_listed: 0,
         error: None,
     };
@@ -302,7 +303,7 @@ where
         .unwrap_or_else(|p| p.into_inner())
         .take()
     {
-        tracing::error!(region, error_type = %error_type, error = %error, "Region not fully swept");
+        tracing::error!(region = %region, error_type = %error_type, error = %error, "Region not fully swept");
         region_report.error = Some(KeyFailure {
             key: format!("keys in {region}"),
             error_type,
@@ -311,7 +312,7 @@ where
     }
     if *listing_cut_short.lock().unwrap_or_else(|p| p.into_inner()) {
         tracing::warn!(
-            region,
+            region = %region,
             "the deadline stopped the listing: keys not listed are not counted"
         );
         report.listing_cut_short = true;

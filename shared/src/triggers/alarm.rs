@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::base::error::GuardrailError;
-use crate::base::region::is_region;
+use crate::base::region::{is_region, Region};
 
 /// The EventBridge `detail-type` of an alarm state change.
 pub const ALARM_STATE_CHANGE_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
@@ -163,7 +163,7 @@ pub struct AlarmChange {
     pub alarm_arn: Option<String>,
     /// A Region code (`eu-west-1`): from the alarm ARN, else from the payload's `region` when it
     /// is a code. Never from SNS's display name ("EU (Ireland)").
-    pub region: Option<String>,
+    pub region: Option<Region>,
     /// From the alarm ARN, else from the payload's account field.
     pub account: Option<String>,
     pub kind: AlarmKind,
@@ -481,8 +481,8 @@ fn finish(
     let arn = change.alarm_arn.as_deref().and_then(AlarmArn::parse);
     change.region = arn
         .and_then(|a| a.region)
-        .or(region_field.map(str::trim).filter(|r| is_region(r)))
-        .map(str::to_string);
+        .or(region_field.map(str::trim))
+        .and_then(|r| Region::parse(r).ok());
     change.account = arn
         .and_then(|a| a.account)
         .map(str::to_string)

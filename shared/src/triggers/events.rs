@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::base::error::GuardrailError;
+use crate::base::region::Region;
 use crate::triggers::alarm::{parse_alarm_payload, AlarmChange};
 
 pub const API_CALL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
@@ -219,8 +220,17 @@ impl CloudTrailDetail {
 
     /// Where the key this record is about lives and how to name it to DescribeKey.
     /// Tries the record's resources, the created key's metadata, then the request's keyId.
-    pub fn key_locator(&self, default_region: &str) -> Result<KeyLocator, GuardrailError> {
-        let region = self.aws_region.as_deref().unwrap_or(default_region);
+    pub fn key_locator(&self, default_region: &Region) -> Result<KeyLocator, GuardrailError> {
+        let region = match self.aws_region.as_deref() {
+            Some(named) => Region::parse(named).map_err(|e| {
+                invalid(format!(
+                    "{} event {}: awsRegion: {e}",
+                    self.event_name,
+                    self.event_id()
+                ))
+            })?,
+            None => default_region.clone(),
+        };
         let from_resources = self.resources.iter().find_map(|r| {
             let arn = r.arn.as_deref()?;
             (r.resource_type
@@ -247,7 +257,7 @@ impl CloudTrailDetail {
                 self.event_id()
             ))
         })?;
-        KeyLocator::parse(reference, region).map_err(|e| {
+        KeyLocator::parse(reference, &region).map_err(|e| {
             invalid(format!(
                 "{} event {}: {e}",
                 self.event_name,
@@ -260,7 +270,7 @@ impl CloudTrailDetail {
 /// A key reference resolved to a Region and an identifier DescribeKey accepts there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyLocator {
-    pub region: String,
+    pub region: Region,
     /// A key ARN, key id, alias name or alias ARN.
     pub identifier: String,
 }
@@ -295,34 +305,34 @@ fn is_alias_name(s: &str) -> bool {
 impl KeyLocator {
     /// Accepts a bare key id, an `mrk-` id, an alias name, an alias ARN or a key ARN. An ARN's
     /// own Region wins over `default_region`: the call must go where the key lives.
-    pub fn parse(reference: &str, default_region: &str) -> Result<KeyLocator, String> {
+    pub fn parse(reference: &str, default_region: &Region) -> Result<KeyLocator, String> {
         let reference = reference.trim();
         if let Some(rest) = reference.strip_prefix("arn:") {
             let parts: Vec<&str> = rest.splitn(5, ':').collect();
             let well_formed = parts.len() == 5
                 && !parts[0].is_empty()
                 && parts[1] == "kms"
-                && !parts[2].is_empty()
                 && parts[3].len() == 12
                 && match parts[4].split_once('/') {
                     Some(("key", id)) => is_key_id(id),
                     Some(("alias", _)) => is_alias_name(parts[4]),
                     _ => false,
                 };
-            if !well_formed {
+            let region = parts.get(2).and_then(|r| Region::parse(r).ok());
+            let (Some(region), true) = (region, well_formed) else {
                 return Err(format!(
                     "{} is not a KMS key or alias ARN",
                     crate::base::text::quoted(reference, 120)
                 ));
-            }
+            };
             return Ok(KeyLocator {
-                region: parts[2].to_string(),
+                region,
                 identifier: reference.to_string(),
             });
         }
         if is_key_id(reference) || is_alias_name(reference) {
             return Ok(KeyLocator {
-                region: default_region.to_string(),
+                region: default_region.clone(),
                 identifier: reference.to_string(),
             });
         }
@@ -361,7 +371,7 @@ mod tests {
             ),
         ];
         for (reference, region, identifier) in cases {
-            let loc = KeyLocator::parse(reference, "eu-west-1").unwrap();
+            let loc = KeyLocator::parse(reference, &Region::parse("eu-west-1").unwrap()).unwrap();
             assert_eq!(loc.region, region, "{reference}");
             assert_eq!(loc.identifier, identifier);
         }
@@ -371,7 +381,7 @@ mod tests {
     fn a_huge_or_multi_line_key_reference_is_named_bounded_on_one_line() {
         let err = KeyLocator::parse(
             &format!("evil\nChanged by: me{}", "x".repeat(5000)),
-            "eu-west-1",
+            &Region::parse("eu-west-1").unwrap(),
         )
         .unwrap_err();
         assert!(!err.contains('\n'), "{err}");
@@ -388,7 +398,10 @@ mod tests {
             "arn:aws:kms:us-east-1:111122223333:key/nope",
             "1234",
         ] {
-            assert!(KeyLocator::parse(bad, "eu-west-1").is_err(), "{bad}");
+            assert!(
+                KeyLocator::parse(bad, &Region::parse("eu-west-1").unwrap()).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -426,7 +439,10 @@ mod tests {
         let Trigger::CloudTrail(event) = parse_trigger(&payload).unwrap() else {
             panic!("expected a CloudTrail trigger");
         };
-        let err = event.detail.key_locator("eu-west-1").unwrap_err();
+        let err = event
+            .detail
+            .key_locator(&Region::parse("eu-west-1").unwrap())
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains("PutKeyPolicy event e-1 names no key"),
@@ -467,7 +483,7 @@ mod tests {
                 Trigger::CloudTrail(event) => {
                     let locator = event
                         .detail
-                        .key_locator("us-east-1")
+                        .key_locator(&Region::parse("us-east-1").unwrap())
                         .unwrap_or_else(|e| panic!("{path}: {e}"));
                     assert_eq!(locator.region, "eu-west-1", "{path}");
                     assert!(locator.identifier.contains(KEY_ID), "{path}: {locator:?}");
@@ -486,7 +502,10 @@ mod tests {
                 .map_err(|e| GuardrailError::InvalidEvent(format!("not JSON: {e}")))
                 .and_then(|payload| parse_trigger(&payload))
                 .and_then(|trigger| match trigger {
-                    Trigger::CloudTrail(event) => event.detail.key_locator("eu-west-1").map(|_| ()),
+                    Trigger::CloudTrail(event) => event
+                        .detail
+                        .key_locator(&Region::parse("eu-west-1").unwrap())
+                        .map(|_| ()),
                     Trigger::Scheduled { .. } | Trigger::Alarm(_) => Ok(()),
                 });
             let err = result.expect_err(&path);

@@ -125,7 +125,7 @@ fn the_plan_for_each_policy_and_admin_set() {
          r#"{"Statement":[{"Effect":"Allow"}]}"#.to_string(), vec![exists(ADMIN)], false, Kind::PolicyUnreadable),
     ];
 
-    let key = KeyInfo::unreadable(KEY_ARN, "eu-west-1", ACCOUNT);
+    let key = KeyInfo::unreadable(KEY_ARN, &shared::testing::region("eu-west-1"), ACCOUNT);
     for (case, text, admins, remove_account_wide, expected) in table {
         let facts = Facts {
             policy: text,
@@ -138,7 +138,7 @@ fn the_plan_for_each_policy_and_admin_set() {
 
 #[test]
 fn a_revoke_plan_carries_the_policy_without_root_and_what_was_removed() {
-    let key = KeyInfo::unreadable(KEY_ARN, "eu-west-1", ACCOUNT);
+    let key = KeyInfo::unreadable(KEY_ARN, &shared::testing::region("eu-west-1"), ACCOUNT);
     let facts = Facts {
         policy: policy(&[ROOT_ALL, ADMIN_ALL, SELF_CONTROL]),
         admins: vec![exists(ADMIN)],
@@ -158,7 +158,7 @@ fn a_revoke_plan_carries_the_policy_without_root_and_what_was_removed() {
 
 #[test]
 fn an_orphan_plan_names_each_unique_id_once() {
-    let key = KeyInfo::unreadable(KEY_ARN, "eu-west-1", ACCOUNT);
+    let key = KeyInfo::unreadable(KEY_ARN, &shared::testing::region("eu-west-1"), ACCOUNT);
     let orphans = r#"{"Effect":"Allow","Principal":{"AWS":["AROAOLDROLEID12345678","AIDAOLDUSERID12345678"]},"Action":"kms:Decrypt","Resource":"*"}"#;
     let again = r#"{"Effect":"Allow","Principal":{"AWS":"AROAOLDROLEID12345678"},"Action":"kms:Encrypt","Resource":"*"}"#;
     let facts = Facts {

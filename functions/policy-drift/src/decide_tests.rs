@@ -41,11 +41,22 @@ const EVERY_90_DAYS: RotationRead = RotationRead::Read(RotationStatus {
     period_days: Some(90),
 });
 
+/// Name, key state, policy text, rotation read, mode; then the findings and corrections expected.
+type Row<'a> = (
+    &'a str,
+    KeyState,
+    &'a str,
+    RotationRead,
+    &'a str,
+    &'a [FindingKind],
+    &'a [Correction],
+);
+
 #[test]
 fn each_departure_gives_its_finding_and_the_corrections_in_the_order_kms_accepts() {
     use Correction::*;
     #[rustfmt::skip]
-    let table: &[(&str, KeyState, &str, RotationRead, &str, &[FindingKind], &[Correction])] = &[
+    let table: &[Row] = &[
         ("in order", KeyState::Enabled, BASELINE, ON, "enforce", &[], &[]),
         ("respelled, same grant", KeyState::Enabled, BASELINE_RESPELLED, ON, "enforce", &[], &[]),
         ("extra statement", KeyState::Enabled, EXTRA_STATEMENT, ON, "enforce", &[FindingKind::PolicyDrift], &[PutKeyPolicy]),

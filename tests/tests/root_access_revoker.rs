@@ -6,9 +6,10 @@ use integration_tests::{
     revoker_config, sample_event, CallLog, TestBed, ACCOUNT_ID, ADMIN_ROLE_ARN, REVOKER_ROLE_ARN,
 };
 use lambda_runtime::{Context, LambdaEvent};
-use root_access_revoker::{function_handler, Config, Deps};
+use root_access_revoker::{function_handler, Config, Deps, RevokerReport};
 use serde_json::{json, Value};
 use shared::notify::outcome::{Outcome, Status};
+use shared::pipeline::Response;
 use shared::policy::model::Policy;
 
 const MANAGED: (&str, &str) = ("guardrails:managed", "true");
@@ -33,10 +34,18 @@ fn deps(bed: &TestBed, config: Config) -> (Deps, CallLog) {
     (root_access_revoker::deps::new(config, clients), calls)
 }
 
-async fn run(deps: &Deps, event: Value) -> Outcome {
+async fn respond(deps: &Deps, event: Value) -> Response<RevokerReport> {
     function_handler(LambdaEvent::new(event, Context::default()), deps)
         .await
         .unwrap()
+}
+
+/// The pipeline's outcome of a key event or sweep.
+async fn run(deps: &Deps, event: Value) -> Outcome {
+    match respond(deps, event).await {
+        Response::Outcome(outcome) => outcome,
+        Response::Report(report) => panic!("expected the pipeline's outcome, got {report:?}"),
+    }
 }
 
 async fn managed_key(bed: &TestBed, policy: &str) -> String {
@@ -493,13 +502,13 @@ async fn deleting_the_only_admin_role_announces_the_keys_at_risk() {
         .unwrap();
     let (deps, calls) = deps(&bed, revoker_config(&bed.topic_arn, &[]));
 
-    let outcome = run(
+    let outcome = respond(
         &deps,
         sample_event("root-access-revoker/delete-role.json", "unused"),
     )
     .await;
 
-    let Outcome::AdminAtRisk { keys, .. } = outcome else {
+    let Response::Report(RevokerReport::AdminAtRisk { keys, .. }) = outcome else {
         panic!("expected an admin-at-risk outcome, got {outcome:?}")
     };
     assert_eq!(keys.len(), 1, "{keys:?}");
@@ -539,7 +548,7 @@ async fn a_trust_policy_nobody_can_assume_is_announced() {
         .unwrap();
     let (deps, _) = deps(&bed, revoker_config(&bed.topic_arn, &[]));
 
-    let outcome = run(
+    let outcome = respond(
         &deps,
         sample_event(
             "root-access-revoker/update-assume-role-policy.json",
@@ -549,7 +558,7 @@ async fn a_trust_policy_nobody_can_assume_is_announced() {
     .await;
 
     assert!(
-        matches!(outcome, Outcome::AdminAtRisk { .. }),
+        matches!(outcome, Response::Report(RevokerReport::AdminAtRisk { .. })),
         "{outcome:?}"
     );
     let notes = bed.notifications().await;

@@ -5,10 +5,11 @@
 //! pure) and `apply`d (the Access Analyzer proof, then the write).
 
 use lambda_runtime::LambdaEvent;
+use serde::Serialize;
 use serde_json::Value;
 use shared::aws::kms::{self, KeyInfo};
-use shared::notify::outcome::Outcome;
-use shared::pipeline::{Audit, Guardrail, Invocation, NoReport, Response};
+use shared::notify::outcome::{Delivery, Outcome};
+use shared::pipeline::{Audit, Guardrail, Invocation, Response};
 use shared::triggers::events::Trigger;
 use shared::triggers::gate::{EventGate, HandledEvents};
 use shared::GuardrailError;
@@ -51,14 +52,14 @@ impl Guardrail for RootAccessRevoker {
     type Config = Config;
     type Clients = Clients;
 
-    type Report = NoReport;
+    type Report = RevokerReport;
 
     /// With ROOT_ACCESS on every trigger is a skip; IAM events go to the admin-role watch.
     async fn route(
         deps: &Deps,
         trigger: &Trigger,
         invocation: Invocation<'_>,
-    ) -> Option<Result<Response<NoReport>, GuardrailError>> {
+    ) -> Option<Result<Response<RevokerReport>, GuardrailError>> {
         if deps.config.root_access {
             let (event_id, event_name) = match trigger {
                 Trigger::CloudTrail(ev) => {
@@ -74,7 +75,7 @@ impl Guardrail for RootAccessRevoker {
         match trigger {
             Trigger::CloudTrail(ev) if ev.detail.event_source == "iam.amazonaws.com" => {
                 let watched = crate::watch::on_role_event(&ev.detail, deps, invocation.deadline);
-                Some(watched.await.map(Response::Outcome))
+                Some(watched.await)
             }
             _ => None,
         }
@@ -107,10 +108,21 @@ impl Guardrail for RootAccessRevoker {
 pub async fn function_handler(
     event: LambdaEvent<Value>,
     deps: &Deps,
-) -> Result<Outcome, GuardrailError> {
-    shared::pipeline::handle::<RootAccessRevoker>(event, deps)
-        .await
-        .map(Response::into_outcome)
+) -> Result<Response<RevokerReport>, GuardrailError> {
+    shared::pipeline::handle::<RootAccessRevoker>(event, deps).await
+}
+
+/// What only this function reports: the admin-role watch's announcement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RevokerReport {
+    /// An admin role that alone administers keys without root can no longer do so.
+    AdminAtRisk {
+        role: String,
+        danger: String,
+        keys: Vec<String>,
+        notification: Delivery,
+    },
 }
 
 #[cfg(test)]

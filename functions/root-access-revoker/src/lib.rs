@@ -13,4 +13,4 @@ pub mod revoke;
 pub mod watch;
 
 pub use config::Config;
-pub use handler::{function_handler, Clients, Deps, RootAccessRevoker, GATE, NAME};
+pub use handler::{function_handler, Clients, Deps, RevokerReport, RootAccessRevoker, GATE, NAME};

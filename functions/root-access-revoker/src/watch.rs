@@ -4,6 +4,7 @@
 
 use std::sync::Mutex;
 
+use crate::handler::RevokerReport;
 use serde_json::Value;
 use shared::aws::kms;
 use shared::base::arn::Arn;
@@ -11,6 +12,7 @@ use shared::notify::outcome::{KeyOutcome, Outcome, Severity};
 use shared::notify::{change_block, deliver, Cause, Notification};
 use shared::pipeline::retry_or_report;
 use shared::pipeline::sweep::{self, Deadline, Swept};
+use shared::pipeline::Response;
 use shared::policy::evaluate::{access, Access};
 use shared::policy::model::Policy;
 use shared::triggers::events::CloudTrailDetail;
@@ -177,14 +179,11 @@ pub async fn on_role_event(
     detail: &CloudTrailDetail,
     deps: &Deps,
     deadline: Deadline,
-) -> Result<Outcome, GuardrailError> {
+) -> Result<Response<RevokerReport>, GuardrailError> {
     let common = &deps.config.common;
     let skipped = |reason: String| {
-        Ok(Outcome::skipped(
-            detail.event_id(),
-            &detail.event_name,
-            reason,
-        ))
+        let outcome = Outcome::skipped(detail.event_id(), &detail.event_name, reason);
+        Ok(Response::Outcome(outcome))
     };
     if let Err(reason) = GATE.admit(detail, &common.self_role_arn) {
         return skipped(reason);
@@ -219,12 +218,12 @@ pub async fn on_role_event(
     let notification = role_message(deps, detail, role_arn, &danger, &at_risk);
     let delivery = deliver(&deps.clients, common, &notification).await?;
     tracing::error!(role = %role_arn, keys = at_risk.len(), "admin role at risk announced");
-    Ok(Outcome::AdminAtRisk {
+    Ok(Response::Report(RevokerReport::AdminAtRisk {
         role: role_arn.clone(),
         danger,
         keys: at_risk,
         notification: delivery,
-    })
+    }))
 }
 
 /// Every managed key the role alone administers, found with the sweep's listing.

@@ -264,13 +264,6 @@ pub enum Outcome {
     Key(KeyOutcome),
     /// An event about two keys (UpdateAlias moves an alias from one to the other).
     Keys(Vec<KeyOutcome>),
-    /// An admin role that alone administers keys without root can no longer do so.
-    AdminAtRisk {
-        role: String,
-        danger: String,
-        keys: Vec<String>,
-        notification: Delivery,
-    },
     Sweep(SweepReport),
 }
 

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::Config;
+use crate::RevokerReport;
 use aws_sdk_accessanalyzer::operation::check_no_new_access::CheckNoNewAccessOutput;
 use aws_sdk_accessanalyzer::types::CheckNoNewAccessResult;
 use aws_sdk_accessanalyzer::Client as AnalyzerClient;
@@ -25,6 +26,7 @@ use aws_smithy_types::error::ErrorMetadata;
 use shared::aws::AwsClients;
 use shared::config::FunctionConfig;
 use shared::notify::outcome::Status;
+use shared::pipeline::Response;
 use std::collections::HashMap;
 
 const KEY_ARN: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -188,7 +190,7 @@ async fn with_the_proof_switched_on_a_passing_analysis_lets_the_root_go() {
         .await
         .unwrap();
 
-    let Outcome::Key(key) = outcome else {
+    let Response::Outcome(Outcome::Key(key)) = outcome else {
         panic!("{outcome:?}")
     };
     assert_eq!(key.status, Status::Corrected);
@@ -222,7 +224,7 @@ async fn with_the_proof_switched_on_a_failing_analysis_blocks_the_write() {
         .await
         .unwrap();
 
-    let Outcome::Key(key) = outcome else {
+    let Response::Outcome(Outcome::Key(key)) = outcome else {
         panic!("{outcome:?}")
     };
     assert_eq!(key.status, Status::Blocked);
@@ -260,7 +262,7 @@ async fn an_iam_read_that_is_denied_is_announced_once_and_writes_nothing() {
         .await
         .unwrap();
 
-    let Outcome::Key(key) = outcome else {
+    let Response::Outcome(Outcome::Key(key)) = outcome else {
         panic!("{outcome:?}")
     };
     assert_eq!(key.status, Status::Failed);
@@ -320,7 +322,7 @@ async fn a_permissions_boundary_without_kms_puts_the_keys_it_alone_administers_a
     let outcome = function_handler(event(BOUNDARY), &deps).await.unwrap();
 
     assert!(
-        matches!(outcome, Outcome::AdminAtRisk { ref keys, .. } if keys == &[KEY_ARN]),
+        matches!(outcome, Response::Report(RevokerReport::AdminAtRisk { ref keys, .. }) if keys == &[KEY_ARN]),
         "{outcome:?}"
     );
     assert_eq!(publish.num_calls(), 1);
@@ -380,7 +382,7 @@ async fn with_root_access_on_every_trigger_is_a_skip_that_calls_nothing() {
     for sample in [PUT_KEY_POLICY, BOUNDARY, sweep] {
         let outcome = function_handler(event(sample), &deps).await.unwrap();
         assert!(
-            matches!(outcome, Outcome::Skipped { ref reason, .. } if reason.contains("ROOT_ACCESS is on")),
+            matches!(outcome, Response::Outcome(Outcome::Skipped { ref reason, .. }) if reason.contains("ROOT_ACCESS is on")),
             "{outcome:?}"
         );
     }

@@ -109,6 +109,8 @@ impl Guardrail for AlarmNotifier {
     const NAME: &'static str = "alarm-notifier";
     /// No CloudTrail call: `route` answers CloudTrail events before the gate would.
     const HANDLED: &'static [HandledEvents] = &[];
+    /// Alarm changes and the lint sweep are its own routes; it audits no key by itself.
+    const KEY_PATH: bool = false;
 
     /// Every trigger is routed here: alarm state changes, the lint sweep, and a polite skip
     /// for CloudTrail events.

@@ -62,6 +62,11 @@ pub async fn handle<G: Guardrail>(
             };
             match G::route(deps, &trigger, invocation).await {
                 Some(result) => result,
+                None if !G::KEY_PATH => Err(GuardrailError::InvalidEvent(format!(
+                    "{} does not handle this trigger: {}",
+                    G::NAME,
+                    trigger.describe()
+                ))),
                 // Boxed: the key path's future is deep, and a binary's compiler would otherwise
                 // trace its whole layout from `main`.
                 None => {

@@ -94,6 +94,10 @@ pub trait Guardrail {
     const HANDLED: &'static [HandledEvents];
     /// How its sweep announces.
     const SWEEP_MESSAGES: SweepMessages = SweepMessages::PerKey;
+    /// Whether the key path (CloudTrail events through the gate, sweeps of managed keys)
+    /// serves this function. A function whose every trigger is its own route sets `false`,
+    /// and the key path is then not even linked into its binary.
+    const KEY_PATH: bool = true;
 
     type Config: FunctionConfig;
     /// Its own clients beyond the shared ones.

@@ -53,6 +53,50 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+/// The service an AWS operation belongs to, for advice that names the right policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsService {
+    Kms,
+    Iam,
+    AccessAnalyzer,
+    Sns,
+    Sqs,
+    Tagging,
+    CloudWatch,
+    DynamoDb,
+    S3,
+    Other,
+}
+
+impl AwsService {
+    /// The service of an operation the functions call (the operation names are theirs alone).
+    pub fn of(operation: &str) -> AwsService {
+        match operation {
+            "DescribeKey"
+            | "GetKeyPolicy"
+            | "GetKeyRotationStatus"
+            | "ListAliases"
+            | "ListResourceTags"
+            | "ListGrants"
+            | "PutKeyPolicy"
+            | "EnableKey"
+            | "CancelKeyDeletion"
+            | "EnableKeyRotation"
+            | "CreateGrant"
+            | "RevokeGrant" => AwsService::Kms,
+            "GetRole" | "SimulatePrincipalPolicy" => AwsService::Iam,
+            "CheckNoNewAccess" => AwsService::AccessAnalyzer,
+            "Publish" => AwsService::Sns,
+            "SendMessage" => AwsService::Sqs,
+            "GetResources" => AwsService::Tagging,
+            "DescribeAlarms" | "ListTagsForResource" => AwsService::CloudWatch,
+            "PutItem" => AwsService::DynamoDb,
+            "GetBucketReplication" => AwsService::S3,
+            _ => AwsService::Other,
+        }
+    }
+}
+
 /// What a failure asks of the invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {

@@ -9,7 +9,7 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use crate::aws::kms::KeyInfo;
 use crate::aws::AwsClients;
 use crate::base::arn::Arn;
-use crate::base::error::{Disposition, GuardrailError};
+use crate::base::error::{AwsErrorKind, AwsService, Disposition, GuardrailError};
 use crate::base::text;
 use crate::config::{CommonConfig, Mode};
 use crate::notify::outcome::{Delivery, KeyOutcome, Severity, Status};
@@ -188,6 +188,58 @@ pub struct KeyMessage<'a> {
     pub guidance: Option<String>,
 }
 
+/// What a failure only a person can fix means for the key, and what to do, by the call that
+/// failed and how: a refused write leaves the key out of its desired state, a refused read
+/// leaves it unknown, and each kind of refusal has its own places to look.
+pub fn after_failure(e: &GuardrailError) -> String {
+    let operation = e.operation().unwrap_or("the call");
+    let service = e.operation().map(AwsService::of);
+    let state = match service {
+        Some(AwsService::Kms) if is_key_write(operation) => {
+            format!("The key is still out of its desired state: {operation} was not done.")
+        }
+        Some(AwsService::Kms) => format!(
+            "The key was not fully audited ({operation} failed): whether it drifted is unknown."
+        ),
+        _ => format!("{operation} failed, so this key was not fully handled."),
+    };
+    let fix = match (e.aws_kind(), service) {
+        (Some(AwsErrorKind::AccessDenied), Some(AwsService::Kms)) => format!(
+            "Check that the function's role may call kms:{operation} on this key: the key policy, the role's IAM policy, a permissions boundary, an SCP or a VPC endpoint policy can each deny it."
+        ),
+        (Some(AwsErrorKind::AccessDenied), Some(AwsService::Iam)) => format!(
+            "Check that the function's role may call iam:{operation} on the admin role: its IAM policy, a permissions boundary or an SCP. The key policy has no say over IAM calls."
+        ),
+        (Some(AwsErrorKind::AccessDenied), _) => format!(
+            "Check that the function's role may call {operation}: its IAM policy, a permissions boundary or an SCP."
+        ),
+        (Some(AwsErrorKind::NotFound), _) => {
+            "What the call named no longer exists; if it was deleted on purpose there is nothing left to do.".to_string()
+        }
+        (Some(AwsErrorKind::InvalidState), _) => format!(
+            "KMS refused {operation} in the key's current state; once the key is enabled (or its deletion cancelled) the next event or sweep tries again."
+        ),
+        (Some(AwsErrorKind::Validation), _) => {
+            "AWS refused the request itself (the error says which part): the configuration or the function needs a fix.".to_string()
+        }
+        _ => "Retrying will not help until someone acts.".to_string(),
+    };
+    format!("{state} {fix}")
+}
+
+/// The writes a function makes to a key.
+fn is_key_write(operation: &str) -> bool {
+    matches!(
+        operation,
+        "PutKeyPolicy"
+            | "EnableKey"
+            | "CancelKeyDeletion"
+            | "EnableKeyRotation"
+            | "CreateGrant"
+            | "RevokeGrant"
+    )
+}
+
 impl KeyMessage<'_> {
     pub fn render(&self, speaker: &Speaker<'_>) -> Notification {
         let outcome = self.outcome;
@@ -233,10 +285,9 @@ impl KeyMessage<'_> {
             }
         }
         if let Some(e) = self.failure {
-            let next = if e.disposition() == Disposition::Retry {
-                "The invocation fails so that Lambda retries it; the retry completes what is left."
-            } else {
-                "The key is still out of its desired state. Retrying will not help until someone acts: check that the function's role may make this call on the key (key policy and IAM)."
+            let next = match e.disposition() {
+                Disposition::Retry => "The invocation fails so that Lambda retries it; the retry completes what is left.".to_string(),
+                Disposition::Report => after_failure(e),
             };
             body.push_str(&format!("\nFAILED ({}): {e}\n{next}\n", e.error_type()));
         }
@@ -373,6 +424,40 @@ fn queue_region(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn failed(operation: &'static str, kind: AwsErrorKind) -> GuardrailError {
+        GuardrailError::Aws {
+            operation,
+            key: "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                .into(),
+            kind,
+            code: "SomeCode".into(),
+            message: "refused".into(),
+        }
+    }
+
+    #[test]
+    fn advice_after_a_failure_names_what_is_known_and_where_to_look() {
+        use AwsErrorKind::*;
+        #[rustfmt::skip]
+        let table: &[(&'static str, AwsErrorKind, &str, &str)] = &[
+            ("PutKeyPolicy", AccessDenied, "still out of its desired state: PutKeyPolicy was not done", "kms:PutKeyPolicy on this key: the key policy"),
+            ("GetKeyPolicy", AccessDenied, "not fully audited (GetKeyPolicy failed): whether it drifted is unknown", "kms:GetKeyPolicy on this key"),
+            ("GetRole", AccessDenied, "GetRole failed, so this key was not fully handled", "iam:GetRole on the admin role: its IAM policy, a permissions boundary or an SCP. The key policy has no say"),
+            ("EnableKeyRotation", InvalidState, "still out of its desired state", "once the key is enabled"),
+            ("DescribeKey", NotFound, "not fully audited", "no longer exists"),
+            ("CreateGrant", Validation, "still out of its desired state: CreateGrant was not done", "refused the request itself"),
+            ("Publish", AccessDenied, "Publish failed", "may call Publish: its IAM policy"),
+        ];
+        for (operation, kind, state, fix) in table {
+            let advice = after_failure(&failed(operation, *kind));
+            assert!(advice.contains(state), "{operation}: {advice}");
+            assert!(advice.contains(fix), "{operation}: {advice}");
+        }
+        // Never the key policy for a call the key policy does not govern.
+        assert!(!after_failure(&failed("GetRole", AccessDenied))
+            .contains("check that the function's role may call kms"));
+    }
 
     #[test]
     fn subjects_are_one_ascii_line_of_at_most_100_chars() {

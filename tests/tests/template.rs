@@ -43,3 +43,15 @@ fn the_replica_grant_validator_rules_match_exactly_the_events_the_handler_acts_o
         assert_eq!(in_template, in_code, "{event}");
     }
 }
+
+#[test]
+fn the_template_states_the_dedup_lifetime_the_code_writes() {
+    // The table's TTL expires what the code writes; the template says how long that is.
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let days = alarm_notifier::dedup::KEEP_SECONDS / 86_400;
+    assert_eq!(alarm_notifier::dedup::KEEP_SECONDS % 86_400, 0);
+    assert!(
+        template.contains(&format!("expire by TTL after {days} days")),
+        "template.yaml's AlarmDedupTable should say the markers live {days} days"
+    );
+}

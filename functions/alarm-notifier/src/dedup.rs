@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use shared::GuardrailError;
 
 /// How long a transition id is kept: longer than EventBridge and SNS retry an event.
-const KEEP_SECONDS: u64 = 7 * 24 * 3600;
+pub const KEEP_SECONDS: u64 = 7 * 24 * 3600;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FirstTime {

@@ -227,6 +227,21 @@ pub fn after_failure(e: &GuardrailError) -> String {
     format!("{state} {fix}")
 }
 
+/// `[env] Headline: name (region)` within SNS's subject limit: a long name (a key id, a long
+/// alias) is shortened, never the Region, which a person needs to find the key.
+fn key_subject(label: &str, headline: &str, name: &str, region: &str) -> String {
+    let head = subject_line(&format!("{label}{headline}:"));
+    let tail = format!(" ({region})");
+    let room = MAX_SUBJECT_CHARS.saturating_sub(head.len() + 1 + tail.len());
+    let name = subject_line(name);
+    let name = if name.len() <= room {
+        name
+    } else {
+        format!("{}...", &name[..room.saturating_sub(3)])
+    };
+    subject_line(&format!("{head} {name}{tail}"))
+}
+
 /// The writes a function makes to a key.
 fn is_key_write(operation: &str) -> bool {
     matches!(
@@ -245,12 +260,7 @@ impl KeyMessage<'_> {
         let outcome = self.outcome;
         let name = outcome.alias.as_deref().unwrap_or(&self.key.key_id);
         let label = speaker.subject_label();
-        let subject = format!(
-            "{label}{}: {} ({})",
-            self.headline,
-            text::one_line(name, 60),
-            self.key.region
-        );
+        let subject = key_subject(&label, self.headline, name, &self.key.region);
 
         let mut body = format!(
             "kms-guardrails {}, mode {}\n\n{}\n{}",
@@ -424,6 +434,23 @@ fn queue_region(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_subject_keeps_its_region_whatever_the_name() {
+        let id = "mrk-1234abcd12ab34cd56ef1234567890ab";
+        let headline = "Removal of root access from KMS key NOT done";
+        let subject = key_subject("[production-eu] ", headline, id, "ap-southeast-2");
+        assert!(subject.len() <= 100, "{subject}");
+        assert!(subject.ends_with(" (ap-southeast-2)"), "{subject}");
+        assert!(
+            subject.starts_with(
+                "[production-eu] Removal of root access from KMS key NOT done: mrk-1234"
+            ),
+            "{subject}"
+        );
+        let short = key_subject("", "KMS key drift corrected", "alias/app-data", "eu-west-1");
+        assert_eq!(short, "KMS key drift corrected: alias/app-data (eu-west-1)");
+    }
 
     fn failed(operation: &'static str, kind: AwsErrorKind) -> GuardrailError {
         GuardrailError::Aws {

@@ -361,6 +361,32 @@ fn subject(f: &Facts<'_>) -> String {
 
 /// Printable ASCII on one line, at most `max_chars`, cut with `...`: what SNS accepts as a
 /// subject or attribute whatever the input (non-ASCII becomes `?`).
+/// A message attribute value: SNS takes Unicode there, with the message body's restrictions
+/// (<https://docs.aws.amazon.com/sns/latest/api/API_MessageAttributeValue.html>), unlike
+/// subjects, so names keep their
+/// letters; line breaks and other control characters become one space, and the characters
+/// SNS refuses (U+FFFE, U+FFFF) and bidirectional overrides are left out. At most `max_chars`.
+fn attribute_line(s: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = match c {
+            c if c.is_whitespace() || c.is_control() => ' ',
+            '\u{fffe}' | '\u{ffff}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => continue,
+            c => c,
+        };
+        if !(c == ' ' && (out.is_empty() || out.ends_with(' '))) {
+            out.push(c);
+        }
+    }
+    let out = out.trim_end();
+    if out.chars().count() <= max_chars {
+        out.to_string()
+    } else {
+        let keep: String = out.chars().take(max_chars.saturating_sub(3)).collect();
+        format!("{}...", keep.trim_end())
+    }
+}
+
 fn ascii_line(s: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max_chars));
     for c in s.chars() {
@@ -1037,16 +1063,19 @@ fn attributes(f: &Facts<'_>) -> Vec<(String, String)> {
         ("state".to_string(), f.change.state.as_str().to_string()),
         (
             "alarm_name".to_string(),
-            ascii_line(&f.change.alarm_name, MAX_ATTRIBUTE_CHARS),
+            attribute_line(&f.change.alarm_name, MAX_ATTRIBUTE_CHARS),
         ),
     ];
     if let Some(id) = &f.key_id {
-        attrs.push(("key_id".to_string(), ascii_line(id, MAX_ATTRIBUTE_CHARS)));
+        attrs.push((
+            "key_id".to_string(),
+            attribute_line(id, MAX_ATTRIBUTE_CHARS),
+        ));
     }
     if let Some(env) = &f.environment {
         attrs.push((
             "environment".to_string(),
-            ascii_line(env, MAX_ENVIRONMENT_CHARS),
+            attribute_line(env, MAX_ENVIRONMENT_CHARS),
         ));
     }
     attrs.push(("function".to_string(), FUNCTION.to_string()));

@@ -361,11 +361,11 @@ fn subject(f: &Facts<'_>) -> String {
 
 /// Printable ASCII on one line, at most `max_chars`, cut with `...`: what SNS accepts as a
 /// subject or attribute whatever the input (non-ASCII becomes `?`).
-/// A message attribute value: SNS takes Unicode there, with the message body's restrictions
-/// (<https://docs.aws.amazon.com/sns/latest/api/API_MessageAttributeValue.html>), unlike
-/// subjects, so names keep their
-/// letters; line breaks and other control characters become one space, and the characters
-/// SNS refuses (U+FFFE, U+FFFF) and bidirectional overrides are left out. At most `max_chars`.
+/// A message attribute value. Unlike subjects, SNS takes Unicode there, with the message
+/// body's restrictions (<https://docs.aws.amazon.com/sns/latest/api/API_MessageAttributeValue.html>),
+/// so names keep their letters; line breaks and other control characters become one space,
+/// and what SNS refuses (U+FFFE, U+FFFF) and bidirectional overrides are left out. At most
+/// `max_chars` characters.
 fn attribute_line(s: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

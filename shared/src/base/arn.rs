@@ -110,6 +110,19 @@ impl Serialize for Arn {
     }
 }
 
+/// An IAM unique id (`AIDA...` user, `AROA...` role; 16 to 128 upper-case letters and digits):
+/// what a key policy shows where it named a principal that was since deleted. It names no
+/// principal that can make a request: a role created again under the same name gets a new id.
+pub fn is_unique_id(text: &str) -> bool {
+    ["AIDA", "AROA", "AGPA", "ANPA", "ASIA", "AKIA"]
+        .iter()
+        .any(|prefix| text.starts_with(prefix))
+        && (16..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
 /// Twelve digits, as AWS writes account ids.
 pub fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())

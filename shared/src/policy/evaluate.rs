@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::base::arn::is_account_id;
 use crate::base::arn::Arn;
+use crate::base::arn::{is_account_id, is_unique_id};
 use crate::policy::model::{
     action_matches, wildcard_match, ConditionValues, Effect, Policy, PrincipalMap, Statement,
     StatementBody,
@@ -69,7 +69,21 @@ impl Access {
 /// What `policy` lets `principal_arn` (an IAM role ARN such as
 /// `arn:aws:iam::111122223333:role/kms-admin`) do with `action` (such as `kms:PutKeyPolicy`).
 pub fn access(policy: &Policy, principal_arn: &str, action: &str) -> Access {
+    if let Some(nobody) = no_caller(principal_arn) {
+        return nobody;
+    }
     evaluate(policy, &Caller::parse(principal_arn), action, None).access
+}
+
+/// A unique id left in a policy for a deleted principal can make no request: whatever the
+/// policy says of it, it administers nothing.
+fn no_caller(principal: &str) -> Option<Access> {
+    is_unique_id(principal).then(|| Access::NotAllowed {
+        reason: format!(
+            "{} is the unique id of a deleted principal: nobody can act as it",
+            crate::base::text::value(principal)
+        ),
+    })
 }
 
 /// What is known about one request: condition keys and their values. A key not given is
@@ -135,6 +149,9 @@ pub fn access_in_context(
     action: &str,
     context: &RequestContext,
 ) -> Access {
+    if let Some(nobody) = no_caller(principal_arn) {
+        return nobody;
+    }
     let caller = Caller::parse(principal_arn);
     let known = context.for_caller(&caller);
     evaluate(policy, &caller, action, Some(&known)).access
@@ -250,7 +267,8 @@ fn match_value(value: &str, caller: &Caller) -> Option<PrincipalMatch> {
             return Some(PrincipalMatch::Account);
         }
     }
-    if value == caller.arn {
+    // A unique id names a deleted principal, never one that can call.
+    if value == caller.arn && !is_unique_id(value) {
         return Some(PrincipalMatch::Exact);
     }
     let (Some(session), Some(role_name)) = (parsed, caller.role_name.as_deref()) else {

@@ -17,7 +17,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::base::arn::is_account_id;
+use crate::base::arn::{is_account_id, is_unique_id};
 use crate::policy::model::Policy;
 
 /// Key policy format: "Up to 32 kilobytes (32,768 bytes)". The API model allows 131,072
@@ -391,22 +391,11 @@ fn is_partition(text: &str) -> bool {
     })
 }
 
-/// IAM unique ids (`AIDA...` users, `AROA...` roles): 16 to 128 upper-case letters and digits.
-fn looks_like_unique_id(text: &str) -> bool {
-    ["AIDA", "AROA", "AGPA", "ANPA", "ASIA", "AKIA"]
-        .iter()
-        .any(|prefix| text.starts_with(prefix))
-        && (16..=128).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-}
-
 fn aws_principal_problem(value: &str) -> Result<(), String> {
     if value == "*" || is_account_id(value) {
         return Ok(());
     }
-    if looks_like_unique_id(value) {
+    if is_unique_id(value) {
         // A unique id is what IAM shows for a principal that was deleted; KMS requires
         // principals that exist, and the IAM docs say such ids can safely be removed.
         return Err(

@@ -30,6 +30,9 @@ fn a_role_is_the_only_administrator_when_nobody_else_may_change_the_policy() {
     let other_denied = r#"{"Sid":"NoOps","Effect":"Deny","Principal":{"AWS":"arn:aws:iam::111122223333:role/ops-admin"},"Action":"kms:PutKeyPolicy","Resource":"*"}"#;
     let role_and_other = r#"{"Sid":"Admins","Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:role/kms-admin","arn:aws:iam::111122223333:role/ops-admin"]},"Action":"kms:*","Resource":"*"}"#;
     let everyone = r#"{"Sid":"Everyone","Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:Decrypt","Resource":"*"}"#;
+    // What KMS shows where the policy named an administrator since deleted.
+    let deleted_other = r#"{"Sid":"Former","Effect":"Allow","Principal":{"AWS":"AROAEXAMPLEDELETED1234"},"Action":"kms:*","Resource":"*"}"#;
+    let role_and_deleted = r#"{"Sid":"Admins","Effect":"Allow","Principal":{"AWS":["arn:aws:iam::111122223333:role/kms-admin","AROAEXAMPLEDELETED1234"]},"Action":"kms:*","Resource":"*"}"#;
 
     #[rustfmt::skip]
     let table: Vec<(&str, Vec<&str>, bool)> = vec![
@@ -45,6 +48,8 @@ fn a_role_is_the_only_administrator_when_nobody_else_may_change_the_policy() {
         ("another role's grant is denied", vec![role_all, self_control, other_admin, other_denied], true),
         ("a wildcard principal is nobody's administration", vec![role_all, self_control, everyone], true),
         ("nobody but the function administers (the role is gone)", vec![self_control], true),
+        ("the other administrator was deleted: its unique id can act as nobody", vec![role_all, self_control, deleted_other], true),
+        ("a deleted administrator named beside the role", vec![role_and_deleted, self_control], true),
     ];
 
     for (case, statements, expected) in table {

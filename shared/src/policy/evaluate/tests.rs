@@ -640,3 +640,34 @@ fn given_odd_principals_and_actions_when_checked_then_nothing_panics() {
         }
     }
 }
+
+#[test]
+fn a_unique_id_left_for_a_deleted_principal_can_do_nothing() {
+    // KMS shows a deleted role by its unique id; nobody can make a request as that id, and a
+    // role created again under the same name is a different principal the policy does not name.
+    let policy = Policy::parse(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["AROAEXAMPLEDELETED1234","arn:aws:iam::111122223333:role/kms-admin"]},"Action":"kms:*","Resource":"*"}]}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        access(&policy, "AROAEXAMPLEDELETED1234", "kms:PutKeyPolicy"),
+        Access::NotAllowed { .. }
+    ));
+    assert!(matches!(
+        access_in_context(
+            &policy,
+            "AROAEXAMPLEDELETED1234",
+            "kms:Encrypt",
+            &RequestContext::new()
+        ),
+        Access::NotAllowed { .. }
+    ));
+    assert_eq!(
+        access(
+            &policy,
+            "arn:aws:iam::111122223333:role/kms-admin",
+            "kms:PutKeyPolicy"
+        ),
+        Access::Allowed
+    );
+}

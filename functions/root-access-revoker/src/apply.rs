@@ -9,7 +9,7 @@ use shared::pipeline::Audit;
 
 use crate::deps::Deps;
 use crate::plan::Plan;
-use crate::report::{removal_summary, root_findings};
+use crate::report::{account_wide_finding, removal_summary, root_findings};
 
 const BLOCKED: &str = "Removal of root access from KMS key blocked";
 const NOT_DONE: &str = "Removal of root access from KMS key NOT done";
@@ -20,16 +20,29 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
         Plan::NothingToRevoke => {
             Audit::new(outcome, None, "KMS key policy names deleted principals")
         }
-        Plan::OrphanedPrincipals(orphans) => {
+        Plan::Report {
+            account_wide,
+            orphans,
+        } => {
             outcome.status = Status::Reported;
-            outcome.findings.push(Finding::new(
-                FindingKind::OrphanedPrincipal,
-                format!(
-                    "the key policy names {} by unique id: principals that were deleted (a role recreated under the same name is a different principal and has no access)",
-                    orphans.iter().map(|o| shared::base::text::value(o)).collect::<Vec<_>>().join(", ")
-                ),
-            ));
-            Audit::new(outcome, None, "KMS key policy names deleted principals")
+            let headline = if account_wide.is_empty() {
+                "KMS key policy names deleted principals"
+            } else {
+                outcome
+                    .findings
+                    .push(account_wide_finding(&account_wide, false));
+                "Account-wide access found in KMS key policy"
+            };
+            if !orphans.is_empty() {
+                outcome.findings.push(Finding::new(
+                    FindingKind::OrphanedPrincipal,
+                    format!(
+                        "the key policy names {} by unique id: principals that were deleted (a role recreated under the same name is a different principal and has no access)",
+                        orphans.iter().map(|o| shared::base::text::value(o)).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            Audit::new(outcome, None, headline)
         }
         Plan::PolicyUnreadable(e) => {
             outcome.status = Status::Reported;

@@ -7,7 +7,7 @@ use shared::policy::safe_policy::SafePolicy;
 
 use crate::config::Config;
 use crate::decide::{decide, AdminRole, Check, Decision};
-use crate::revoke::{unique_id_principals, Revocation};
+use crate::revoke::{account_wide_statements, unique_id_principals, Revocation};
 
 /// The key policy as KMS holds it and the configured admin roles as IAM knows them.
 #[derive(Debug, Clone)]
@@ -21,8 +21,13 @@ pub struct Facts {
 pub enum Plan {
     /// No root grant and nothing account-wide to remove: nothing to write or say.
     NothingToRevoke,
-    /// Nothing to revoke, but the policy names deleted principals by unique id: reported.
-    OrphanedPrincipals(Vec<String>),
+    /// Nothing to revoke, but what a person must know: statements that let every principal of
+    /// the account use the key (kept unless REMOVE_ACCOUNT_WIDE_STATEMENTS), and principals
+    /// shown by unique id (deleted). Reported; nothing is written.
+    Report {
+        account_wide: Vec<String>,
+        orphans: Vec<String>,
+    },
     /// A lockout check failed: nothing is written, and a person is told the fix.
     Blocked {
         check: Check,
@@ -51,13 +56,18 @@ pub fn plan(config: &Config, key: &KeyInfo, facts: Facts) -> Plan {
     match decision {
         Err(e) => Plan::PolicyUnreadable(e),
         Ok(Decision::NothingToRevoke) => {
-            let orphans = Policy::parse(&facts.policy)
-                .map(|p| unique_id_principals(&p))
-                .unwrap_or_default();
-            if orphans.is_empty() {
+            let Ok(policy) = Policy::parse(&facts.policy) else {
+                return Plan::NothingToRevoke;
+            };
+            let account_wide = account_wide_statements(&policy, &key.account);
+            let orphans = unique_id_principals(&policy);
+            if account_wide.is_empty() && orphans.is_empty() {
                 Plan::NothingToRevoke
             } else {
-                Plan::OrphanedPrincipals(orphans)
+                Plan::Report {
+                    account_wide,
+                    orphans,
+                }
             }
         }
         Ok(Decision::Blocked {

@@ -27,16 +27,28 @@ pub fn root_findings(revocation: &Revocation) -> Vec<Finding> {
         ));
     }
     if !revocation.account_wide.is_empty() {
-        findings.push(Finding::new(
-            FindingKind::AccountWideAccess,
-            format!(
-                "statement(s) {} allow Principal \"*\" limited only by kms:CallerAccount: every principal of the account, root-equivalent or broader{}",
-                revocation.account_wide.join(", "),
-                if revocation.account_wide_removed { "" } else { " (kept: set REMOVE_ACCOUNT_WIDE_STATEMENTS=true to remove them too)" }
-            ),
+        findings.push(account_wide_finding(
+            &revocation.account_wide,
+            revocation.account_wide_removed,
         ));
     }
     findings
+}
+
+/// Statements that let every principal of the account use the key, by label.
+pub fn account_wide_finding(statements: &[String], removed: bool) -> Finding {
+    let labels: Vec<String> = statements
+        .iter()
+        .map(|s| shared::base::text::value(s))
+        .collect();
+    Finding::new(
+        FindingKind::AccountWideAccess,
+        format!(
+            "statement(s) {} allow Principal \"*\" limited only by kms:CallerAccount: every principal of the account, root-equivalent or broader{}",
+            labels.join(", "),
+            if removed { "" } else { " (kept: set REMOVE_ACCOUNT_WIDE_STATEMENTS=true to remove them too)" }
+        ),
+    )
 }
 
 /// What the write does to the policy, after "removed" or "would remove".

@@ -32,7 +32,7 @@ fn config(remove_account_wide: bool) -> Config {
 #[derive(Debug, PartialEq, Eq)]
 enum Kind {
     NothingToRevoke,
-    OrphanedPrincipals,
+    Report,
     Blocked(Check),
     Revoke,
     PolicyUnreadable,
@@ -41,7 +41,7 @@ enum Kind {
 fn kind(plan: &Plan) -> Kind {
     match plan {
         Plan::NothingToRevoke => Kind::NothingToRevoke,
-        Plan::OrphanedPrincipals(_) => Kind::OrphanedPrincipals,
+        Plan::Report { .. } => Kind::Report,
         Plan::Blocked { check, .. } => Kind::Blocked(*check),
         Plan::Revoke { .. } => Kind::Revoke,
         Plan::PolicyUnreadable(_) => Kind::PolicyUnreadable,
@@ -98,7 +98,7 @@ fn the_plan_for_each_policy_and_admin_set() {
         ("no root, no admins configured: still nothing to revoke",
          policy(&[ADMIN_ALL, SELF_CONTROL]), vec![], false, Kind::NothingToRevoke),
         ("no root but a deleted principal's unique id: reported",
-         policy(&[ADMIN_ALL, SELF_CONTROL, orphan]), vec![exists(ADMIN)], false, Kind::OrphanedPrincipals),
+         policy(&[ADMIN_ALL, SELF_CONTROL, orphan]), vec![exists(ADMIN)], false, Kind::Report),
         ("no admin configured: blocked",
          policy(&[ROOT_ALL, ADMIN_ALL, SELF_CONTROL]), vec![], false, Kind::Blocked(Check::AdminRoleExists)),
         ("the admin role was deleted: blocked",
@@ -115,8 +115,8 @@ fn the_plan_for_each_policy_and_admin_set() {
          policy(&[root_describe_only, ADMIN_ALL, self_without_describe]), vec![exists(ADMIN)], false, Kind::Blocked(Check::FunctionKeepsControl)),
         ("KMS would refuse a duplicate Sid: blocked",
          policy(&[ROOT_ALL, ADMIN_ALL, self_with_admin_sid]), vec![exists(ADMIN)], false, Kind::Blocked(Check::KmsRules)),
-        ("the account-wide statement alone, kept: nothing to revoke",
-         policy(&[ADMIN_ALL, SELF_CONTROL, account_wide]), vec![exists(ADMIN)], false, Kind::NothingToRevoke),
+        ("the account-wide statement alone, kept: reported whenever present",
+         policy(&[ADMIN_ALL, SELF_CONTROL, account_wide]), vec![exists(ADMIN)], false, Kind::Report),
         ("the account-wide statement alone, configured to go: revoked",
          policy(&[ADMIN_ALL, SELF_CONTROL, account_wide]), vec![exists(ADMIN)], true, Kind::Revoke),
         ("not JSON: unreadable",
@@ -165,8 +165,45 @@ fn an_orphan_plan_names_each_unique_id_once() {
         policy: policy(&[ADMIN_ALL, SELF_CONTROL, orphans, again]),
         admins: vec![exists(ADMIN)],
     };
-    let Plan::OrphanedPrincipals(ids) = plan(&config(false), &key, facts) else {
-        panic!("expected orphaned principals");
+    let Plan::Report {
+        orphans,
+        account_wide,
+    } = plan(&config(false), &key, facts)
+    else {
+        panic!("expected a report of orphaned principals");
     };
-    assert_eq!(ids, ["AIDAOLDUSERID12345678", "AROAOLDROLEID12345678"]);
+    assert_eq!(orphans, ["AIDAOLDUSERID12345678", "AROAOLDROLEID12345678"]);
+    assert!(account_wide.is_empty());
+}
+
+#[test]
+fn an_account_wide_statement_without_root_is_reported_by_its_label() {
+    let key = KeyInfo::unreadable(KEY_ARN, &shared::testing::region("eu-west-1"), ACCOUNT);
+    let account_wide = r#"{"Sid":"EnableIAMPermissions","Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*","Condition":{"StringEquals":{"kms:CallerAccount":"111122223333"}}}"#;
+    let facts = Facts {
+        policy: policy(&[ADMIN_ALL, SELF_CONTROL, account_wide]),
+        admins: vec![exists(ADMIN)],
+    };
+    let Plan::Report {
+        account_wide,
+        orphans,
+    } = plan(&config(false), &key, facts)
+    else {
+        panic!("expected the account-wide statement reported");
+    };
+    assert_eq!(account_wide, ["EnableIAMPermissions"]);
+    assert!(orphans.is_empty());
+    let finding = crate::report::account_wide_finding(&account_wide, false);
+    assert_eq!(
+        finding.kind,
+        shared::notify::outcome::FindingKind::AccountWideAccess
+    );
+    assert!(
+        finding.summary.contains("EnableIAMPermissions")
+            && finding
+                .summary
+                .contains("set REMOVE_ACCOUNT_WIDE_STATEMENTS=true"),
+        "{}",
+        finding.summary
+    );
 }

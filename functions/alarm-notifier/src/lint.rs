@@ -153,8 +153,14 @@ pub fn is_published_metric(name: &str) -> bool {
 
 /// Every alarm in `alarms` that watches a metric in `AWS/KMS` that AWS does not publish (or
 /// publishes with other dimensions), in input order. Alarms in other namespaces are ignored.
+/// A metric-math alarm comes once per metric it reads; it is reported once, for the first.
 pub fn silent_alarms(alarms: &[AlarmOnMetric]) -> Vec<Silent> {
-    alarms.iter().filter_map(check).collect()
+    let mut seen = std::collections::HashSet::new();
+    alarms
+        .iter()
+        .filter_map(check)
+        .filter(|s| seen.insert((s.alarm_arn.clone(), s.alarm_name.clone())))
+        .collect()
 }
 
 fn check(alarm: &AlarmOnMetric) -> Option<Silent> {

@@ -2,6 +2,7 @@
 //! not publish can never fire. Read (list the alarms) -> decide (`lint::silent_alarms`, and
 //! [`digest`], both pure) -> apply (one message listing them with the alarm that would work).
 
+use aws_sdk_cloudwatch::types::{Dimension, MetricAlarm};
 use shared::base::text;
 use shared::config::CommonConfig;
 use shared::notify::outcome::Severity;
@@ -29,7 +30,11 @@ pub async fn lint_sweep(deps: &Deps) -> Result<Response<AlarmReport>, GuardrailE
         None => None,
     };
     Ok(Response::Report(AlarmReport::SilentAlarms {
-        alarms_checked: alarms.len(),
+        alarms_checked: alarms
+            .iter()
+            .map(|a| (&a.alarm_arn, &a.alarm_name))
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
         silent: silent.into_iter().map(|s| s.alarm_name).collect(),
         regions_not_checked: unchecked,
         notification,
@@ -51,29 +56,44 @@ async fn list_alarms(
         let page = page.map_err(|e| {
             GuardrailError::aws("DescribeAlarms", &format!("alarms in {region}"), e)
         })?;
-        alarms.extend(
-            page.metric_alarms()
-                .iter()
-                .filter(|a| a.namespace() == Some(KMS_NAMESPACE))
-                .map(|a| AlarmOnMetric {
-                    alarm_name: a.alarm_name().unwrap_or_default().to_string(),
-                    alarm_arn: a.alarm_arn().unwrap_or_default().to_string(),
-                    namespace: a.namespace().unwrap_or_default().to_string(),
-                    metric_name: a.metric_name().unwrap_or_default().to_string(),
-                    dimensions: a
-                        .dimensions()
-                        .iter()
-                        .map(|d| {
-                            (
-                                d.name().unwrap_or_default().to_string(),
-                                d.value().unwrap_or_default().to_string(),
-                            )
-                        })
-                        .collect(),
-                }),
-        );
+        alarms.extend(page.metric_alarms().iter().flat_map(kms_metrics));
     }
     Ok(())
+}
+
+/// Every `AWS/KMS` metric an alarm watches: its own metric, or each `MetricStat` of a
+/// metric-math alarm (`Metrics[]`), which fires only on what those metrics publish. Pure.
+pub fn kms_metrics(alarm: &MetricAlarm) -> Vec<AlarmOnMetric> {
+    let on =
+        |namespace: Option<&str>, name: Option<&str>, dimensions: &[Dimension]| AlarmOnMetric {
+            alarm_name: alarm.alarm_name().unwrap_or_default().to_string(),
+            alarm_arn: alarm.alarm_arn().unwrap_or_default().to_string(),
+            namespace: namespace.unwrap_or_default().to_string(),
+            metric_name: name.unwrap_or_default().to_string(),
+            dimensions: dimensions
+                .iter()
+                .map(|d| {
+                    (
+                        d.name().unwrap_or_default().to_string(),
+                        d.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+        };
+    let mut metrics = vec![on(
+        alarm.namespace(),
+        alarm.metric_name(),
+        alarm.dimensions(),
+    )];
+    metrics.extend(
+        alarm
+            .metrics()
+            .iter()
+            .filter_map(|query| query.metric_stat()?.metric())
+            .map(|m| on(m.namespace(), m.metric_name(), m.dimensions())),
+    );
+    metrics.retain(|m| m.namespace == KMS_NAMESPACE);
+    metrics
 }
 
 /// The one message listing the silent alarms, `None` when there are none: pure.
@@ -109,6 +129,84 @@ mod tests {
     use super::*;
     use crate::lint::AlarmOnMetric;
     use shared::config::FunctionConfig;
+
+    fn metric(namespace: &str, name: &str, key: &str) -> aws_sdk_cloudwatch::types::Metric {
+        aws_sdk_cloudwatch::types::Metric::builder()
+            .namespace(namespace)
+            .metric_name(name)
+            .dimensions(Dimension::builder().name("KeyId").value(key).build())
+            .build()
+    }
+
+    fn stat(
+        id: &str,
+        metric: aws_sdk_cloudwatch::types::Metric,
+    ) -> aws_sdk_cloudwatch::types::MetricDataQuery {
+        aws_sdk_cloudwatch::types::MetricDataQuery::builder()
+            .id(id)
+            .metric_stat(
+                aws_sdk_cloudwatch::types::MetricStat::builder()
+                    .metric(metric)
+                    .period(300)
+                    .stat("Sum")
+                    .build(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn a_metric_math_alarm_on_a_metric_aws_kms_does_not_publish_is_silent() {
+        // Metric math: the alarm watches an expression over Metrics[].MetricStat, no metric of
+        // its own (DescribeAlarms leaves Namespace and MetricName empty).
+        let math = MetricAlarm::builder()
+            .alarm_name("kms-decrypt-rate")
+            .alarm_arn("arn:aws:cloudwatch:eu-west-1:111122223333:alarm:kms-decrypt-rate")
+            .metrics(stat(
+                "m1",
+                metric(
+                    "AWS/KMS",
+                    "DecryptCount",
+                    "1234abcd-12ab-34cd-56ef-1234567890ab",
+                ),
+            ))
+            .metrics(stat("m2", metric("AWS/Lambda", "Invocations", "x")))
+            .metrics(
+                aws_sdk_cloudwatch::types::MetricDataQuery::builder()
+                    .id("e1")
+                    .expression("m1 / m2")
+                    .build(),
+            )
+            .build();
+        let metrics = kms_metrics(&math);
+        assert_eq!(metrics.len(), 1, "{metrics:?}");
+        assert_eq!(metrics[0].metric_name, "DecryptCount");
+        assert_eq!(metrics[0].alarm_name, "kms-decrypt-rate");
+        let silent = silent_alarms(&metrics);
+        assert_eq!(silent.len(), 1);
+        assert_eq!(silent[0].alarm_name, "kms-decrypt-rate");
+
+        // Two unpublished metrics in one alarm: reported once.
+        let twice = MetricAlarm::builder()
+            .alarm_name("kms-both")
+            .metrics(stat("a", metric("AWS/KMS", "DecryptCount", "k")))
+            .metrics(stat("b", metric("AWS/KMS", "AccessDenied", "k")))
+            .build();
+        assert_eq!(silent_alarms(&kms_metrics(&twice)).len(), 1);
+
+        // A math alarm only on metrics AWS/KMS publishes is not reported.
+        let fine = MetricAlarm::builder()
+            .alarm_name("kms-requests")
+            .metrics(stat(
+                "a",
+                aws_sdk_cloudwatch::types::Metric::builder()
+                    .namespace("AWS/KMS")
+                    .metric_name("SecondsUntilKeyMaterialExpiration")
+                    .dimensions(Dimension::builder().name("KeyId").value("k").build())
+                    .build(),
+            ))
+            .build();
+        assert!(silent_alarms(&kms_metrics(&fine)).is_empty());
+    }
 
     fn common(environment: Option<&str>) -> CommonConfig {
         let env = |name: &str| {

@@ -240,6 +240,17 @@ fn access_denied_firing_is_critical() {
         assert!(r.email.contains("Recent datapoints (oldest first): 3\n"));
         assert!(r.email.contains("key unknown"));
         assert!(r.email.contains("errorCode AccessDenied"));
+        // Not only the key policy: every layer that can refuse a KMS call is named.
+        for layer in [
+            "IAM policies",
+            "SCPs",
+            "permissions boundary",
+            "VPC endpoint policy",
+            "RevokeGrant",
+            "kms:EncryptionContext",
+        ] {
+            assert!(r.email.contains(layer), "{layer}");
+        }
         assert!(r.email.contains("Key: no console link (key unknown)"));
         assert!(r.sms.contains("last 3 threshold 0"));
     }

@@ -232,9 +232,9 @@ fn decide_replica(
         KeyState::Disabled => {
             report.findings.push(Finding::new(
                 FindingKind::KeyDisabled,
-                format!("the replica is disabled, so S3 replication cannot encrypt with it (a replica does not share its primary's enabled state): `aws kms enable-key --key-id {} --region {region}`", value(arn)),
+                format!("the replica is disabled, so S3 replication cannot encrypt with it (a replica does not share its primary's enabled state): `aws kms enable-key --key-id {} --region {region}`; KMS creates no grant on a disabled key, so missing grants are created once it is enabled", value(arn)),
             ));
-            true
+            false
         }
         KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => {
             report.findings.push(Finding::new(

@@ -217,12 +217,12 @@ fn decide_finds_what_is_wrong_with_each_replica_and_plans_the_grant_writes() {
             )],
         ),
         (
-            "a disabled replica is reported and still gets its grant",
+            "a disabled replica is reported and gets no grant (KMS refuses CreateGrant on it)",
             vec![],
             vec![with_state(read_in("us-west-2", vec![]), KeyState::Disabled)],
             vec![expect(
                 &[KeyDisabled, GrantMissing],
-                Some((&["s3-replication"], true, none)),
+                Some((&["s3-replication"], false, none)),
                 false,
             )],
         ),

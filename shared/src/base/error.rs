@@ -267,7 +267,8 @@ fn kind_of(code: &str, server_error: bool) -> AwsErrorKind {
         | "ResourceNotFoundException"
         | "NoSuchEntity"
         | "NoSuchBucket" => AwsErrorKind::NotFound,
-        "KMSInvalidStateException" => AwsErrorKind::InvalidState,
+        // DisabledException: the key is not enabled (CreateGrant, cryptographic calls).
+        "KMSInvalidStateException" | "DisabledException" => AwsErrorKind::InvalidState,
         // S3 throttles with 503 SlowDown: still throttling, not a failing service.
         c if c.contains("Throttl")
             || c == "TooManyRequestsException"
@@ -336,11 +337,17 @@ mod tests {
             ("SomethingNew", true, true),
             ("AccessDeniedException", false, false),
             ("KMSInvalidStateException", false, false),
+            ("DisabledException", false, false),
             ("MalformedPolicyDocumentException", false, false),
             ("NotFoundException", false, false),
         ] {
             assert_eq!(kind_of(code, server).is_retryable(), retryable, "{code}");
         }
+        // A disabled key is a state to fix, not a permission or a malformed request.
+        assert_eq!(
+            kind_of("DisabledException", false),
+            AwsErrorKind::InvalidState
+        );
     }
 
     #[test]

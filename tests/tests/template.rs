@@ -55,3 +55,27 @@ fn the_template_states_the_dedup_lifetime_the_code_writes() {
         "template.yaml's AlarmDedupTable should say the markers live {days} days"
     );
 }
+
+#[test]
+fn the_grant_operations_checked_at_cold_start_are_the_templates() {
+    // The cold-start check refuses REQUIRED_GRANTS the deployed role could not create; it must
+    // refuse exactly what template.yaml's kms:GrantOperations condition refuses.
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let at = template
+        .find("kms:GrantOperations:")
+        .expect("the CreateGrant statement's kms:GrantOperations condition");
+    let items: Vec<&str> = template[at..].lines().skip(1).collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let depth = indent(items[0]);
+    let in_template: Vec<String> = items
+        .iter()
+        .take_while(|l| indent(l) == depth && l.trim_start().starts_with("- "))
+        .map(|l| l.trim_start().trim_start_matches("- ").to_string())
+        .collect();
+    let in_code: Vec<String> = replica_grant_validator::config::GRANTABLE_OPERATIONS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert!(!in_template.is_empty());
+    assert_eq!(in_template, in_code);
+}

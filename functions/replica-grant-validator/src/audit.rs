@@ -283,11 +283,19 @@ fn decide_replica(
     };
     let checked = check(&config.required_grants, &region, &existing);
     report.grants.ok = checked.satisfied.iter().map(|s| s.name.clone()).collect();
+    // The deployed role may create grants only in the replication Regions (the template's
+    // aws:RequestedRegion condition); elsewhere a missing grant is reported, not attempted.
+    let creatable_here = config.replication_regions.contains(&region);
+    let not_here = if creatable_here || !report.allowed_region {
+        String::new()
+    } else {
+        format!(" (not created: {region} is not in REPLICATION_REGIONS, the only Regions where the function may create grants; add it there or create the grant yourself)")
+    };
     for spec in &checked.missing {
         report.grants.missing.push(spec.name.clone());
         report.findings.push(Finding::new(
             FindingKind::GrantMissing,
-            format!("required grant missing: {}", spec.summary()),
+            format!("required grant missing: {}{not_here}", spec.summary()),
         ));
     }
     for unexpected in &checked.unexpected {
@@ -309,7 +317,7 @@ fn decide_replica(
     let grants = GrantPlan {
         key,
         missing: checked.missing,
-        create: enforce && usable && report.allowed_region,
+        create: enforce && usable && report.allowed_region && creatable_here,
         revoke,
         existing,
         policy: Policy::parse(&replica_policy).ok(),

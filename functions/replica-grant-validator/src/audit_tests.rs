@@ -207,6 +207,16 @@ fn decide_finds_what_is_wrong_with_each_replica_and_plans_the_grant_writes() {
             ],
         ),
         (
+            "an allowed Region outside REPLICATION_REGIONS: reported, not created (the role may not)",
+            vec![("ALLOWED_REPLICA_REGIONS", "us-west-2,eu-central-1,ap-south-1")],
+            vec![read_in("ap-south-1", vec![])],
+            vec![expect(
+                &[GrantMissing],
+                Some((&["s3-replication"], false, none)),
+                false,
+            )],
+        ),
+        (
             "report mode creates nothing",
             vec![("MODE", "report")],
             vec![read_in("us-west-2", vec![])],

@@ -31,6 +31,18 @@ impl Config {
     }
 }
 
+/// The grant operations the deployed role may hand out: template.yaml's `kms:GrantOperations`
+/// condition on CreateGrant, which a test holds equal to this list.
+pub const GRANTABLE_OPERATIONS: &[&str] = &[
+    "Decrypt",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "DescribeKey",
+];
+
 impl FunctionConfig for Config {
     fn read(env: &mut Env<'_>) -> Config {
         let common = CommonConfig::read(env);
@@ -97,6 +109,35 @@ impl FunctionConfig for Config {
                     ));
                 }
             }
+            let refused: Vec<&str> = spec
+                .operations
+                .iter()
+                .map(String::as_str)
+                .filter(|op| !matches!(*op, "CreateGrant" | "RetireGrant"))
+                .filter(|op| !GRANTABLE_OPERATIONS.contains(op))
+                .collect();
+            if !refused.is_empty() {
+                env.problem(format!(
+                    "REQUIRED_GRANTS: grant {} includes {}, which the deployed role may not grant (template.yaml's kms:GrantOperations allows only {}): drop them, or create that grant yourself",
+                    shared::base::text::quoted(&spec.name, 80),
+                    refused.join(", "),
+                    GRANTABLE_OPERATIONS.join(", ")
+                ));
+            }
+            let outside: Vec<&str> = grant
+                .regions
+                .iter()
+                .flatten()
+                .map(String::as_str)
+                .filter(|r| !replication_regions.iter().any(|rr| rr == *r))
+                .collect();
+            if !outside.is_empty() {
+                env.problem(format!(
+                    "REQUIRED_GRANTS: grant {} names Regions {}, outside REPLICATION_REGIONS: the deployed role may create grants only in the replication Regions (template.yaml's aws:RequestedRegion); add them to REPLICATION_REGIONS or drop them",
+                    shared::base::text::quoted(&spec.name, 80),
+                    outside.join(", ")
+                ));
+            }
         }
 
         let mut buckets = Vec::new();
@@ -149,6 +190,37 @@ mod tests {
 
     fn problems(pairs: &[(&str, &str)]) -> Vec<String> {
         load(pairs).unwrap_err().problems
+    }
+
+    #[test]
+    fn grants_the_deployed_role_may_not_create_are_refused_at_cold_start() {
+        let role = "arn:aws:iam::111122223333:role/s3-replication";
+        let sign = format!(
+            r#"[{{"Name":"s3-replication","GranteePrincipal":"{role}","Operations":["Encrypt","GenerateDataKeyPair"]}}]"#
+        );
+        let found = problems(&[("REPLICATION_ROLE_ARNS", role), ("REQUIRED_GRANTS", &sign)]);
+        assert!(
+            found.iter().any(|p| p.contains("GenerateDataKeyPair")
+                && p.contains("kms:GrantOperations allows only Decrypt, Encrypt")),
+            "{found:?}"
+        );
+        let elsewhere = format!(
+            r#"[{{"Name":"s3-replication","GranteePrincipal":"{role}","Operations":["Encrypt"],"Regions":["ap-south-1"]}}]"#
+        );
+        let found = problems(&[
+            ("REPLICATION_ROLE_ARNS", role),
+            (
+                "ALLOWED_REPLICA_REGIONS",
+                "us-west-2,eu-central-1,ap-south-1",
+            ),
+            ("REQUIRED_GRANTS", &elsewhere),
+        ]);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("ap-south-1") && p.contains("outside REPLICATION_REGIONS")),
+            "{found:?}"
+        );
     }
 
     #[test]

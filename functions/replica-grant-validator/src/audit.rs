@@ -199,9 +199,27 @@ fn decide_replica(
     let region = facts.region.clone();
     let arn = facts.arn.as_str();
     let mut report = ReplicaReport::new(&region, arn);
-    let failure = facts.failure;
+    let mut failure = facts.failure;
     if let Some(e) = &failure {
         report.error = Some(format!("{e} ({})", e.error_type()));
+    }
+    let allowed = config.region_allowed(&region);
+    if !allowed
+        && failure
+            .as_ref()
+            .is_some_and(GuardrailError::is_access_denied)
+    {
+        // A Region nobody should use is often closed by an SCP: the denial is that Region's
+        // finding, not the guardrail being shut out of the key.
+        failure = None;
+        report.allowed_region = false;
+        report.findings.push(Finding::new(
+            FindingKind::ReplicaRegionNotAllowed,
+            format!(
+                "a replica exists in {region}, outside the allowed Regions ({}), and calls there are denied (a Region-deny SCP, probably), so it was not read: find who created it (ReplicateKey in CloudTrail) and schedule its deletion from an account or role the SCP lets act there",
+                config.allowed_regions.iter().map(Region::as_str).collect::<Vec<_>>().join(", ")
+            ),
+        ));
     }
     let Some(key) = facts.key else {
         return ReplicaPlan {
@@ -218,7 +236,7 @@ fn decide_replica(
             grants: None,
         };
     }
-    report.allowed_region = config.region_allowed(&region);
+    report.allowed_region = allowed;
     if !report.allowed_region {
         report.findings.push(Finding::new(
             FindingKind::ReplicaRegionNotAllowed,

@@ -302,6 +302,42 @@ fn decide_finds_what_is_wrong_with_each_replica_and_plans_the_grant_writes() {
             vec![expect(&[PolicyDrift], None, true)],
         ),
         (
+            "a replica in a disallowed Region whose calls are denied: that Region's finding, not a shut-out",
+            vec![],
+            vec![ReplicaFacts {
+                key: None,
+                policy: None,
+                grants: None,
+                failure: Some(GuardrailError::Aws {
+                    operation: "DescribeKey",
+                    key: arn("ap-south-1"),
+                    kind: AwsErrorKind::AccessDenied,
+                    code: "AccessDeniedException".into(),
+                    message: "explicit deny in a service control policy".into(),
+                }),
+                ..read_in("ap-south-1", vec![])
+            }],
+            vec![expect(&[ReplicaRegionNotAllowed], None, false)],
+        ),
+        (
+            "a denied read in an allowed Region stays a failure",
+            vec![],
+            vec![ReplicaFacts {
+                key: None,
+                policy: None,
+                grants: None,
+                failure: Some(GuardrailError::Aws {
+                    operation: "DescribeKey",
+                    key: arn("us-west-2"),
+                    kind: AwsErrorKind::AccessDenied,
+                    code: "AccessDeniedException".into(),
+                    message: "denied".into(),
+                }),
+                ..read_in("us-west-2", vec![])
+            }],
+            vec![expect(&[], None, true)],
+        ),
+        (
             "a replica KMS is still creating is judged on nothing",
             vec![],
             vec![ReplicaFacts {

@@ -302,3 +302,100 @@ async fn an_alarm_without_a_key_dimension_finds_its_key_in_the_alarm_tags() {
         "{outcome:?}"
     );
 }
+
+/// The transition id the function records for `event`.
+fn transition_of(event: &Value) -> String {
+    shared::triggers::alarm::parse_alarm_payload(event)
+        .expect("an alarm event")
+        .expect("a valid alarm event")
+        .transition_id()
+}
+
+async fn put_claim(bed: &TestBed, transition: &str, claimed_seconds_ago: u64) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    aws_sdk_dynamodb::Client::new(&bed.sdk)
+        .put_item()
+        .table_name(TABLE)
+        .item("transition", AttributeValue::S(transition.to_string()))
+        .item("state", AttributeValue::S("claimed".into()))
+        .item(
+            "claimed_at",
+            AttributeValue::N((now - claimed_seconds_ago).to_string()),
+        )
+        .item("expires_at", AttributeValue::N((now + 3600).to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_not_recorded_as_announced_so_the_retry_announces() {
+    let (bed, key_id) = bed_with_key().await;
+    let event = sample_event(
+        "alarm-notifier/eventbridge-access-denied-alarm.json",
+        &key_id,
+    );
+    // SNS refuses the first delivery (the topic does not exist) and there is no fallback queue.
+    let (clients, _) = bed.clients_recording_publish();
+    let broken = Deps {
+        config: notifier_config(
+            "arn:aws:sns:eu-west-1:111122223333:no-such-topic",
+            &[("DEDUP_TABLE", TABLE), ("ALARM_KEY_ID", &key_id)],
+        ),
+        clients,
+        own: Clients::new(),
+    };
+    let failed =
+        function_handler(LambdaEvent::new(event.clone(), Context::default()), &broken).await;
+    assert!(failed.is_err(), "{failed:?}");
+
+    // Lambda's retry, SNS working again: announced, not "announced already".
+    let (deps, _) = deps(&bed, &key_id);
+    let retried = run(&deps, event.clone()).await;
+    assert!(
+        matches!(retried, Response::Report(AlarmReport::Alarm { .. })),
+        "{retried:?}"
+    );
+    assert_eq!(bed.notifications().await.len(), 1);
+    // And only once (notifications() takes what it reads off the queue).
+    let again = run(&deps, event).await;
+    assert!(
+        matches!(again, Response::Outcome(Outcome::Skipped { .. })),
+        "{again:?}"
+    );
+    assert!(bed.notifications().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_claim_left_by_a_delivery_that_died_is_retried_then_taken_over_when_stale() {
+    let (bed, key_id) = bed_with_key().await;
+    let event = sample_event(
+        "alarm-notifier/eventbridge-access-denied-alarm.json",
+        &key_id,
+    );
+    let transition = transition_of(&event);
+    let (deps, _) = deps(&bed, &key_id);
+
+    // Another delivery claimed it a moment ago: this one fails so Lambda retries it, and does
+    // not call the transition announced.
+    put_claim(&bed, &transition, 5).await;
+    let err = function_handler(LambdaEvent::new(event.clone(), Context::default()), &deps)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "AnnouncementInProgress");
+    assert!(err.is_retryable());
+    assert!(bed.notifications().await.is_empty());
+
+    // That delivery died: its claim goes stale and the retry announces.
+    put_claim(&bed, &transition, alarm_notifier::dedup::LEASE_SECONDS + 10).await;
+    let retried = run(&deps, event).await;
+    assert!(
+        matches!(retried, Response::Report(AlarmReport::Alarm { .. })),
+        "{retried:?}"
+    );
+    assert_eq!(bed.notifications().await.len(), 1);
+}

@@ -79,3 +79,20 @@ fn the_grant_operations_checked_at_cold_start_are_the_templates() {
     assert!(!in_template.is_empty());
     assert_eq!(in_template, in_code);
 }
+
+#[test]
+fn a_dedup_claim_outlives_any_invocation_of_the_function() {
+    // A claim younger than the lease is another delivery still at work; the template's Timeout
+    // bounds how long that can be.
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let timeout: u64 = template
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Timeout: "))
+        .and_then(|t| t.trim().parse().ok())
+        .expect("Globals Timeout");
+    assert!(
+        alarm_notifier::dedup::LEASE_SECONDS > timeout,
+        "LEASE_SECONDS {} must exceed the function Timeout {timeout}",
+        alarm_notifier::dedup::LEASE_SECONDS
+    );
+}

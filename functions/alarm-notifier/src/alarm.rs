@@ -8,7 +8,7 @@ use shared::pipeline::Response;
 use shared::triggers::alarm::AlarmChange;
 use shared::GuardrailError;
 
-use crate::dedup::{first_time, FirstTime};
+use crate::dedup::{self, Claim};
 use crate::handler::{AlarmReport, Deps};
 use crate::message::{render, transition, KeyContext, Rendered, Transition};
 
@@ -83,9 +83,10 @@ pub async fn on_alarm(
         Ok(transition) => transition,
         Err(reason) => return skipped(reason),
     };
-    if let Some(reason) = redelivery(deps, change).await {
-        return skipped(reason);
-    }
+    let claimed = match claim(deps, change).await? {
+        Ok(claimed) => claimed,
+        Err(reason) => return skipped(reason),
+    };
     let key = key_context(deps, change).await;
     let plan = decide(
         change,
@@ -93,25 +94,47 @@ pub async fn on_alarm(
         key,
         config.common.environment.as_deref(),
     );
-    apply(deps, change, plan).await
-}
-
-/// Claims the transition in the de-duplication table: the reason to skip when another delivery
-/// of it was announced already. A table that cannot say does not stop the message.
-async fn redelivery(deps: &Deps, change: &AlarmChange) -> Option<String> {
-    let table = deps.config.dedup_table.as_deref()?;
-    let transition_id = change.transition_id();
-    match first_time(&crate::handler::dynamodb(deps), table, &transition_id).await {
-        FirstTime::Yes => None,
-        FirstTime::AlreadyAnnounced => Some(format!(
-            "transition {} was announced already (a redelivery)",
-            text::value(&transition_id)
-        )),
-        FirstTime::Unknown(problem) => {
-            tracing::warn!(problem = %problem, "the de-duplication table could not be used; announcing anyway");
-            None
+    let result = apply(deps, change, plan).await;
+    // Recorded as announced only once delivered; a failed delivery gives the claim up, so
+    // Lambda's retry announces it.
+    if let (Some(table), true) = (&config.dedup_table, claimed) {
+        let (client, id) = (crate::handler::dynamodb(deps), change.transition_id());
+        match &result {
+            Ok(_) => dedup::mark_announced(&client, table, &id).await,
+            Err(_) => dedup::release(&client, table, &id).await,
         }
     }
+    result
+}
+
+/// Claims the transition in the de-duplication table: `Ok(true)` when this delivery announces
+/// it, `Ok(false)` when the table cannot say (announced anyway, not recorded), `Err(reason)` to
+/// skip a redelivery of one announced already. Another delivery announcing it now fails this
+/// invocation, so it is retried rather than called done before the message went out.
+async fn claim(deps: &Deps, change: &AlarmChange) -> Result<Result<bool, String>, GuardrailError> {
+    let Some(table) = deps.config.dedup_table.as_deref() else {
+        return Ok(Ok(false));
+    };
+    let transition_id = change.transition_id();
+    Ok(
+        match dedup::claim(&crate::handler::dynamodb(deps), table, &transition_id).await {
+            Claim::Claimed => Ok(true),
+            Claim::AlreadyAnnounced => Err(format!(
+                "transition {} was announced already (a redelivery)",
+                text::value(&transition_id)
+            )),
+            Claim::InProgress => {
+                return Err(GuardrailError::AnnouncementInProgress(format!(
+                    "transition {} is being announced by another delivery",
+                    text::value(&transition_id)
+                )))
+            }
+            Claim::Unknown(problem) => {
+                tracing::warn!(problem = %problem, "the de-duplication table could not be used; announcing anyway");
+                Ok(false)
+            }
+        },
+    )
 }
 
 /// The key the alarm is about (its KeyId dimension, else the alarm's own tags, else the

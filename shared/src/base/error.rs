@@ -117,6 +117,10 @@ pub enum GuardrailError {
     KeyNotReady { key: String, state: String },
     #[error("invalid event: {0}")]
     InvalidEvent(String),
+    /// Another delivery of the same announcement is under way: the invocation is retried
+    /// until that one lands or its claim goes stale, never called done before.
+    #[error("{0}; the invocation is retried until it is announced")]
+    AnnouncementInProgress(String),
     #[error(transparent)]
     Configuration(#[from] ConfigError),
     #[error("{operation} on {key} failed: {code}: {message}")]
@@ -134,6 +138,7 @@ impl GuardrailError {
     pub fn error_type(&self) -> &'static str {
         match self {
             GuardrailError::InvalidEvent(_) => "InvalidEvent",
+            GuardrailError::AnnouncementInProgress(_) => "AnnouncementInProgress",
             GuardrailError::KeyNotReady { .. } => "KeyNotReady",
             GuardrailError::Configuration(_) => "InvalidConfiguration",
             GuardrailError::Aws { kind, .. } => match kind {
@@ -155,7 +160,7 @@ impl GuardrailError {
     pub fn disposition(&self) -> Disposition {
         let retry = match self {
             GuardrailError::Aws { kind, .. } => kind.is_retryable(),
-            GuardrailError::KeyNotReady { .. } => true,
+            GuardrailError::KeyNotReady { .. } | GuardrailError::AnnouncementInProgress(_) => true,
             _ => false,
         };
         if retry {

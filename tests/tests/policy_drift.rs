@@ -778,3 +778,45 @@ async fn a_baseline_kms_would_reject_is_refused_at_cold_start_though_moto_accept
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn two_invocations_correcting_one_key_at_once_converge_on_the_baseline() {
+    // EventBridge may deliver the same drift twice, or an event and the sweep may meet: both
+    // read the drifted policy and both write. PutKeyPolicy writes the whole document, so the
+    // last write wins and both are the baseline: no mixture of the two is possible.
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let key_id = key_at_baseline(&bed, &config, "alias/app-data").await;
+    bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+    let (first, first_calls) = recorded_deps(&bed, config.clone());
+    let (second, second_calls) = recorded_deps(&bed, config);
+    let event = sample_event("policy-drift/put-key-policy.json", &key_id);
+
+    let (a, b) = tokio::join!(run(&first, event.clone()), run(&second, event));
+
+    for outcome in [a.unwrap(), b.unwrap()] {
+        let Outcome::Key(key) = outcome else {
+            panic!("expected a key outcome, got {outcome:?}")
+        };
+        assert!(
+            matches!(key.status, Status::Corrected | Status::Compliant),
+            "{key:?}"
+        );
+    }
+    assert_policy_is_baseline(&bed.key_policy(&key_id).await, &first.config);
+    let writes = first_calls.writes().len() + second_calls.writes().len();
+    assert!((1..=2).contains(&writes), "{writes} writes");
+    // A third look finds nothing to do.
+    let (third, third_calls) = recorded_deps(&bed, first.config.clone());
+    let again = run(
+        &third,
+        sample_event("policy-drift/put-key-policy.json", &key_id),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(again, Outcome::Key(ref k) if k.status == Status::Compliant),
+        "{again:?}"
+    );
+    assert!(third_calls.writes().is_empty());
+}

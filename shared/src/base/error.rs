@@ -95,6 +95,19 @@ impl AwsService {
             _ => AwsService::Other,
         }
     }
+
+    /// Whether the operation is one of the writes the functions make to a key.
+    pub fn writes_key(operation: &str) -> bool {
+        matches!(
+            operation,
+            "PutKeyPolicy"
+                | "EnableKey"
+                | "CancelKeyDeletion"
+                | "EnableKeyRotation"
+                | "CreateGrant"
+                | "RevokeGrant"
+        )
+    }
 }
 
 /// What a failure asks of the invocation.

@@ -195,7 +195,7 @@ pub fn after_failure(e: &GuardrailError) -> String {
     let operation = e.operation().unwrap_or("the call");
     let service = e.operation().map(AwsService::of);
     let state = match service {
-        Some(AwsService::Kms) if is_key_write(operation) => {
+        Some(AwsService::Kms) if AwsService::writes_key(operation) => {
             format!("The key is still out of its desired state: {operation} was not done.")
         }
         Some(AwsService::Kms) => format!(
@@ -240,19 +240,6 @@ fn key_subject(label: &str, headline: &str, name: &str, region: &str) -> String 
         format!("{}...", &name[..room.saturating_sub(3)])
     };
     subject_line(&format!("{head} {name}{tail}"))
-}
-
-/// The writes a function makes to a key.
-fn is_key_write(operation: &str) -> bool {
-    matches!(
-        operation,
-        "PutKeyPolicy"
-            | "EnableKey"
-            | "CancelKeyDeletion"
-            | "EnableKeyRotation"
-            | "CreateGrant"
-            | "RevokeGrant"
-    )
 }
 
 impl KeyMessage<'_> {

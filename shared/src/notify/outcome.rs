@@ -172,6 +172,15 @@ impl KeyOutcome {
         }
     }
 
+    /// A key left alone rather than audited, with the reason.
+    pub fn skipped(key: &crate::aws::kms::KeyInfo, reason: String) -> KeyOutcome {
+        KeyOutcome {
+            status: Status::Skipped,
+            reason: Some(reason),
+            ..KeyOutcome::new(key)
+        }
+    }
+
     pub fn writes(&self) -> usize {
         self.actions.iter().filter(|a| a.done).count()
     }

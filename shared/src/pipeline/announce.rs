@@ -108,11 +108,8 @@ impl Guard<'_> {
         error: GuardrailError,
     ) -> Result<KeyOutcome, GuardrailError> {
         let audit = Audit {
-            outcome: KeyOutcome::new(key),
-            failure: Some(error),
-            headline: "Guardrail shut out of KMS key".into(),
             severity: Severity::Critical,
-            guidance: None,
+            ..Audit::failed(key, error, "Guardrail shut out of KMS key")
         };
         self.finish(key, cause, Aliases::PerKey, audit).await
     }

@@ -73,27 +73,12 @@ impl Audit {
 
     /// An audit a call stopped before any decision: the pipeline classifies `failure`.
     pub fn failed(key: &KeyInfo, failure: GuardrailError, headline: &str) -> Audit {
-        Audit {
-            outcome: KeyOutcome::new(key),
-            failure: Some(failure),
-            headline: headline.into(),
-            severity: Severity::High,
-            guidance: None,
-        }
+        Audit::new(KeyOutcome::new(key), Some(failure), headline)
     }
 
-    /// A key left alone for now, with the reason.
+    /// A key left alone for now, with the reason. Announced only with an enrolment finding.
     pub fn skipped(key: &KeyInfo, reason: String) -> Audit {
-        let mut outcome = KeyOutcome::new(key);
-        outcome.status = Status::Skipped;
-        outcome.reason = Some(reason);
-        Audit {
-            outcome,
-            failure: None,
-            headline: ENROLLED.into(),
-            severity: Severity::High,
-            guidance: None,
-        }
+        Audit::new(KeyOutcome::skipped(key, reason), None, ENROLLED)
     }
 
     /// A finding the event itself made (a key entering management), shown first. A key found

@@ -12,13 +12,11 @@ use tracing::{info_span, Instrument};
 use crate::aws::kms::KeyInfo;
 use crate::base::error::{Disposition, GuardrailError};
 use crate::config::FunctionConfig;
-use crate::notify::outcome::{Outcome, Status};
+use crate::notify::outcome::{KeyOutcome, Outcome, Status};
 use crate::notify::Cause;
 use crate::pipeline::announce::Guard;
 use crate::pipeline::audit::{Aliases, Audit};
-use crate::pipeline::guardrail::{
-    skipped_key, Audited, DepsOf, Guardrail, Invocation, Response, SweepMessages,
-};
+use crate::pipeline::guardrail::{Audited, DepsOf, Guardrail, Invocation, Response, SweepMessages};
 use crate::pipeline::membership;
 use crate::pipeline::resolve::{resolve, Resolution};
 use crate::pipeline::sweep::{self, Deadline, Swept};
@@ -62,11 +60,7 @@ pub async fn handle<G: Guardrail>(
             };
             match G::route(deps, &trigger, invocation).await {
                 Some(result) => result,
-                None if !G::KEY_PATH => Err(GuardrailError::InvalidEvent(format!(
-                    "{} does not handle this trigger: {}",
-                    G::NAME,
-                    trigger.describe()
-                ))),
+                None if !G::KEY_PATH => Err(not_handled::<G>(&trigger)),
                 // Boxed: the key path's future is deep, and a binary's compiler would otherwise
                 // trace its whole layout from `main`.
                 None => {
@@ -101,12 +95,16 @@ async fn on_trigger<G: Guardrail>(
                 .instrument(span)
                 .await
         }
-        other => Err(GuardrailError::InvalidEvent(format!(
-            "{} does not handle this trigger: {}",
-            G::NAME,
-            other.describe()
-        ))),
+        other => Err(not_handled::<G>(other)),
     }
+}
+
+fn not_handled<G: Guardrail>(trigger: &Trigger) -> GuardrailError {
+    GuardrailError::InvalidEvent(format!(
+        "{} does not handle this trigger: {}",
+        G::NAME,
+        trigger.describe()
+    ))
 }
 
 /// The function's decisions for one managed key: `read`, `decide`, `apply`. A key KMS is
@@ -161,8 +159,7 @@ async fn on_event<G: Guardrail>(
     Ok(G::respond(outcome, details))
 }
 
-type KeyResult<D> =
-    Result<Result<(crate::notify::outcome::KeyOutcome, Option<D>), String>, GuardrailError>;
+type KeyResult<D> = Result<Result<(KeyOutcome, Option<D>), String>, GuardrailError>;
 
 /// Acts on one key an event names; `Ok(Err(reason))` when it is not ours.
 async fn on_key<G: Guardrail>(
@@ -231,7 +228,7 @@ async fn on_sweep<G: Guardrail>(
             let key = match G::target(deps, Resolution::Managed(listed.clone()), &locator).await? {
                 Resolution::Managed(key) => key,
                 Resolution::Unmanaged { reason, .. } | Resolution::NotOurs(reason) => {
-                    return Ok(skipped_key(&listed, &reason));
+                    return Ok(KeyOutcome::skipped(&listed, reason));
                 }
                 Resolution::ShutOut { key, error } => {
                     let key = KeyInfo::unreadable(&key, &locator.region, &common.account_id);
@@ -240,10 +237,8 @@ async fn on_sweep<G: Guardrail>(
             };
             let first_time = lock(targets_ref).insert(key.arn.to_string());
             if !first_time {
-                return Ok(skipped_key(
-                    &listed,
-                    &format!("audited through {} in this sweep", key.arn),
-                ));
+                let reason = format!("audited through {} in this sweep", key.arn);
+                return Ok(KeyOutcome::skipped(&listed, reason));
             }
             let span = info_span!("key", key = %key.arn);
             let (audit, detail) = audit_key::<G>(deps, &key).instrument(span.clone()).await;

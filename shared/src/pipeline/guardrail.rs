@@ -9,7 +9,7 @@ use crate::aws::kms::KeyInfo;
 use crate::aws::AwsClients;
 use crate::base::error::GuardrailError;
 use crate::config::FunctionConfig;
-use crate::notify::outcome::{KeyOutcome, Outcome, SweepReport};
+use crate::notify::outcome::{Outcome, SweepReport};
 use crate::pipeline::audit::Audit;
 use crate::pipeline::resolve::Resolution;
 use crate::pipeline::sweep::Deadline;
@@ -165,12 +165,4 @@ pub trait Guardrail {
         let _ = (deps, time, audited);
         Ok(Response::Outcome(Outcome::Sweep(sweep)))
     }
-}
-
-/// The outcome of a key that was skipped rather than audited, with the reason.
-pub fn skipped_key(key: &KeyInfo, reason: &str) -> KeyOutcome {
-    let mut outcome = KeyOutcome::new(key);
-    outcome.status = crate::notify::outcome::Status::Skipped;
-    outcome.reason = Some(reason.to_string());
-    outcome
 }

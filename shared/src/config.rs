@@ -55,6 +55,76 @@ pub struct CommonConfig {
     pub environment: Option<String>,
     /// Where a notification goes when SNS cannot take it (the stack's dead-letter queue).
     pub fallback_queue_url: Option<String>,
+    /// The DynamoDB table that remembers corrections not yet announced and findings announced.
+    pub state: Option<StateStore>,
+}
+
+/// The state table and how the functions use it (`STATE_TABLE`, `REMINDER_HOURS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateStore {
+    pub table: String,
+    /// The table's Region: the one in its ARN, else the function's.
+    pub region: Region,
+    /// A correction recorded this long ago whose invocation did not announce it is taken over
+    /// by another invocation: longer than one invocation may run (template.yaml's `Timeout`).
+    pub lease: std::time::Duration,
+    /// An unchanged finding is announced again after this long; `None`: never.
+    pub reminder: Option<std::time::Duration>,
+}
+
+/// How long a pending correction belongs to the invocation that recorded it.
+pub const PENDING_LEASE: std::time::Duration = std::time::Duration::from_secs(150);
+/// An unchanged finding's reminder cadence unless `REMINDER_HOURS` says otherwise: weekly.
+pub const DEFAULT_REMINDER_HOURS: u64 = 168;
+
+impl StateStore {
+    fn read(r: &mut Env, function_region: &Region, mode: Mode) -> Option<StateStore> {
+        let Some(raw) = r.optional("STATE_TABLE") else {
+            if mode == Mode::Enforce {
+                r.problem("STATE_TABLE is not set: MODE=enforce writes to keys, and each correction is recorded in this DynamoDB table before it is made, so its announcement survives a failed publish or a crash (template.yaml creates the table; scripts/demo.sh creates one on the emulator)".to_string());
+            }
+            return None;
+        };
+        let (table, region) = match Arn::parse(&raw) {
+            Ok(arn) if arn.service() == "dynamodb" => {
+                let name = arn.resource().strip_prefix("table/").unwrap_or_default();
+                match Region::parse(arn.region()) {
+                    Ok(region) if !name.is_empty() && !name.contains('/') => {
+                        (name.to_string(), region)
+                    }
+                    _ => {
+                        r.problem(format!(
+                            "STATE_TABLE is not a DynamoDB table ARN: {}",
+                            crate::base::text::quoted(&raw, 120)
+                        ));
+                        return None;
+                    }
+                }
+            }
+            _ if is_table_name(&raw) => (raw, function_region.clone()),
+            _ => {
+                r.problem(format!(
+                    "STATE_TABLE must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .) or table ARN, got {}",
+                    crate::base::text::quoted(&raw, 120)
+                ));
+                return None;
+            }
+        };
+        let hours = r.number("REMINDER_HOURS", DEFAULT_REMINDER_HOURS, 0..=8760);
+        Some(StateStore {
+            table,
+            region,
+            lease: PENDING_LEASE,
+            reminder: (hours > 0).then(|| std::time::Duration::from_secs(hours * 3600)),
+        })
+    }
+}
+
+fn is_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// A function's configuration: the settings every function shares, and its own, read from
@@ -323,6 +393,8 @@ impl CommonConfig {
             }
         }
 
+        let state = StateStore::read(r, &region, mode);
+
         CommonConfig {
             mode,
             account_id,
@@ -334,6 +406,7 @@ impl CommonConfig {
             sweep_concurrency,
             environment,
             fallback_queue_url,
+            state,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::base::region::Region;
 pub const ACCOUNT_ID: &str = "111122223333";
 pub const REGION: &str = "eu-west-1";
 pub const TOPIC_ARN: &str = "arn:aws:sns:eu-west-1:111122223333:kms-guardrails";
+pub const STATE_TABLE: &str = "kms-guardrails-state";
 pub const KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
 pub const KEY_ARN: &str =
     "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -35,6 +36,11 @@ pub fn env(self_role: &str, extra: &[(&str, &str)]) -> impl Fn(&str) -> Option<S
     for (name, value) in extra {
         pairs.retain(|(k, _)| k != name);
         pairs.push((name.to_string(), value.to_string()));
+    }
+    // Enforce mode needs the state table; mocked tests get one from [`state_table`].
+    let enforce = pairs.iter().any(|(k, v)| k == "MODE" && v == "enforce");
+    if enforce && !pairs.iter().any(|(k, _)| k == "STATE_TABLE") {
+        pairs.push(("STATE_TABLE".to_string(), STATE_TABLE.to_string()));
     }
     move |name: &str| {
         pairs
@@ -122,4 +128,34 @@ pub fn publish_where(subject: &'static str, body: &'static str) -> Rule {
 /// A Region code written in a test, which must be valid.
 pub fn region(code: &str) -> Region {
     Region::parse(code).expect("a Region code")
+}
+
+/// A state table that takes every record and holds none: for mocked tests about other things
+/// (the table's own behaviour is tested against the emulator's DynamoDB).
+pub fn state_table() -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+    use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+    use aws_sdk_dynamodb::operation::query::QueryOutput;
+    use aws_sdk_dynamodb::Client;
+    use aws_smithy_mocks::{mock_client, RuleMode};
+    let put = mock!(Client::put_item)
+        .sequence()
+        .output(|| PutItemOutput::builder().build())
+        .repeatedly()
+        .build();
+    let delete = mock!(Client::delete_item)
+        .sequence()
+        .output(|| DeleteItemOutput::builder().build())
+        .repeatedly()
+        .build();
+    let query = mock!(Client::query)
+        .sequence()
+        .output(|| QueryOutput::builder().build())
+        .repeatedly()
+        .build();
+    mock_client!(
+        aws_sdk_dynamodb,
+        RuleMode::MatchAny,
+        &[&put, &delete, &query]
+    )
 }

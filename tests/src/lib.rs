@@ -165,6 +165,7 @@ pub fn config(topic_arn: &str, extra: &[(&str, &str)]) -> Config {
             "logs.eu-west-1.amazonaws.com".into(),
         ),
         ("ENVIRONMENT".into(), "test".into()),
+        ("STATE_TABLE".into(), STATE_TABLE.into()),
     ];
     for (k, v) in extra {
         env.retain(|(name, _)| name != k);
@@ -190,6 +191,7 @@ pub fn revoker_config(topic_arn: &str, extra: &[(&str, &str)]) -> root_access_re
         ("KMS_ADMIN_ROLE_ARNS".into(), ADMIN_ROLE_ARN.into()),
         ("MODE".into(), "enforce".into()),
         ("ENVIRONMENT".into(), "test".into()),
+        ("STATE_TABLE".into(), STATE_TABLE.into()),
     ];
     for (k, v) in extra {
         env.retain(|(name, _)| name != k);
@@ -222,6 +224,9 @@ pub fn notifier_config(topic_arn: &str, extra: &[(&str, &str)]) -> alarm_notifie
     })
     .unwrap_or_else(|e| panic!("test configuration: {e}"))
 }
+
+/// The state table every bed creates, as the template does.
+pub const STATE_TABLE: &str = "kms-guardrails-state";
 
 /// Everything a test needs: the server, clients on it and a topic whose notifications land in a queue.
 pub struct TestBed {
@@ -264,6 +269,7 @@ impl TestBed {
             .send()
             .await
             .expect("subscribe queue");
+        create_state_table(&sdk, STATE_TABLE).await;
         TestBed {
             moto,
             sdk,
@@ -600,6 +606,28 @@ impl TestBed {
         (clients, log)
     }
 
+    /// The items of the state table, as (pk, sk) pairs.
+    pub async fn state_items(&self) -> Vec<(String, String)> {
+        let out = aws_sdk_dynamodb::Client::new(&self.sdk)
+            .scan()
+            .table_name(STATE_TABLE)
+            .send()
+            .await
+            .expect("scan the state table");
+        let text =
+            |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+             name: &str| {
+                item.get(name)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+        out.items()
+            .iter()
+            .map(|item| (text(item, "pk"), text(item, "sk")))
+            .collect()
+    }
+
     /// The de-duplication table as the template creates it.
     pub async fn create_dedup_table(&self, name: &str) {
         use aws_sdk_dynamodb::types::{
@@ -696,4 +724,36 @@ pub fn expected_baseline(region: &str, root_access: bool, admins: &[&str]) -> St
         }}
     }));
     serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+}
+
+/// The state table as template.yaml creates it: `pk` and `sk`, both strings.
+pub async fn create_state_table(sdk: &SdkConfig, name: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute")
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key schema")
+    };
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .send()
+        .await
+        .expect("create the state table");
 }

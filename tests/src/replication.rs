@@ -34,6 +34,7 @@ pub fn validator_config(
         ("NOTIFY_TOPIC_ARN".into(), topic_arn.into()),
         ("SELF_ROLE_ARN".into(), VALIDATOR_ROLE_ARN.into()),
         ("MODE".into(), "enforce".into()),
+        ("STATE_TABLE".into(), crate::STATE_TABLE.into()),
         ("ENVIRONMENT".into(), "test".into()),
         ("REPLICATION_REGIONS".into(), REPLICA_REGIONS.join(",")),
         ("REPLICATION_ROLE_ARNS".into(), REPLICATION_ROLE_ARN.into()),

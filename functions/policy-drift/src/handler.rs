@@ -8,6 +8,7 @@ use shared::aws::kms::{self, KeyInfo, RotationStatus};
 use shared::base::error::AwsErrorKind;
 use shared::config::Mode;
 use shared::notify::outcome::{Finding, FindingKind, Outcome};
+use shared::pipeline::journal::PlannedWrites;
 use shared::pipeline::{Audit, Guardrail, NoReport};
 use shared::policy::safe_policy::SafePolicy;
 use shared::triggers::gate::{EventGate, HandledEvents};
@@ -150,6 +151,22 @@ impl Guardrail for PolicyDrift {
             corrections,
             baseline: Box::new(baseline),
             rotation_deferred,
+        }
+    }
+
+    fn planned_writes(config: &Config, plan: &Plan) -> Option<PlannedWrites> {
+        match plan {
+            Plan::Correct {
+                findings,
+                corrections,
+                ..
+            } if config.common.mode == Mode::Enforce && !corrections.is_empty() => {
+                Some(PlannedWrites {
+                    findings: findings.iter().map(|f| f.summary.clone()).collect(),
+                    operations: corrections.iter().map(|c| c.operation()).collect(),
+                })
+            }
+            _ => None,
         }
     }
 

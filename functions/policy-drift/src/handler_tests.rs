@@ -43,6 +43,7 @@ const FALLBACK_QUEUE: &str = "https://sqs.eu-west-1.amazonaws.com/111122223333/g
 fn config(mode: &str, extra: &[(&str, &str)]) -> Config {
     let mut env: HashMap<&str, &str> = HashMap::from([
         ("MODE", mode),
+        ("STATE_TABLE", shared::testing::STATE_TABLE),
         ("ACCOUNT_ID", "111122223333"),
         ("AWS_REGION", "eu-west-1"),
         (
@@ -99,7 +100,8 @@ fn deps_with(config: Config, m: Mocks) -> Deps {
         .with_kms_client("eu-west-1", kms)
         .with_sns_client("eu-west-1", sns)
         .with_sqs_client("eu-west-1", sqs)
-        .with_tagging_client("eu-west-1", tagging);
+        .with_tagging_client("eu-west-1", tagging)
+        .with_dynamodb_client("eu-west-1", shared::testing::state_table());
     if let Some((name, kms_rules, tagging_rules)) = m.other_region {
         let kms: KmsClient = mock_client!(aws_sdk_kms, RuleMode::MatchAny, kms_rules, |b| b
             .retry_config(r5.clone()));
@@ -850,7 +852,7 @@ async fn a_tagged_key_the_sweep_may_not_describe_is_announced_as_a_shut_out() {
 }
 
 #[tokio::test]
-async fn a_region_whose_calls_are_denied_is_reported_and_the_others_are_swept() {
+async fn a_region_whose_calls_are_denied_is_announced_and_the_others_are_swept() {
     let home = mock!(TaggingClient::get_resources).then_output(|| tagged(&[KEY_ARN]));
     let scp_denied = mock!(TaggingClient::get_resources).then_error(|| {
         GetResourcesError::generic(error(
@@ -858,12 +860,19 @@ async fn a_region_whose_calls_are_denied_is_reported_and_the_others_are_swept() 
             "explicit deny in a service control policy",
         ))
     });
+    let announced = mock!(SnsClient::publish)
+        .match_requests(|r| {
+            r.subject() == Some("KMS guardrail could not sweep Region ap-southeast-2")
+                && r.message().is_some_and(|m| m.contains("SWEEP_REGIONS"))
+        })
+        .then_output(|| PublishOutput::builder().message_id("msg-1").build());
     let (describe, policy, rotation) = (describe_ok(), baseline_policy(), rotation_on());
     let deps = deps_with(
         config("enforce", &[("SWEEP_REGIONS", "eu-west-1,ap-southeast-2")]),
         Mocks {
             kms: &[&describe, &policy, &rotation],
             tagging: &[&home],
+            sns: &[&announced],
             other_region: Some(("ap-southeast-2", &[], &[&scp_denied])),
             ..Mocks::default()
         },
@@ -876,6 +885,7 @@ async fn a_region_whose_calls_are_denied_is_reported_and_the_others_are_swept() 
     assert_eq!(denied.region, "ap-southeast-2");
     assert_eq!(denied.error.as_ref().unwrap().error_type, "AccessDenied");
     assert!(report.regions[0].error.is_none());
+    assert_eq!(announced.num_calls(), 1, "the denied Region is announced");
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use shared::base::region::Region;
 use shared::base::text::value;
 use shared::config::Mode;
 use shared::notify::outcome::{Action, Finding, FindingKind, KeyOutcome, Severity, Status};
+use shared::pipeline::journal::PlannedWrites;
 use shared::pipeline::Audit;
 use shared::policy::model::Policy;
 use shared::GuardrailError;
@@ -349,6 +350,34 @@ fn decide_replica(
 
 /// Makes the plan's grant writes (a failed write stops that replica's later ones), judges the
 /// replication roles' access with the grants as they now are, and says what to announce.
+/// The grant writes `apply` will make, for the state table's record before the first.
+pub fn planned_writes(plan: &Plan) -> Option<PlannedWrites> {
+    let (mut findings, mut operations) = (Vec::new(), Vec::new());
+    for grants in plan.replicas.iter().filter_map(|r| r.grants.as_ref()) {
+        let region = &grants.key.region;
+        if grants.create {
+            for spec in &grants.missing {
+                findings.push(format!(
+                    "replica in {region}: required grant {} is missing",
+                    spec.summary()
+                ));
+                operations.push("CreateGrant");
+            }
+        }
+        for grant_id in &grants.revoke {
+            findings.push(format!(
+                "replica in {region}: unexpected grant {} (STRICT_GRANTS)",
+                value(grant_id)
+            ));
+            operations.push("RevokeGrant");
+        }
+    }
+    (!operations.is_empty()).then_some(PlannedWrites {
+        findings,
+        operations,
+    })
+}
+
 pub async fn apply(deps: &Deps, primary: &KeyInfo, plan: Plan) -> (Audit, PrimaryReport) {
     let Plan {
         mut report,
@@ -487,6 +516,7 @@ fn to_audit(primary: &KeyInfo, report: &PrimaryReport, mut failures: Vec<Guardra
         guidance: Some(
             "Replicas share key material with their primary, not key policies, grants or enabled state: each replica Region needs its own. The full per-replica report is in the function's log and result.".into(),
         ),
+        ..Audit::new(KeyOutcome::new(primary), None, "")
     }
 }
 

@@ -18,6 +18,7 @@ fn arn(region: &str) -> String {
 fn config(extra: &[(&str, &str)]) -> Config {
     let mut env: HashMap<&str, String> = HashMap::from([
         ("MODE", "enforce".to_string()),
+        ("STATE_TABLE", shared::testing::STATE_TABLE.to_string()),
         ("ACCOUNT_ID", ACCOUNT.to_string()),
         ("AWS_REGION", "eu-west-1".to_string()),
         (

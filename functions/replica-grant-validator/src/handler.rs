@@ -8,6 +8,7 @@ use serde_json::Value;
 use shared::aws::kms::KeyInfo;
 use shared::notify::outcome::{Outcome, SweepReport};
 use shared::pipeline::guardrail::{Audited, Invocation};
+use shared::pipeline::journal::PlannedWrites;
 use shared::pipeline::resolve::Resolution;
 use shared::pipeline::{handle, Audit, Guardrail, SweepMessages};
 use shared::triggers::events::{parse_trigger, KeyLocator, Trigger};
@@ -113,6 +114,10 @@ impl Guardrail for ReplicaGrantValidator {
 
     fn decide(config: &Config, key: &KeyInfo, facts: Facts) -> Plan {
         crate::audit::decide(config, key, facts)
+    }
+
+    fn planned_writes(_: &Config, plan: &Plan) -> Option<PlannedWrites> {
+        crate::audit::planned_writes(plan)
     }
 
     type Detail = PrimaryReport;

@@ -40,6 +40,7 @@ fn config() -> crate::Config {
 fn config_with(extra: &[(&str, &str)]) -> crate::Config {
     let mut env: HashMap<&str, String> = HashMap::from([
         ("MODE", "enforce".to_string()),
+        ("STATE_TABLE", shared::testing::STATE_TABLE.to_string()),
         ("ACCOUNT_ID", "111122223333".to_string()),
         ("AWS_REGION", "eu-west-1".to_string()),
         (
@@ -197,6 +198,7 @@ async fn a_throttled_replica_region_fails_the_invocation_and_nothing_is_written_
         .collect();
     let sns: SnsClient = mock_client!(aws_sdk_sns, RuleMode::MatchAny, &[&publish]);
     let clients = AwsClients::new(aws_config::SdkConfig::builder().build())
+        .with_dynamodb_client("eu-west-1", shared::testing::state_table())
         .with_kms_client("eu-west-1", client(&key_rules("eu-west-1")))
         .with_kms_client("us-west-2", client(&west))
         .with_kms_client("eu-central-1", client(&central))
@@ -236,6 +238,7 @@ async fn a_denied_replica_region_is_reported_once_and_the_other_region_is_still_
         .collect();
     let sns: SnsClient = mock_client!(aws_sdk_sns, RuleMode::MatchAny, &[&publish]);
     let clients = AwsClients::new(aws_config::SdkConfig::builder().build())
+        .with_dynamodb_client("eu-west-1", shared::testing::state_table())
         .with_kms_client("eu-west-1", client(&key_rules("eu-west-1")))
         .with_kms_client("us-west-2", client(&west))
         .with_kms_client("eu-central-1", client(&central))
@@ -284,6 +287,7 @@ async fn after_update_primary_region_the_set_is_validated_from_its_new_primary()
         .collect();
     let sns: SnsClient = mock_client!(aws_sdk_sns, RuleMode::MatchAny, &[&publish]);
     let clients = AwsClients::new(aws_config::SdkConfig::builder().build())
+        .with_dynamodb_client("eu-west-1", shared::testing::state_table())
         .with_kms_client("eu-west-1", client(&old_primary))
         .with_kms_client("us-west-2", client(&new_primary))
         .with_kms_client("eu-central-1", client(&central))
@@ -333,6 +337,7 @@ async fn a_sweep_validates_each_set_once_and_sends_one_digest() {
         .collect();
     let sns: SnsClient = mock_client!(aws_sdk_sns, RuleMode::MatchAny, &[&publish]);
     let clients = AwsClients::new(aws_config::SdkConfig::builder().build())
+        .with_dynamodb_client("eu-west-1", shared::testing::state_table())
         .with_kms_client("eu-west-1", client(&key_rules("eu-west-1")))
         .with_kms_client("us-west-2", client(&west))
         .with_kms_client("eu-central-1", client(&central))

@@ -8,7 +8,9 @@ use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
 use shared::aws::kms::{self, KeyInfo};
+use shared::config::Mode;
 use shared::notify::outcome::{Delivery, Outcome};
+use shared::pipeline::journal::PlannedWrites;
 use shared::pipeline::{Audit, Guardrail, Invocation, Response};
 use shared::triggers::events::Trigger;
 use shared::triggers::gate::{EventGate, HandledEvents};
@@ -16,6 +18,7 @@ use shared::GuardrailError;
 
 use crate::config::Config;
 use crate::plan::{Facts, Plan};
+use crate::report::root_findings;
 
 pub use crate::deps::{Clients, Deps};
 
@@ -95,6 +98,21 @@ impl Guardrail for RootAccessRevoker {
 
     fn decide(config: &Config, key: &KeyInfo, facts: Facts) -> Plan {
         crate::plan::plan(config, key, facts)
+    }
+
+    fn planned_writes(config: &Config, plan: &Plan) -> Option<PlannedWrites> {
+        match plan {
+            Plan::Revoke { revocation, .. } if config.common.mode == Mode::Enforce => {
+                Some(PlannedWrites {
+                    findings: root_findings(revocation)
+                        .into_iter()
+                        .map(|f| f.summary)
+                        .collect(),
+                    operations: vec!["PutKeyPolicy"],
+                })
+            }
+            _ => None,
+        }
     }
 
     type Detail = ();

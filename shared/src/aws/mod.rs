@@ -167,7 +167,7 @@ macro_rules! regional_client {
 pub use aws_config::Region as SdkRegion;
 pub use aws_config::SdkConfig;
 
-/// The clients every function uses (KMS, SNS, SQS, tagging), one per Region, from one SDK
+/// The clients every function uses (KMS, SNS, SQS, tagging, DynamoDB), one per Region, from one SDK
 /// configuration; a function's own services are [`Regional`] caches beside it in `Deps`.
 pub struct AwsClients {
     sdk: SdkConfig,
@@ -175,6 +175,7 @@ pub struct AwsClients {
     sns: Regional<aws_sdk_sns::Client>,
     sqs: Regional<aws_sdk_sqs::Client>,
     tagging: Regional<aws_sdk_resourcegroupstagging::Client>,
+    dynamodb: Regional<aws_sdk_dynamodb::Client>,
 }
 
 impl AwsClients {
@@ -185,6 +186,7 @@ impl AwsClients {
             sns: Regional::new(regional_client!(aws_sdk_sns)),
             sqs: Regional::new(regional_client!(aws_sdk_sqs)),
             tagging: Regional::new(regional_client!(aws_sdk_resourcegroupstagging)),
+            dynamodb: Regional::new(regional_client!(aws_sdk_dynamodb)),
         }
     }
 
@@ -222,6 +224,15 @@ impl AwsClients {
         self
     }
 
+    pub fn with_dynamodb_client(
+        self,
+        region: &str,
+        client: aws_sdk_dynamodb::Client,
+    ) -> AwsClients {
+        self.dynamodb.insert(region, client);
+        self
+    }
+
     pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
         self.kms.get(&self.sdk, region)
     }
@@ -232,6 +243,11 @@ impl AwsClients {
 
     pub fn sqs(&self, region: &str) -> aws_sdk_sqs::Client {
         self.sqs.get(&self.sdk, region)
+    }
+
+    /// DynamoDB: the state table (corrections not yet announced, findings announced).
+    pub fn dynamodb(&self, region: &str) -> aws_sdk_dynamodb::Client {
+        self.dynamodb.get(&self.sdk, region)
     }
 
     /// The Resource Groups Tagging API: one tag-filtered listing instead of a tag read per key.

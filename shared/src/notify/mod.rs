@@ -229,7 +229,7 @@ pub fn after_failure(e: &GuardrailError) -> String {
 
 /// `[env] Headline: name (region)` within SNS's subject limit: a long name (a key id, a long
 /// alias) is shortened, never the Region, which a person needs to find the key.
-fn key_subject(label: &str, headline: &str, name: &str, region: &str) -> String {
+pub fn key_subject(label: &str, headline: &str, name: &str, region: &str) -> String {
     let head = subject_line(&format!("{label}{headline}:"));
     let tail = format!(" ({region})");
     let room = MAX_SUBJECT_CHARS.saturating_sub(head.len() + 1 + tail.len());

@@ -229,6 +229,20 @@ pub struct SweepReport {
     /// The first failures (at most [`MAX_REPORTED_KEYS`]).
     pub failures: Vec<KeyFailure>,
     pub failures_not_shown: usize,
+    /// `MANAGED_KEYS` entries that name no key any more (deleted keys, deleted aliases).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unresolved_entries: Vec<UnresolvedEntry>,
+    /// Findings found again unchanged and not announced again (their reminder is not due).
+    pub not_announced_again: usize,
+    /// Corrections an earlier invocation made and did not announce, announced by this sweep.
+    pub announced_late: usize,
+}
+
+/// A `MANAGED_KEYS` entry that no longer names a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnresolvedEntry {
+    pub entry: String,
+    pub region: Region,
 }
 
 impl SweepReport {

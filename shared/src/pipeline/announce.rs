@@ -9,6 +9,7 @@ use crate::notify::outcome::{Finding, FindingKind, KeyOutcome, Severity, Status}
 use crate::notify::{deliver, Cause, KeyMessage, Speaker};
 
 use crate::pipeline::audit::{Aliases, Audit};
+use crate::pipeline::journal::Journal;
 
 /// The context every function's per-key work runs in.
 #[derive(Clone, Copy)]
@@ -19,6 +20,10 @@ pub struct Guard<'a> {
 }
 
 impl Guard<'_> {
+    pub fn journal(&self) -> Option<Journal<'_>> {
+        Journal::open(self.clients, self.common, self.function)
+    }
+
     pub fn speaker(&self) -> Speaker<'_> {
         Speaker::new(self.function, self.common)
     }
@@ -67,6 +72,11 @@ impl Guard<'_> {
             tracing::info!(key = %key.arn, status = ?audit.outcome.status, "nothing to announce");
             return Ok(audit.outcome);
         }
+        if let Some(quiet) = audit.quiet.take() {
+            tracing::info!(key = %key.arn, status = ?audit.outcome.status, reason = %quiet, "not announced again");
+            audit.outcome.reason = Some(quiet);
+            return Ok(audit.outcome);
+        }
 
         audit.outcome.alias = self.alias(key, aliases).await;
         let notification = KeyMessage {
@@ -90,6 +100,9 @@ impl Guard<'_> {
             "key handled"
         );
         audit.outcome.notification = Some(deliver(self.clients, self.common, &notification).await?);
+        if let (Some(record), Some(journal)) = (&audit.pending, self.journal()) {
+            journal.settle(record).await;
+        }
         match audit.failure {
             Some(e) if disposition == Some(Disposition::Retry) => Err(e),
             Some(e) => {

@@ -19,6 +19,10 @@ pub struct Audit {
     pub headline: String,
     pub severity: Severity,
     pub guidance: Option<String>,
+    /// The state table's record of the writes made, settled once the message is delivered.
+    pub pending: Option<String>,
+    /// Why this audit's message is not sent (announced already, unchanged): logged instead.
+    pub quiet: Option<String>,
 }
 
 /// The aliases of a Region's keys, listed once and only when a message needs them.
@@ -68,6 +72,8 @@ impl Audit {
             headline: headline.into(),
             severity: Severity::High,
             guidance: None,
+            pending: None,
+            quiet: None,
         }
     }
 

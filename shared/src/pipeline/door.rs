@@ -1,8 +1,9 @@
 //! [`handle`]: the whole invocation of every function, generic over its [`Guardrail`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use lambda_runtime::LambdaEvent;
@@ -12,12 +13,15 @@ use tracing::{info_span, Instrument};
 use crate::aws::kms::KeyInfo;
 use crate::base::error::{Disposition, GuardrailError};
 use crate::config::FunctionConfig;
-use crate::notify::outcome::{KeyOutcome, Outcome, Status};
-use crate::notify::Cause;
+use crate::notify::outcome::{KeyOutcome, Outcome, Status, SweepReport};
+use crate::notify::{deliver, Cause};
 use crate::pipeline::announce::Guard;
 use crate::pipeline::audit::{Aliases, Audit};
+use crate::pipeline::faults::{kill_point, KillPoint};
 use crate::pipeline::guardrail::{Audited, DepsOf, Guardrail, Invocation, Response, SweepMessages};
+use crate::pipeline::journal::{self, late_notification, pending_message, Now};
 use crate::pipeline::membership;
+use crate::pipeline::notices::{sweep_notices, Remembered, SweepMemory};
 use crate::pipeline::resolve::{resolve, Resolution};
 use crate::pipeline::sweep::{self, Deadline, Swept};
 use crate::triggers::events::{parse_trigger, CloudTrailDetail, KeyLocator, Trigger};
@@ -108,8 +112,15 @@ fn not_handled<G: Guardrail>(trigger: &Trigger) -> GuardrailError {
 }
 
 /// The function's decisions for one managed key: `read`, `decide`, `apply`. A key KMS is
-/// still creating fails (retryably); one in transition is left for later.
-async fn audit_key<G: Guardrail>(deps: &DepsOf<G>, key: &KeyInfo) -> (Audit, Option<G::Detail>) {
+/// still creating fails (retryably); one in transition is left for later. Writes are recorded
+/// in the state table first (`run` names this invocation), so they are announced whatever
+/// happens after them.
+async fn audit_key<G: Guardrail>(
+    deps: &DepsOf<G>,
+    key: &KeyInfo,
+    run: &str,
+    cause: Cause<'_>,
+) -> (Audit, Option<G::Detail>) {
     if let Some(not_ready) = key.not_ready() {
         return (Audit::failed(key, not_ready, "KMS key not ready"), None);
     }
@@ -125,8 +136,66 @@ async fn audit_key<G: Guardrail>(deps: &DepsOf<G>, key: &KeyInfo) -> (Audit, Opt
         Err(e) => return (Audit::failed(key, e, "KMS key could not be audited"), None),
     };
     let plan = G::decide(&deps.config, key, facts);
-    let (audit, detail) = G::apply(deps, key, plan).await;
+    let mut record = None;
+    if let Some(planned) = G::planned_writes(&deps.config, &plan) {
+        let guard = guard::<G>(deps);
+        if let Some(journal) = guard.journal() {
+            let (subject, body) = pending_message(&guard.speaker(), key, cause, &planned);
+            match journal.record(key, run, &subject, &body).await {
+                Ok(sort_key) => record = Some(sort_key),
+                Err(e) => {
+                    let headline = "KMS key not corrected: the state table refused the record";
+                    return (Audit::failed(key, e, headline), None);
+                }
+            }
+        }
+    }
+    kill_point(KillPoint::BeforeWrite, key.arn.as_str()).await;
+    let (mut audit, detail) = G::apply(deps, key, plan).await;
+    kill_point(KillPoint::AfterWrite, key.arn.as_str()).await;
+    audit.pending = record;
     (audit, Some(detail))
+}
+
+/// Announces the corrections recorded by invocations that ended before announcing them:
+/// those of `key` (or of every key) that this invocation (`run`) may take over, but for
+/// `own` (records a digest still announces). `statuses` says how the keys this invocation
+/// audited stand now.
+async fn announce_pending<G: Guardrail>(
+    deps: &DepsOf<G>,
+    key_arn: Option<&str>,
+    run: &str,
+    statuses: &HashMap<String, Status>,
+    own: &[String],
+) -> Result<usize, GuardrailError> {
+    let guard = guard::<G>(deps);
+    let Some(journal) = guard.journal() else {
+        return Ok(0);
+    };
+    let pending = match journal.pending(key_arn).await {
+        Ok(pending) => pending,
+        Err(e) => {
+            let e = retry_or_report(e)?;
+            tracing::error!(error_type = e.error_type(), error = %e, "corrections not yet announced could not be read from the state table");
+            return Ok(0);
+        }
+    };
+    let (now, lease) = (journal::now(), journal.store().lease);
+    let mut announced = 0;
+    let adoptable = pending
+        .iter()
+        .filter(|p| p.adoptable(run, now, lease) && !own.contains(&p.sort_key));
+    for record in adoptable {
+        let state = statuses
+            .get(&record.key_arn)
+            .map_or(Now::NotAudited, |status| Now::of(*status));
+        let notification = late_notification(record, state, G::NAME);
+        deliver(&deps.clients, deps.config.common(), &notification).await?;
+        tracing::warn!(key = %record.key_arn, run = %record.run, "a correction an earlier invocation did not announce was announced late");
+        journal.settle(&record.sort_key).await;
+        announced += 1;
+    }
+    Ok(announced)
 }
 
 async fn on_event<G: Guardrail>(
@@ -168,10 +237,11 @@ async fn on_key<G: Guardrail>(
     locator: &KeyLocator,
 ) -> KeyResult<G::Detail> {
     let (common, cause) = (deps.config.common(), Cause::Event(detail));
+    let run = detail.event_id();
     let resolved = resolve(&deps.clients, common, locator).await?;
     let (key, audit, own) = match G::target(deps, resolved, locator).await? {
         Resolution::Managed(key) => {
-            let (mut audit, own) = audit_key::<G>(deps, &key).await;
+            let (mut audit, own) = audit_key::<G>(deps, &key, run, cause).await;
             if let Some(enrolled) = membership::enrolment(G::NAME, detail, &common.managed, &key) {
                 audit.add_event_finding(enrolled);
             }
@@ -194,10 +264,15 @@ async fn on_key<G: Guardrail>(
     let outcome = guard::<G>(deps)
         .finish(&key, cause, Aliases::PerKey, audit)
         .await?;
+    let statuses = HashMap::from([(key.arn.to_string(), outcome.status)]);
+    announce_pending::<G>(deps, Some(key.arn.as_str()), run, &statuses, &[]).await?;
     Ok(Ok((outcome, own)))
 }
 
-/// Every managed key through the sweep runner; each target audited once per sweep.
+/// Every managed key through the sweep runner; each target audited once per sweep. Findings
+/// announced before and unchanged wait for their reminder; a Region not swept and a
+/// `MANAGED_KEYS` entry that names no key are announced; corrections earlier invocations did
+/// not announce are announced late.
 async fn on_sweep<G: Guardrail>(
     deps: &DepsOf<G>,
     invocation: Invocation<'_>,
@@ -205,11 +280,16 @@ async fn on_sweep<G: Guardrail>(
 ) -> Result<Response<G::Report>, GuardrailError> {
     let common = deps.config.common();
     let guard = guard::<G>(deps);
+    let run = invocation.sweep_seed;
+    let memory = SweepMemory::load(guard.journal()).await;
     let details = Mutex::new(Vec::new());
     let audited = Mutex::new(Vec::new());
     let targets = Mutex::new(HashSet::new());
-    let (details_ref, audited_ref, targets_ref) = (&details, &audited, &targets);
-    let report = sweep::run(
+    let statuses = Mutex::new(HashMap::new());
+    let quiet = AtomicUsize::new(0);
+    let (details_ref, audited_ref, targets_ref, statuses_ref, memory_ref, quiet_ref) =
+        (&details, &audited, &targets, &statuses, &memory, &quiet);
+    let mut report = sweep::run(
         &deps.clients,
         common,
         invocation.deadline,
@@ -241,20 +321,30 @@ async fn on_sweep<G: Guardrail>(
                 return Ok(KeyOutcome::skipped(&listed, reason));
             }
             let span = info_span!("key", key = %key.arn);
-            let (audit, detail) = audit_key::<G>(deps, &key).instrument(span.clone()).await;
+            let (mut audit, detail) = audit_key::<G>(deps, &key, run, cause)
+                .instrument(span.clone())
+                .await;
             match G::SWEEP_MESSAGES {
                 SweepMessages::PerKey => {
-                    let aliases = Aliases::Region(&swept.aliases);
+                    let subject = key.arn.to_string();
+                    let remembered = memory_ref.check(&subject, &mut audit);
+                    if audit.quiet.is_some() {
+                        quiet_ref.fetch_add(1, Ordering::Relaxed);
+                    }
                     let outcome = guard
-                        .finish(&key, cause, aliases, audit)
+                        .finish(&key, cause, Aliases::Region(&swept.aliases), audit)
                         .instrument(span)
                         .await?;
+                    let delivered = outcome.notification.is_some();
+                    memory_ref.settle(&subject, remembered, delivered).await;
+                    lock(statuses_ref).insert(subject, outcome.status);
                     lock(details_ref).extend(detail);
                     Ok(outcome)
                 }
                 SweepMessages::Digest => {
                     let mut outcome = audit.outcome.clone();
                     let failure = audit.failure.clone();
+                    lock(statuses_ref).insert(key.arn.to_string(), outcome.status);
                     // Kept for the digest before the failure is settled: writes made before a
                     // transient failure are announced, and the next sweep finishes the key.
                     if let Some(detail) = detail {
@@ -271,16 +361,66 @@ async fn on_sweep<G: Guardrail>(
         },
     )
     .await;
+    report.not_announced_again = quiet.load(Ordering::Relaxed);
+    announce_notices::<G>(deps, &memory, &report).await?;
+    let statuses = statuses.into_inner().unwrap_or_else(|e| e.into_inner());
     match G::SWEEP_MESSAGES {
-        SweepMessages::PerKey => Ok(G::respond(
-            Outcome::Sweep(report),
-            details.into_inner().unwrap_or_else(|e| e.into_inner()),
-        )),
+        SweepMessages::PerKey => {
+            report.announced_late = announce_pending::<G>(deps, None, run, &statuses, &[]).await?;
+            Ok(G::respond(
+                Outcome::Sweep(report),
+                details.into_inner().unwrap_or_else(|e| e.into_inner()),
+            ))
+        }
         SweepMessages::Digest => {
             let audited = audited.into_inner().unwrap_or_else(|e| e.into_inner());
-            G::digest(deps, time, report, audited).await
+            let records: Vec<String> = audited
+                .iter()
+                .filter_map(|a| a.audit.pending.clone())
+                .collect();
+            // This sweep's own records are the digest's to announce and settle.
+            report.announced_late =
+                announce_pending::<G>(deps, None, run, &statuses, &records).await?;
+            let response = G::digest(deps, time, report, audited).await?;
+            // The digest was delivered: the writes it announces are settled.
+            if let Some(journal) = guard.journal() {
+                for record in &records {
+                    journal.settle(record).await;
+                }
+            }
+            Ok(response)
         }
     }
+}
+
+/// The sweep's own notices (Regions not swept, entries naming no key): each sent when it is
+/// news or its reminder is due, and forgotten once resolved.
+async fn announce_notices<G: Guardrail>(
+    deps: &DepsOf<G>,
+    memory: &SweepMemory<'_>,
+    report: &SweepReport,
+) -> Result<(), GuardrailError> {
+    let guard = guard::<G>(deps);
+    let role = deps.config.common().self_role_arn.as_str();
+    let notices = sweep_notices(&guard.speaker(), role, report);
+    for notice in &notices {
+        if !memory.is_news(notice) {
+            tracing::info!(subject = %notice.subject, "unchanged since announced: not announced again");
+            continue;
+        }
+        deliver(&deps.clients, deps.config.common(), &notice.notification).await?;
+        memory
+            .settle(
+                &notice.subject,
+                Remembered::Remember(notice.fingerprint.clone()),
+                true,
+            )
+            .await;
+    }
+    for resolved in memory.resolved(&["region#", "entry#"], &notices) {
+        memory.settle(resolved, Remembered::Forget, false).await;
+    }
+    Ok(())
 }
 
 /// A poisoned lock only means another audit panicked mid-push; what it holds is still usable.

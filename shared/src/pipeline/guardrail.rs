@@ -11,6 +11,7 @@ use crate::base::error::GuardrailError;
 use crate::config::FunctionConfig;
 use crate::notify::outcome::{Outcome, SweepReport};
 use crate::pipeline::audit::Audit;
+use crate::pipeline::journal::PlannedWrites;
 use crate::pipeline::resolve::Resolution;
 use crate::pipeline::sweep::Deadline;
 use crate::triggers::events::{KeyLocator, Trigger};
@@ -145,6 +146,14 @@ pub trait Guardrail {
 
     /// What is wrong with the key and what would fix it: pure, from configuration and facts.
     fn decide(config: &Self::Config, key: &KeyInfo, facts: Self::Facts) -> Self::Plan;
+
+    /// The writes `apply` will make for `plan`, recorded in the state table before the first
+    /// one, so that a crash or a failed publish after them is still announced. `None`: none
+    /// (report mode, nothing to correct).
+    fn planned_writes(config: &Self::Config, plan: &Self::Plan) -> Option<PlannedWrites> {
+        let _ = (config, plan);
+        None
+    }
 
     /// The writes the plan calls for (none in report mode), and what to announce.
     async fn apply(deps: &DepsOf<Self>, key: &KeyInfo, plan: Self::Plan) -> (Audit, Self::Detail);

@@ -169,6 +169,7 @@ pub fn left_audit(function: &str, key: &KeyInfo, reason: &str, departure: &Depar
             "Nothing was changed. If this was not a planned retirement, put the key back under management:\n  {}",
             departure.undo
         )),
+        ..Audit::new(KeyOutcome::new(key), None, "")
     }
 }
 

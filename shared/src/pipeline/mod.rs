@@ -6,9 +6,12 @@
 pub mod announce;
 pub mod audit;
 pub mod door;
+pub mod faults;
 pub mod guardrail;
+pub mod journal;
 pub mod managed;
 pub mod membership;
+pub mod notices;
 pub mod resolve;
 pub mod sweep;
 

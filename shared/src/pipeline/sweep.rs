@@ -16,7 +16,9 @@ use crate::aws::AwsClients;
 use crate::base::error::{Disposition, GuardrailError};
 use crate::base::region::Region;
 use crate::config::{CommonConfig, ManagedSelector};
-use crate::notify::outcome::{KeyFailure, KeyOutcome, RegionReport, Status, SweepReport};
+use crate::notify::outcome::{
+    KeyFailure, KeyOutcome, RegionReport, Status, SweepReport, UnresolvedEntry,
+};
 use crate::pipeline::audit::RegionAliases;
 use crate::pipeline::managed::Management;
 use crate::pipeline::resolve::{classify, Resolution};
@@ -75,6 +77,8 @@ struct Candidate {
 enum Run {
     NotStarted,
     NotOurs,
+    /// A `MANAGED_KEYS` entry KMS says does not exist.
+    Unresolved(String),
     Done(String, Box<Result<KeyOutcome, GuardrailError>>),
 }
 
@@ -214,8 +218,14 @@ where
             }
             let key = match kms::describe_key(kms_client, &candidate.identifier).await {
                 Ok(key) => key,
-                // Deleted between the listing and now: nothing left to guard.
-                Err(e) if e.is_not_found() => return Run::NotOurs,
+                // A listed entry that names nothing is news; a tagged key deleted between the
+                // listing and now leaves nothing to guard.
+                Err(e) if e.is_not_found() => {
+                    return match common.managed {
+                        ManagedSelector::Keys(_) => Run::Unresolved(candidate.identifier),
+                        ManagedSelector::Tag { .. } => Run::NotOurs,
+                    };
+                }
                 // The listing proved the key managed; the key policy now shuts us out.
                 Err(error) if error.is_access_denied() => {
                     let key =
@@ -288,11 +298,12 @@ where
             }
             std::future::ready(go_now)
         });
-    collect_runs(now.map(start), common.sweep_concurrency, report).await;
+    collect_runs(now.map(start), common.sweep_concurrency, region, report).await;
     let later = std::mem::take(&mut *deferred.lock().unwrap_or_else(|p| p.into_inner()));
     collect_runs(
         stream::iter(later).map(start),
         common.sweep_concurrency,
+        region,
         report,
     )
     .await;
@@ -320,8 +331,12 @@ where
     region_report
 }
 
-async fn collect_runs<S, Fut>(runs: S, concurrency: usize, report: &mut SweepReport)
-where
+async fn collect_runs<S, Fut>(
+    runs: S,
+    concurrency: usize,
+    region: &Region,
+    report: &mut SweepReport,
+) where
     S: Stream<Item = Fut>,
     Fut: Future<Output = Run>,
 {
@@ -333,6 +348,14 @@ where
                 continue;
             }
             Run::NotOurs => continue,
+            Run::Unresolved(entry) => {
+                tracing::error!(entry = %entry, region = %region, "MANAGED_KEYS entry names no key");
+                report.unresolved_entries.push(UnresolvedEntry {
+                    entry,
+                    region: region.clone(),
+                });
+                continue;
+            }
             Run::Done(key, result) => (key, *result),
         };
         match result {

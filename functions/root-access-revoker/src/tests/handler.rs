@@ -41,6 +41,7 @@ const BOUNDARY: &str =
 fn config(extra: &[(&str, &str)]) -> Config {
     let mut env: HashMap<&str, &str> = HashMap::from([
         ("MODE", "enforce"),
+        ("STATE_TABLE", shared::testing::STATE_TABLE),
         ("ACCOUNT_ID", "111122223333"),
         ("AWS_REGION", "eu-west-1"),
         (
@@ -77,7 +78,8 @@ fn deps(config: Config, m: Mocks) -> Deps {
     let clients = AwsClients::new(sdk.clone())
         .with_kms_client("eu-west-1", kms)
         .with_sns_client("eu-west-1", sns)
-        .with_tagging_client("eu-west-1", tagging);
+        .with_tagging_client("eu-west-1", tagging)
+        .with_dynamodb_client("eu-west-1", shared::testing::state_table());
     Deps {
         config,
         clients,

@@ -1,0 +1,504 @@
+//! The state table's two memories, so nothing a user must know is lost or repeated:
+//!
+//! - pending corrections: recorded before a key is written and removed once the message about
+//!   it is delivered. An invocation that dies, times out or cannot deliver in between leaves the
+//!   record, and the next invocation about the key (Lambda's retry of the same event at once,
+//!   any other after [`StateStore::lease`]) announces it late instead of finding the key in
+//!   order and saying nothing;
+//! - announced findings: what a sweep announced about a key, a Region or a `MANAGED_KEYS`
+//!   entry, so an unchanged finding is not sent again before its reminder is due.
+//!
+//! Items: `pk` = `pending#<function>` or `announced#<function>`, `sk` = the subject (a key ARN,
+//! `region#<code>`, `entry#<name>`; pending ones end in `#<event or sweep id>`).
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::aws::kms::KeyInfo;
+use crate::aws::AwsClients;
+use crate::base::error::GuardrailError;
+use crate::base::text;
+use crate::config::{CommonConfig, StateStore};
+use crate::notify::outcome::{KeyOutcome, Status};
+use crate::notify::{change_block, key_block, key_subject, Cause, Notification, Speaker};
+
+/// Pending corrections are kept this long at most (DynamoDB TTL): long past every retry.
+const PENDING_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
+/// An announced finding without reminders is forgotten (and so announced again) after a year.
+const ANNOUNCED_KEEP_WITHOUT_REMINDER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// What an invocation is about to write to a key, recorded before the first write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedWrites {
+    /// The findings the writes correct, as the message would list them.
+    pub findings: Vec<String>,
+    /// The calls, in order.
+    pub operations: Vec<&'static str>,
+}
+
+/// A correction recorded and not yet announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub sort_key: String,
+    pub key_arn: String,
+    /// The CloudTrail event id, or the sweep's id, of the invocation that recorded it.
+    pub run: String,
+    pub started_at: u64,
+    /// The message's subject and body as far as they were known before the writes.
+    pub subject: String,
+    pub body: String,
+}
+
+impl Pending {
+    /// Whether this invocation (`run`) announces the record now: its own earlier attempt (Lambda
+    /// retries an event only after the attempt ended), or anyone's once the lease ran out.
+    pub fn adoptable(&self, run: &str, now: u64, lease: Duration) -> bool {
+        self.run == run || self.started_at + lease.as_secs() <= now
+    }
+}
+
+/// What a sweep announced about one subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    pub fingerprint: String,
+    pub announced_at: u64,
+}
+
+/// Whether a sweep sends a finding it has announced before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// Never announced, or changed since: send it.
+    New,
+    /// Unchanged, but the reminder is due: send it again.
+    Reminder,
+    /// Unchanged and announced at `since`: not sent.
+    Unchanged { since: u64 },
+}
+
+/// Pure: what to do with a finding whose `fingerprint` was last announced as `last`.
+pub fn repeat(
+    last: Option<&Announced>,
+    fingerprint: &str,
+    now: u64,
+    reminder: Option<Duration>,
+) -> Repeat {
+    match last {
+        Some(last) if last.fingerprint == fingerprint => match reminder {
+            Some(every) if last.announced_at + every.as_secs() <= now => Repeat::Reminder,
+            _ => Repeat::Unchanged {
+                since: last.announced_at,
+            },
+        },
+        _ => Repeat::New,
+    }
+}
+
+/// A stable digest of what a message about a key says (status, findings, failure), blind to
+/// what changes without the finding changing (message ids, aliases, times of sweeps).
+pub fn fingerprint(outcome: &KeyOutcome, failure: Option<&GuardrailError>) -> String {
+    let mut text = format!("{:?}\n", outcome.status);
+    for finding in &outcome.findings {
+        text.push_str(finding.kind.as_str());
+        text.push('\n');
+        text.push_str(&finding.summary);
+        text.push('\n');
+    }
+    for action in &outcome.actions {
+        text.push_str(action.operation);
+        text.push('\n');
+    }
+    if let Some(e) = failure {
+        text.push_str(e.error_type());
+        text.push('\n');
+        text.push_str(e.operation().unwrap_or_default());
+    }
+    fnv1a(&text)
+}
+
+/// FNV-1a, 64 bits: the same digest in every build (the standard hasher is not promised to be).
+pub fn fnv1a(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// The message a pending correction would have been announced with, rendered before the
+/// writes, so the record is enough to announce it whatever happens next.
+pub fn pending_message(
+    speaker: &Speaker<'_>,
+    key: &KeyInfo,
+    cause: Cause<'_>,
+    planned: &PlannedWrites,
+) -> (String, String) {
+    let subject = key_subject(
+        &speaker.subject_label(),
+        "KMS key correction announced late",
+        &key.key_id,
+        &key.region,
+    );
+    let mut body = format!(
+        "kms-guardrails {}, mode {}\n\n{}\n{}",
+        speaker.function,
+        speaker.mode,
+        key_block(key, None),
+        change_block(cause)
+    );
+    body.push_str("\nFindings:\n");
+    for finding in &planned.findings {
+        body.push_str(&format!("- {}\n", text::one_line(finding, 2000)));
+    }
+    body.push_str("\nCorrections started:\n");
+    for operation in &planned.operations {
+        body.push_str(&format!("- {operation}\n"));
+    }
+    (subject, body)
+}
+
+/// How the key stands now, for a late announcement: what the invocation announcing it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Now {
+    /// This invocation audited the key and found it as the corrections left it.
+    InOrder,
+    /// This invocation found the key out of its desired state again; its own message says more.
+    StillWrong,
+    /// This invocation did not audit the key (a sweep announcing another run's record).
+    NotAudited,
+}
+
+impl Now {
+    pub fn of(status: Status) -> Now {
+        match status {
+            Status::Compliant | Status::Skipped => Now::InOrder,
+            _ => Now::StillWrong,
+        }
+    }
+}
+
+/// The late announcement of `pending`: its recorded message, what became of it, and now.
+pub fn late_notification(pending: &Pending, now: Now, function: &str) -> Notification {
+    let mut body = pending.body.clone();
+    body.push_str(&format!(
+        "\nThis message comes late: the invocation that started these corrections (run {}) recorded them, then ended before its message was confirmed delivered (it timed out, crashed, or neither SNS nor the fallback queue took the message).\n",
+        text::value(&pending.run)
+    ));
+    body.push_str(match now {
+        Now::InOrder => "The key was audited again just now and is in its desired state: the corrections were made.\n",
+        Now::StillWrong => "The key was audited again just now and is still out of its desired state: the message sent with this one says what was found and done.\n",
+        Now::NotAudited => "Whether every correction was made is not known here: the key is audited on every event about it and every sweep, and anything still wrong is announced on its own.\n",
+    });
+    Notification::new(&pending.subject, body)
+        .attribute("function", function.to_string())
+        .attribute("severity", "high")
+        .attribute("status", "corrected")
+        .attribute("late", "true")
+}
+
+/// The state table as one function uses it.
+pub struct Journal<'a> {
+    client: aws_sdk_dynamodb::Client,
+    store: &'a StateStore,
+    function: &'static str,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn text_of(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn number_of(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default()
+}
+
+impl<'a> Journal<'a> {
+    /// The function's journal, or `None` without `STATE_TABLE`.
+    pub fn open(
+        clients: &AwsClients,
+        common: &'a CommonConfig,
+        function: &'static str,
+    ) -> Option<Journal<'a>> {
+        let store = common.state.as_ref()?;
+        Some(Journal {
+            client: clients.dynamodb(&store.region),
+            store,
+            function,
+        })
+    }
+
+    pub fn store(&self) -> &StateStore {
+        self.store
+    }
+
+    fn pending_pk(&self) -> String {
+        format!("pending#{}", self.function)
+    }
+
+    fn announced_pk(&self) -> String {
+        format!("announced#{}", self.function)
+    }
+
+    /// Records a correction before its first write. An `Err` means nothing may be written:
+    /// without the record a crash could lose the announcement (the error is retryable).
+    pub async fn record(
+        &self,
+        key: &KeyInfo,
+        run: &str,
+        subject: &str,
+        body: &str,
+    ) -> Result<String, GuardrailError> {
+        let sort_key = format!("{}#{run}", key.arn);
+        let started_at = now();
+        self.client
+            .put_item()
+            .table_name(&self.store.table)
+            .item("pk", s(self.pending_pk()))
+            .item("sk", s(sort_key.clone()))
+            .item("key_arn", s(key.arn.to_string()))
+            .item("run", s(run))
+            .item("started_at", n(started_at))
+            .item("subject", s(subject))
+            .item("body", s(body))
+            .item("expires_at", n(started_at + PENDING_KEEP.as_secs()))
+            .send()
+            .await
+            .map_err(|e| GuardrailError::aws("PutItem", &self.store.table, e))?;
+        Ok(sort_key)
+    }
+
+    /// Removes a record once its message was delivered. A failure is logged: the record is
+    /// then announced late once more, never lost.
+    pub async fn settle(&self, sort_key: &str) {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.store.table)
+            .key("pk", s(self.pending_pk()))
+            .key("sk", s(sort_key))
+            .send()
+            .await;
+        if let Err(e) = result {
+            let e = GuardrailError::aws("DeleteItem", &self.store.table, e);
+            tracing::warn!(error = %e, record = sort_key, "the correction was announced but its record stays; it may be announced once more");
+        }
+    }
+
+    /// The pending corrections of one key (`Some`), or of every key.
+    pub async fn pending(&self, key_arn: Option<&str>) -> Result<Vec<Pending>, GuardrailError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.store.table)
+                .consistent_read(true)
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_values(":pk", s(self.pending_pk()))
+                .set_exclusive_start_key(start.take());
+            query = match key_arn {
+                Some(arn) => query
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :key)")
+                    .expression_attribute_names("#sk", "sk")
+                    .expression_attribute_values(":key", s(format!("{arn}#"))),
+                None => query.key_condition_expression("#pk = :pk"),
+            };
+            let out = query
+                .send()
+                .await
+                .map_err(|e| GuardrailError::aws("Query", &self.store.table, e))?;
+            found.extend(out.items().iter().map(|item| Pending {
+                sort_key: text_of(item, "sk"),
+                key_arn: text_of(item, "key_arn"),
+                run: text_of(item, "run"),
+                started_at: number_of(item, "started_at"),
+                subject: text_of(item, "subject"),
+                body: text_of(item, "body"),
+            }));
+            match out.last_evaluated_key() {
+                Some(last) if !last.is_empty() => start = Some(last.clone()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// Everything this function's sweeps announced, by subject.
+    pub async fn announced(&self) -> Result<HashMap<String, Announced>, GuardrailError> {
+        let mut found = HashMap::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.store.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_values(":pk", s(self.announced_pk()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| GuardrailError::aws("Query", &self.store.table, e))?;
+            for item in out.items() {
+                found.insert(
+                    text_of(item, "sk"),
+                    Announced {
+                        fingerprint: text_of(item, "fingerprint"),
+                        announced_at: number_of(item, "announced_at"),
+                    },
+                );
+            }
+            match out.last_evaluated_key() {
+                Some(last) if !last.is_empty() => start = Some(last.clone()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// Remembers that `subject`'s finding was announced now. A failure is logged: the finding
+    /// is then announced again by the next sweep, never lost.
+    pub async fn remember(&self, subject: &str, fingerprint: &str) {
+        let announced_at = now();
+        let keep = self
+            .store
+            .reminder
+            .map_or(ANNOUNCED_KEEP_WITHOUT_REMINDER, |every| every + every);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.store.table)
+            .item("pk", s(self.announced_pk()))
+            .item("sk", s(subject))
+            .item("fingerprint", s(fingerprint))
+            .item("announced_at", n(announced_at))
+            .item("expires_at", n(announced_at + keep.as_secs()))
+            .send()
+            .await;
+        if let Err(e) = result {
+            let e = GuardrailError::aws("PutItem", &self.store.table, e);
+            tracing::warn!(error = %e, subject, "announced, but not remembered: the next sweep announces it again");
+        }
+    }
+
+    /// Forgets `subject`: its finding is gone, so its return is news.
+    pub async fn forget(&self, subject: &str) {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.store.table)
+            .key("pk", s(self.announced_pk()))
+            .key("sk", s(subject))
+            .send()
+            .await;
+        if let Err(e) = result {
+            let e = GuardrailError::aws("DeleteItem", &self.store.table, e);
+            tracing::warn!(error = %e, subject, "a resolved finding is still remembered: if it returns unchanged before its reminder, it is not announced");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(run: &str, started_at: u64) -> Pending {
+        Pending {
+            sort_key: format!("arn:aws:kms:eu-west-1:111122223333:key/k#{run}"),
+            key_arn: "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
+            run: run.into(),
+            started_at,
+            subject: "s".into(),
+            body: "b".into(),
+        }
+    }
+
+    #[test]
+    fn a_retry_of_the_same_event_takes_over_its_own_record_at_once() {
+        let lease = Duration::from_secs(150);
+        assert!(pending("event-1", 1_000).adoptable("event-1", 1_001, lease));
+    }
+
+    #[test]
+    fn another_invocation_waits_for_the_lease_before_taking_over() {
+        let lease = Duration::from_secs(150);
+        let record = pending("event-1", 1_000);
+        assert!(!record.adoptable("event-2", 1_149, lease));
+        assert!(record.adoptable("event-2", 1_150, lease));
+    }
+
+    #[test]
+    fn an_unchanged_finding_waits_for_its_reminder() {
+        let day = Duration::from_secs(24 * 3600);
+        let last = Announced {
+            fingerprint: "abc".into(),
+            announced_at: 10_000,
+        };
+        assert_eq!(
+            repeat(Some(&last), "abc", 10_000 + 3600, Some(day)),
+            Repeat::Unchanged { since: 10_000 }
+        );
+        assert_eq!(
+            repeat(Some(&last), "abc", 10_000 + 86_400, Some(day)),
+            Repeat::Reminder
+        );
+        assert_eq!(
+            repeat(Some(&last), "abc", 10_000 + 10 * 86_400, None),
+            Repeat::Unchanged { since: 10_000 }
+        );
+    }
+
+    #[test]
+    fn a_changed_or_new_finding_is_sent() {
+        let last = Announced {
+            fingerprint: "abc".into(),
+            announced_at: 10_000,
+        };
+        assert_eq!(repeat(Some(&last), "abd", 10_001, None), Repeat::New);
+        assert_eq!(repeat(None, "abc", 10_001, None), Repeat::New);
+    }
+
+    #[test]
+    fn the_digest_is_the_published_fnv1a() {
+        // Reference values of FNV-1a 64 (Fowler, Noll, Vo test vectors).
+        assert_eq!(fnv1a(""), "cbf29ce484222325");
+        assert_eq!(fnv1a("a"), "af63dc4c8601ec8c");
+        assert_eq!(fnv1a("foobar"), "85944171f73967e8");
+    }
+
+    #[test]
+    fn a_late_announcement_says_what_was_started_and_how_the_key_is_now() {
+        let record = pending("event-1", 1_000);
+        let message = late_notification(&record, Now::InOrder, "policy-drift");
+        assert!(message.body.contains("run event-1"), "{}", message.body);
+        assert!(message.body.contains("the corrections were made"));
+        assert_eq!(
+            message.attributes.get("late").map(String::as_str),
+            Some("true")
+        );
+        let unknown = late_notification(&record, Now::NotAudited, "policy-drift");
+        assert!(unknown.body.contains("is not known here"));
+    }
+}

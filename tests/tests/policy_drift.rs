@@ -10,6 +10,7 @@ use policy_drift::{function_handler, Deps};
 use serde_json::Value;
 use shared::config::FunctionConfig;
 use shared::notify::outcome::{Outcome, Status};
+use shared::pipeline::faults::KillPoint;
 use shared::policy::model::Policy;
 
 const MANAGED: (&str, &str) = ("guardrails:managed", "true");
@@ -819,4 +820,215 @@ async fn two_invocations_correcting_one_key_at_once_converge_on_the_baseline() {
         "{again:?}"
     );
     assert!(third_calls.writes().is_empty());
+}
+
+/// Runs `event` until the kill point armed for `key_arn` is reached, then drops the invocation
+/// there, as a crash or a timeout would end it.
+async fn run_until_killed(deps: &Deps, event: Value, point: KillPoint, key_arn: &str) {
+    let reached = shared::pipeline::faults::arm(point, key_arn);
+    tokio::select! {
+        result = run(deps, event) => panic!("the invocation ended before the kill point: {result:?}"),
+        () = reached.notified() => {}
+    }
+}
+
+#[tokio::test]
+async fn killed_after_the_write_the_retry_finds_the_key_in_order_and_still_announces() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let key_id = key_at_baseline(&bed, &config, "alias/app-data").await;
+    bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+    let key_arn = format!("arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{key_id}");
+    let (deps, _) = recorded_deps(&bed, config);
+    let event = sample_event("policy-drift/put-key-policy.json", &key_id);
+
+    run_until_killed(&deps, event.clone(), KillPoint::AfterWrite, &key_arn).await;
+    assert_policy_is_baseline(&bed.key_policy(&key_id).await, &deps.config);
+    assert!(
+        bed.notifications().await.is_empty(),
+        "the process died before publishing"
+    );
+    assert_eq!(
+        bed.state_items().await.len(),
+        1,
+        "the correction was recorded before the write"
+    );
+
+    // Lambda retries the same event: the key is in order now, and the record says why.
+    let outcome = run(&deps, event).await.unwrap();
+
+    assert!(
+        matches!(outcome, Outcome::Key(ref k) if k.status == Status::Compliant),
+        "{outcome:?}"
+    );
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0]
+            .subject
+            .starts_with("[test] KMS key correction announced late:"),
+        "{}",
+        notes[0].subject
+    );
+    let body = &notes[0].message;
+    assert!(
+        body.contains("Changed by:"),
+        "who made the change is kept: {body}"
+    );
+    assert!(body.contains("- PutKeyPolicy"), "{body}");
+    assert!(
+        body.contains("is in its desired state: the corrections were made"),
+        "{body}"
+    );
+    assert!(bed.state_items().await.is_empty(), "announced, so settled");
+}
+
+#[tokio::test]
+async fn killed_before_the_write_the_retry_corrects_and_announces_once() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "enforce")]);
+    let key_id = key_at_baseline(&bed, &config, "alias/app-data").await;
+    bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+    let key_arn = format!("arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{key_id}");
+    let (deps, _) = recorded_deps(&bed, config);
+    let event = sample_event("policy-drift/put-key-policy.json", &key_id);
+
+    run_until_killed(&deps, event.clone(), KillPoint::BeforeWrite, &key_arn).await;
+    let outcome = run(&deps, event).await.unwrap();
+
+    assert!(
+        matches!(outcome, Outcome::Key(ref k) if k.status == Status::Corrected),
+        "{outcome:?}"
+    );
+    let notes = bed.notifications().await;
+    assert_eq!(
+        notes.len(),
+        1,
+        "one message, not a late one beside it: {notes:?}"
+    );
+    assert!(
+        notes[0].subject.contains("drift corrected"),
+        "{}",
+        notes[0].subject
+    );
+    assert!(bed.state_items().await.is_empty());
+}
+
+#[tokio::test]
+async fn without_a_fallback_queue_a_failed_publish_is_announced_by_the_retry() {
+    let bed = TestBed::start().await;
+    // The topic is gone (moto answers NotFound) and FALLBACK_QUEUE_URL is unset, as in the
+    // README's local recipe: the correction is made and nobody can be told yet.
+    let missing_topic = format!("arn:aws:sns:{REGION}:{ACCOUNT_ID}:deleted-topic");
+    let broken = config(&missing_topic, &[("MODE", "enforce")]);
+    let key_id = key_at_baseline(&bed, &broken, "alias/app-data").await;
+    bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+    let (deps, _) = recorded_deps(&bed, broken);
+    let event = sample_event("policy-drift/put-key-policy.json", &key_id);
+
+    let failed = run(&deps, event.clone()).await;
+    assert!(
+        failed.is_err(),
+        "the invocation fails so Lambda retries: {failed:?}"
+    );
+    assert_policy_is_baseline(&bed.key_policy(&key_id).await, &deps.config);
+
+    // The retry, once the topic is back.
+    let (deps, _) = recorded_deps(&bed, config(&bed.topic_arn, &[("MODE", "enforce")]));
+    run(&deps, event).await.unwrap();
+
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].subject.contains("correction announced late"),
+        "{}",
+        notes[0].subject
+    );
+    assert!(notes[0].message.contains("restored") || notes[0].message.contains("PutKeyPolicy"));
+    assert!(bed.state_items().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_sweep_announces_an_unchanged_finding_once_and_a_changed_one_again() {
+    let bed = TestBed::start().await;
+    let config = config(&bed.topic_arn, &[("MODE", "report")]);
+    let key_id = key_at_baseline(&bed, &config, "alias/app-data").await;
+    bed.put_key_policy(&key_id, DRIFTED_POLICY).await;
+    let (deps, _) = recorded_deps(&bed, config);
+    let sweep = sample_event("policy-drift/scheduled-sweep.json", &key_id);
+
+    run(&deps, sweep.clone()).await.unwrap();
+    assert_eq!(bed.notifications().await.len(), 1, "first sweep: announced");
+    let second = run(&deps, sweep.clone()).await.unwrap();
+    assert!(
+        bed.notifications().await.is_empty(),
+        "second sweep: unchanged, not repeated"
+    );
+    let Outcome::Sweep(report) = second else {
+        panic!("{second:?}")
+    };
+    assert_eq!(report.not_announced_again, 1);
+    assert!(
+        report.findings[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("unchanged since it was announced at")
+                && r.contains("a reminder follows at")),
+        "{:?}",
+        report.findings[0].reason
+    );
+
+    // Another change to the key is news.
+    bed.kms
+        .disable_key_rotation()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
+    run(&deps, sweep).await.unwrap();
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].message.contains("rotation"),
+        "{}",
+        notes[0].message
+    );
+}
+
+#[tokio::test]
+async fn a_managed_keys_entry_that_names_no_key_is_announced_once() {
+    let bed = TestBed::start().await;
+    let config = config(
+        &bed.topic_arn,
+        &[
+            ("MODE", "report"),
+            ("MANAGED_KEYS", "alias/retired-payments"),
+        ],
+    );
+    let (deps, _) = recorded_deps(&bed, config);
+    let sweep = sample_event("policy-drift/scheduled-sweep.json", "unused");
+
+    let first = run(&deps, sweep.clone()).await.unwrap();
+    let Outcome::Sweep(report) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(report.unresolved_entries.len(), 1, "{report:?}");
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].subject.contains("MANAGED_KEYS entry names no key"),
+        "{}",
+        notes[0].subject
+    );
+    assert!(
+        notes[0].message.contains("\"alias/retired-payments\""),
+        "{}",
+        notes[0].message
+    );
+
+    run(&deps, sweep).await.unwrap();
+    assert!(
+        bed.notifications().await.is_empty(),
+        "not repeated before its reminder"
+    );
 }

@@ -95,4 +95,29 @@ fn a_dedup_claim_outlives_any_invocation_of_the_function() {
         "LEASE_SECONDS {} must exceed the function Timeout {timeout}",
         alarm_notifier::dedup::LEASE_SECONDS
     );
+    // Likewise a pending correction: another invocation takes it over only after the lease, by
+    // when the one that recorded it has surely ended.
+    let lease = shared::config::PENDING_LEASE.as_secs();
+    assert!(
+        lease > timeout,
+        "PENDING_LEASE {lease} s must exceed the function Timeout {timeout}"
+    );
+}
+
+#[test]
+fn every_function_that_writes_keys_gets_the_state_table_and_may_use_it() {
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    assert_eq!(
+        template.matches("STATE_TABLE: !Ref StateTable").count(),
+        3,
+        "policy-drift, root-access-revoker and replica-grant-validator"
+    );
+    assert_eq!(
+        template.matches("Resource: !GetAtt StateTable.Arn").count(),
+        3
+    );
+    for action in ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"] {
+        assert!(template.matches(action).count() >= 3, "{action}");
+    }
+    assert!(template.contains("PointInTimeRecoveryEnabled: true"));
 }

@@ -140,6 +140,7 @@ impl MotoServer {
                 "testing", "testing", None, None, "moto",
             ))
             .retry_config(shared::aws::retry_config())
+            .timeout_config(shared::aws::timeout_config())
             .load()
             .await
     }
@@ -223,6 +224,102 @@ pub fn notifier_config(topic_arn: &str, extra: &[(&str, &str)]) -> alarm_notifie
         env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     })
     .unwrap_or_else(|e| panic!("test configuration: {e}"))
+}
+
+/// The fault-injecting proxy (`tests/fault_proxy.py`) in front of a moto server, stopped when
+/// dropped.
+pub struct FaultProxy {
+    child: Child,
+    pub endpoint: String,
+    /// One JSON line per request: operation, fault, and the policy of each PutKeyPolicy.
+    pub log: PathBuf,
+}
+
+/// How one fault proxy misbehaves.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultPlan {
+    /// The share of requests that get a fault, 0 to 1.
+    pub rate: f64,
+    pub seed: u64,
+    /// How long a slow answer waits: longer than the client's attempt timeout.
+    pub slow: Duration,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &MotoServer, plan: FaultPlan) -> FaultProxy {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("no free loopback port")
+            .port();
+        let log_dir = workspace_root().join("target/moto-logs");
+        std::fs::create_dir_all(&log_dir).expect("cannot create target/moto-logs");
+        let log = log_dir.join(format!("faults-{port}.jsonl"));
+        let python = workspace_root().join(".venv/moto/bin/python");
+        let child = Command::new(python)
+            .arg(workspace_root().join("tests/fault_proxy.py"))
+            .args(["--port", &port.to_string()])
+            .args(["--upstream", &upstream.endpoint])
+            .args(["--rate", &plan.rate.to_string()])
+            .args(["--seed", &plan.seed.to_string()])
+            .args(["--slow", &plan.slow.as_secs_f64().to_string()])
+            .arg("--log")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("cannot start the fault proxy");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "fault proxy did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FaultProxy {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// A function's SDK configuration through the proxy: the standard retries, and an attempt
+    /// timeout shorter than the proxy's slow answers.
+    pub async fn sdk_config(&self, attempt_timeout: Duration) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .http_client(shared::aws::http_client(
+                shared::aws::TrustRoots::AmazonTrustServices,
+            ))
+            .endpoint_url(&self.endpoint)
+            .region(Region::new(REGION))
+            .credentials_provider(aws_sdk_kms::config::Credentials::new(
+                "testing", "testing", None, None, "moto",
+            ))
+            .retry_config(shared::aws::retry_config())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(attempt_timeout)
+                    .operation_attempt_timeout(attempt_timeout)
+                    .build(),
+            )
+            .load()
+            .await
+    }
+
+    /// Every request the proxy saw, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The state table every bed creates, as the template does.

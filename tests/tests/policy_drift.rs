@@ -1,8 +1,8 @@
 //! policy-drift end to end: the real handler and the real AWS SDK against a moto server.
 
 use integration_tests::{
-    config, expected_baseline, sample_event, CallLog, TestBed, ACCOUNT_ID, ADMIN_ROLE_ARN,
-    DRIFTED_POLICY, REGION,
+    config, expected_baseline, sample_event, CallLog, FaultPlan, FaultProxy, TestBed, ACCOUNT_ID,
+    ADMIN_ROLE_ARN, DRIFTED_POLICY, REGION,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use policy_drift::Config;
@@ -1031,4 +1031,242 @@ async fn a_managed_keys_entry_that_names_no_key_is_announced_once() {
         bed.notifications().await.is_empty(),
         "not repeated before its reminder"
     );
+}
+
+/// The figures of a sweep under injected faults, printed for the README.
+#[derive(Debug, Default)]
+struct FaultFigures {
+    sweeps: usize,
+    failed_invocations: usize,
+    requests: usize,
+    faults: std::collections::BTreeMap<String, usize>,
+    announced_once: usize,
+    announced_twice_or_more: usize,
+    in_fallback_queue: usize,
+    lost_publish_answers: usize,
+    seconds: f64,
+}
+
+/// Every message in the fallback queue, drained.
+async fn fallback_messages(bed: &TestBed, queue_url: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    loop {
+        let out = bed
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return all;
+        }
+        for m in messages {
+            all.push(serde_json::from_str(m.body().unwrap_or("{}")).unwrap());
+            bed.sqs
+                .delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+// Under 30% transient faults (throttling, 500, 503, resets before and after the request
+// reached moto, answers slower than the attempt timeout), sweeps of drifted keys correct every
+// key, every PutKeyPolicy that ever reached a key carried the whole baseline, and every
+// correction is announced: on the topic or in the fallback queue. SNS standard topics deliver
+// at least once, and so does a Publish whose answer was lost: a key is announced twice only
+// where the proxy lost a Publish answer after SNS took the message.
+#[tokio::test]
+async fn under_injected_faults_every_drifted_key_is_corrected_whole_and_announced() {
+    let keys: usize = std::env::var("FAULT_SWEEP_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let rate: f64 = std::env::var("FAULT_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.3);
+    let bed = TestBed::start().await;
+    let fallback = bed
+        .sqs
+        .create_queue()
+        .queue_name("kms-guardrails-fallback")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let config = config(
+        &bed.topic_arn,
+        &[("MODE", "enforce"), ("FALLBACK_QUEUE_URL", &fallback)],
+    );
+    let baseline = baseline_document(&config);
+    let mut key_ids = Vec::new();
+    for chunk in (0..keys).collect::<Vec<_>>().chunks(20) {
+        let bed = &bed;
+        let made = futures::future::join_all(chunk.iter().map(|i| async move {
+            let key = bed
+                .create_key(&format!("key {i}"), &[MANAGED], Some(DRIFTED_POLICY))
+                .await;
+            bed.kms
+                .enable_key_rotation()
+                .key_id(&key.key_id)
+                .send()
+                .await
+                .unwrap();
+            key.key_id
+        }))
+        .await;
+        key_ids.extend(made);
+    }
+    let proxy = FaultProxy::start(
+        &bed.moto,
+        FaultPlan {
+            rate,
+            seed: 20261203,
+            slow: std::time::Duration::from_millis(1500),
+        },
+    );
+    let sdk = proxy
+        .sdk_config(std::time::Duration::from_millis(700))
+        .await;
+    let mut config = config;
+    // Sweeps follow each other at once here, not hours apart: a correction an earlier sweep
+    // recorded and could not announce is taken over by the next one without waiting.
+    if let Some(state) = config.common.state.as_mut() {
+        state.lease = std::time::Duration::ZERO;
+    }
+    let deps = Deps {
+        config,
+        clients: shared::aws::AwsClients::new(sdk),
+        own: (),
+    };
+    let started = std::time::Instant::now();
+    let mut figures = FaultFigures::default();
+    let mut notes = Vec::new();
+    let mut parked = Vec::new();
+    for sweep in 1..=10 {
+        figures.sweeps = sweep;
+        let mut event = sample_event("policy-drift/scheduled-sweep.json", "unused");
+        event["id"] = Value::from(format!("fault-sweep-{sweep}"));
+        let result = run(&deps, event).await;
+        notes.extend(bed.notifications().await);
+        parked.extend(fallback_messages(&bed, &fallback).await);
+        if result.is_err() {
+            figures.failed_invocations += 1;
+        }
+        // Done when every key is back and every recorded correction was announced (a later
+        // sweep would find nothing to do: keys still failing under faults are only audited).
+        let pending = bed
+            .state_items()
+            .await
+            .iter()
+            .filter(|(pk, _)| pk.starts_with("pending#"))
+            .count();
+        let mut drifted = 0;
+        for key_id in &key_ids {
+            let policy = Policy::parse(&bed.key_policy(key_id).await).unwrap();
+            if !policy
+                .diff_against(&Policy::parse(&baseline).unwrap())
+                .is_empty()
+            {
+                drifted += 1;
+            }
+        }
+        if drifted == 0 && pending == 0 {
+            break;
+        }
+    }
+    figures.seconds = started.elapsed().as_secs_f64();
+
+    // Every key holds the whole baseline.
+    for key_id in &key_ids {
+        assert_policy_is_baseline(&bed.key_policy(key_id).await, &deps.config);
+    }
+    // Every policy ever sent to a key was the baseline: never a partial or another document.
+    let requests = proxy.requests();
+    figures.requests = requests.len();
+    for request in &requests {
+        if let Some(fault) = request["fault"].as_str() {
+            *figures.faults.entry(fault.to_string()).or_default() += 1;
+        }
+        if matches!(
+            request["operation"].as_str(),
+            Some("Publish" | "SendMessage")
+        ) && matches!(request["fault"].as_str(), Some("reset_after" | "slow"))
+        {
+            figures.lost_publish_answers += 1;
+        }
+        if request["operation"] == "PutKeyPolicy" && request["forwarded"] == true {
+            let sent = Policy::parse(request["policy"].as_str().unwrap()).unwrap();
+            let diff = sent.diff_against(&Policy::parse(&baseline).unwrap());
+            assert!(
+                diff.is_empty(),
+                "a PutKeyPolicy sent another policy:\n{diff}"
+            );
+        }
+    }
+    // Every key's correction announced: on the topic or in the fallback queue, under one
+    // announcement id per key (subscribers drop repeats by it).
+    let mut ids: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let attribute = |attributes: &Value, name: &str| {
+        attributes[name]["Value"]
+            .as_str()
+            .or(attributes[name].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    for note in &notes {
+        let key = attribute(&note.attributes, "key_id");
+        ids.entry(key)
+            .or_default()
+            .push(attribute(&note.attributes, "announcement_id"));
+    }
+    figures.in_fallback_queue = parked.len();
+    for message in &parked {
+        let key = attribute(&message["attributes"], "key_id");
+        ids.entry(key)
+            .or_default()
+            .push(attribute(&message["attributes"], "announcement_id"));
+    }
+    for key_id in &key_ids {
+        let seen = ids.get(key_id.as_str()).cloned().unwrap_or_default();
+        assert!(!seen.is_empty(), "{key_id} corrected and never announced");
+        let mut distinct = seen.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            1,
+            "{key_id}: one announcement, seen as {seen:?}"
+        );
+        if seen.len() == 1 {
+            figures.announced_once += 1;
+        } else {
+            figures.announced_twice_or_more += 1;
+        }
+    }
+    let extra: usize = key_ids
+        .iter()
+        .map(|k| ids.get(k.as_str()).map_or(0, |v| v.len() - 1))
+        .sum();
+    assert!(
+        extra <= figures.lost_publish_answers,
+        "{extra} repeated deliveries, but only {} Publish or SendMessage answers were lost: {figures:?}",
+        figures.lost_publish_answers
+    );
+    assert!(
+        bed.state_items()
+            .await
+            .iter()
+            .all(|(pk, _)| !pk.starts_with("pending#")),
+        "every recorded correction was announced and settled"
+    );
+    eprintln!("fault sweep: {keys} drifted keys, fault rate {rate}: {figures:#?}");
 }

@@ -34,7 +34,8 @@ pub async fn sweep_digest(
         report.buckets.push(checked);
     }
     report.sweep = Some(sweep);
-    announce(deps, Cause::Sweep { time }, report).await
+    let id = time.unwrap_or("sweep");
+    announce(deps, Cause::Sweep { id, time }, report).await
 }
 
 /// One message for the run when it found or did anything. A bucket event whose check a

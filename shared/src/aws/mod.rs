@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_kms::config::{Credentials, SharedCredentialsProvider};
 use aws_smithy_http_client::tls;
@@ -20,6 +21,20 @@ pub const MAX_ATTEMPTS: u32 = 3;
 
 pub fn retry_config() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+}
+
+/// How long one attempt may take before it is abandoned and retried: AWS answers these calls in
+/// well under a second, and without a bound a connection that hangs holds the invocation until
+/// its own timeout, with nothing announced.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a connection may take to open.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .build()
 }
 
 /// The roots of Amazon Trust Services, which sign every AWS API endpoint's certificate.
@@ -83,6 +98,7 @@ pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
         .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .load()
         .await
 }
@@ -109,6 +125,7 @@ pub fn from_lambda_environment(
         .region(Region::new(region))
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .http_client(http);
     if let Some(endpoint) = present("AWS_ENDPOINT_URL") {
         builder = builder.endpoint_url(endpoint);

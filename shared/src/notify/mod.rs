@@ -163,10 +163,22 @@ impl<'a> Speaker<'a> {
 #[derive(Debug, Clone, Copy)]
 pub enum Cause<'a> {
     Event(&'a CloudTrailDetail),
-    Sweep { time: Option<&'a str> },
+    /// `id`: the scheduled event's id, the same on Lambda's retries of it.
+    Sweep {
+        id: &'a str,
+        time: Option<&'a str>,
+    },
 }
 
 impl Cause<'_> {
+    /// The invocation's run: the CloudTrail event id or the sweep's id, the same on retries.
+    pub fn run(&self) -> &str {
+        match self {
+            Cause::Event(detail) => detail.event_id(),
+            Cause::Sweep { id, .. } => id,
+        }
+    }
+
     pub fn event_name(&self) -> &str {
         match self {
             Cause::Event(detail) => &detail.event_name,
@@ -346,7 +358,7 @@ pub fn change_block(cause: Cause<'_>) -> String {
             text::value(&d.event_name),
             text::value(d.event_id())
         ),
-        Cause::Sweep { time } => format!(
+        Cause::Sweep { time, .. } => format!(
             "Found by:    scheduled sweep at {}\n             (no CloudTrail event was processed for this change: it may have been\n             missed or delivered late; look it up in CloudTrail for who made it)\n",
             text::value(time.unwrap_or("unknown time"))
         ),

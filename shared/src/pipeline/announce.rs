@@ -9,7 +9,7 @@ use crate::notify::outcome::{Finding, FindingKind, KeyOutcome, Severity, Status}
 use crate::notify::{deliver, Cause, KeyMessage, Speaker};
 
 use crate::pipeline::audit::{Aliases, Audit};
-use crate::pipeline::journal::Journal;
+use crate::pipeline::journal::{fnv1a, Journal};
 
 /// The context every function's per-key work runs in.
 #[derive(Clone, Copy)]
@@ -88,7 +88,11 @@ impl Guard<'_> {
             severity: audit.severity,
             guidance: audit.guidance.clone(),
         }
-        .render(&self.speaker());
+        .render(&self.speaker())
+        .attribute(
+            "announcement_id",
+            announcement_id(key.arn.as_str(), cause.run()),
+        );
         // Logged before publishing: if SNS fails, a retry may find nothing left to announce,
         // so the log is the record of what was done.
         tracing::info!(
@@ -126,6 +130,12 @@ impl Guard<'_> {
         };
         self.finish(key, cause, Aliases::PerKey, audit).await
     }
+}
+
+/// The same for every message about one key's handling by one run (a correction, its retries,
+/// its late announcement): subscribers drop repeats by it, as SNS delivers at least once.
+pub fn announcement_id(key_arn: &str, run: &str) -> String {
+    fnv1a(&format!("{key_arn}#{run}"))
 }
 
 /// AccessDenied on the reads every audit starts with: someone took the function's access.

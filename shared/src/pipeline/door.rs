@@ -144,6 +144,9 @@ async fn audit_key<G: Guardrail>(
             match journal.record(key, run, &subject, &body).await {
                 Ok(sort_key) => record = Some(sort_key),
                 Err(e) => {
+                    // The record may have landed though its answer was lost: nothing was
+                    // written, so nothing is to be announced late.
+                    journal.settle(&format!("{}#{run}", key.arn)).await;
                     let headline = "KMS key not corrected: the state table refused the record";
                     return (Audit::failed(key, e, headline), None);
                 }
@@ -295,7 +298,7 @@ async fn on_sweep<G: Guardrail>(
         invocation.deadline,
         invocation.sweep_seed,
         |swept| async move {
-            let cause = Cause::Sweep { time };
+            let cause = Cause::Sweep { id: run, time };
             let swept = match swept {
                 Swept::Key(swept) => swept,
                 Swept::ShutOut { key, error } => return guard.shut_out(&key, cause, error).await,

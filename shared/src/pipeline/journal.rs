@@ -24,6 +24,8 @@ use crate::config::{CommonConfig, StateStore};
 use crate::notify::outcome::{KeyOutcome, Status};
 use crate::notify::{change_block, key_block, key_subject, Cause, Notification, Speaker};
 
+/// Calls to remove a settled record before giving up (each with the SDK's own retries).
+const SETTLE_TRIES: usize = 3;
 /// Pending corrections are kept this long at most (DynamoDB TTL): long past every retry.
 const PENDING_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
 /// An announced finding without reminders is forgotten (and so announced again) after a year.
@@ -199,11 +201,19 @@ pub fn late_notification(pending: &Pending, now: Now, function: &str) -> Notific
         Now::StillWrong => "The key was audited again just now and is still out of its desired state: the message sent with this one says what was found and done.\n",
         Now::NotAudited => "Whether every correction was made is not known here: the key is audited on every event about it and every sweep, and anything still wrong is announced on its own.\n",
     });
+    let arn = crate::base::arn::Arn::parse(&pending.key_arn).ok();
+    let key_id = arn
+        .as_ref()
+        .map(|a| a.resource().trim_start_matches("key/").to_string());
+    let region = arn.as_ref().map(|a| a.region().to_string());
     Notification::new(&pending.subject, body)
         .attribute("function", function.to_string())
+        .attribute("key_id", key_id.unwrap_or_default())
+        .attribute("region", region.unwrap_or_default())
         .attribute("severity", "high")
         .attribute("status", "corrected")
         .attribute("late", "true")
+        .attribute("announcement_id", fnv1a(&pending.sort_key))
 }
 
 /// The state table as one function uses it.
@@ -290,19 +300,25 @@ impl<'a> Journal<'a> {
         Ok(sort_key)
     }
 
-    /// Removes a record once its message was delivered. A failure is logged: the record is
-    /// then announced late once more, never lost.
+    /// Removes a record once its message was delivered, trying a few times beyond the SDK's own
+    /// retries: a record left behind is announced once more. A last failure is logged.
     pub async fn settle(&self, sort_key: &str) {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.store.table)
-            .key("pk", s(self.pending_pk()))
-            .key("sk", s(sort_key))
-            .send()
-            .await;
-        if let Err(e) = result {
-            let e = GuardrailError::aws("DeleteItem", &self.store.table, e);
+        let mut last = None;
+        for _ in 0..SETTLE_TRIES {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.store.table)
+                .key("pk", s(self.pending_pk()))
+                .key("sk", s(sort_key))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return,
+                Err(e) => last = Some(GuardrailError::aws("DeleteItem", &self.store.table, e)),
+            }
+        }
+        if let Some(e) = last {
             tracing::warn!(error = %e, record = sort_key, "the correction was announced but its record stays; it may be announced once more");
         }
     }

@@ -13,6 +13,8 @@ echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked --workspace 2>&1 | tee "$log"
+echo "== fuzzing: trigger parsing, policy parsing, the evaluator (20 s each, seeded)"
+cargo run --locked -q -p integration-tests --bin fuzz -- --seconds-per-target 20 | tee -a "$log"
 echo "== template.yaml: cfn-lint, sam validate --lint, checkov"
 .venv/template/bin/cfn-lint template.yaml
 SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-west-1 .venv/template/bin/sam validate --lint --template template.yaml
@@ -24,4 +26,5 @@ echo "== template.yaml: the function role's IAM in every key-selection mode"
 # One closing line for the whole run: the sum over every test binary.
 awk '/^test result:/ { passed += $4; failed += $6; ignored += $8 }
      /^template IAM checks:/ { passed += $4 }
-     END { printf "%d passed, %d failed, %d skipped\n", passed, failed, ignored }' "$log"
+     /^fuzz [a-z]+ +[0-9]+ executions/ { fuzz_runs += $3; fuzz_crashes += $5 }
+     END { printf "%d passed, %d failed, %d skipped; fuzzing: %d executions, %d crashes\n", passed, failed, ignored, fuzz_runs, fuzz_crashes }' "$log"

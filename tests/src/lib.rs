@@ -703,7 +703,7 @@ impl TestBed {
         (clients, log)
     }
 
-    /// The items of the state table, as (pk, sk) pairs.
+    /// The open items of the state table (settled records left out), as (pk, sk) pairs.
     pub async fn state_items(&self) -> Vec<(String, String)> {
         let out = aws_sdk_dynamodb::Client::new(&self.sdk)
             .scan()
@@ -721,6 +721,7 @@ impl TestBed {
             };
         out.items()
             .iter()
+            .filter(|item| text(item, "state") != "settled")
             .map(|item| (text(item, "pk"), text(item, "sk")))
             .collect()
     }

@@ -81,6 +81,8 @@ pub enum FindingKind {
     ReplicaMissing,
     /// A bucket's replication names a key S3 replication cannot use as it should.
     BucketReplication,
+    /// An earlier attempt for the same event began writing and ended before announcing.
+    EarlierAttempt,
 }
 
 impl FindingKind {
@@ -107,6 +109,7 @@ impl FindingKind {
             FindingKind::ReplicaRegionNotAllowed => "replica_region_not_allowed",
             FindingKind::ReplicaMissing => "replica_missing",
             FindingKind::BucketReplication => "bucket_replication",
+            FindingKind::EarlierAttempt => "earlier_attempt",
         }
     }
 }

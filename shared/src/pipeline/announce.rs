@@ -104,8 +104,10 @@ impl Guard<'_> {
             "key handled"
         );
         audit.outcome.notification = Some(deliver(self.clients, self.common, &notification).await?);
-        if let (Some(record), Some(journal)) = (&audit.pending, self.journal()) {
-            journal.settle(record).await;
+        if let Some(journal) = self.journal() {
+            for record in &audit.records {
+                journal.settle(record).await;
+            }
         }
         match audit.failure {
             Some(e) if disposition == Some(Disposition::Retry) => Err(e),

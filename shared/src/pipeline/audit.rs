@@ -19,8 +19,9 @@ pub struct Audit {
     pub headline: String,
     pub severity: Severity,
     pub guidance: Option<String>,
-    /// The state table's record of the writes made, settled once the message is delivered.
-    pub pending: Option<String>,
+    /// The state table's records this message announces (this attempt's writes, an earlier
+    /// attempt's), settled once it is delivered.
+    pub records: Vec<String>,
     /// Why this audit's message is not sent (announced already, unchanged): logged instead.
     pub quiet: Option<String>,
 }
@@ -72,7 +73,7 @@ impl Audit {
             headline: headline.into(),
             severity: Severity::High,
             guidance: None,
-            pending: None,
+            records: Vec::new(),
             quiet: None,
         }
     }

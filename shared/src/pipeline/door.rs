@@ -13,13 +13,15 @@ use tracing::{info_span, Instrument};
 use crate::aws::kms::KeyInfo;
 use crate::base::error::{Disposition, GuardrailError};
 use crate::config::FunctionConfig;
-use crate::notify::outcome::{KeyOutcome, Outcome, Status, SweepReport};
+use crate::notify::outcome::{Finding, FindingKind, KeyOutcome, Outcome, Status, SweepReport};
 use crate::notify::{deliver, Cause};
 use crate::pipeline::announce::Guard;
 use crate::pipeline::audit::{Aliases, Audit};
 use crate::pipeline::faults::{kill_point, KillPoint};
 use crate::pipeline::guardrail::{Audited, DepsOf, Guardrail, Invocation, Response, SweepMessages};
-use crate::pipeline::journal::{self, late_notification, pending_message, Now};
+use crate::pipeline::journal::{
+    self, earlier_attempt_summary, late_notification, pending_message, Disposal, Journal, RunView,
+};
 use crate::pipeline::membership;
 use crate::pipeline::notices::{sweep_notices, Remembered, SweepMemory};
 use crate::pipeline::resolve::{resolve, Resolution};
@@ -118,7 +120,6 @@ fn not_handled<G: Guardrail>(trigger: &Trigger) -> GuardrailError {
 async fn audit_key<G: Guardrail>(
     deps: &DepsOf<G>,
     key: &KeyInfo,
-    run: &str,
     cause: Cause<'_>,
 ) -> (Audit, Option<G::Detail>) {
     if let Some(not_ready) = key.not_ready() {
@@ -141,34 +142,73 @@ async fn audit_key<G: Guardrail>(
         let guard = guard::<G>(deps);
         if let Some(journal) = guard.journal() {
             let (subject, body) = pending_message(&guard.speaker(), key, cause, &planned);
-            match journal.record(key, run, &subject, &body).await {
-                Ok(sort_key) => record = Some(sort_key),
-                Err(e) => {
-                    // The record may have landed though its answer was lost: nothing was
-                    // written, so nothing is to be announced late.
-                    journal.settle(&format!("{}#{run}", key.arn)).await;
-                    let headline = "KMS key not corrected: the state table refused the record";
-                    return (Audit::failed(key, e, headline), None);
-                }
+            let sort_key = Journal::record_key(key, cause);
+            let message = (subject.as_str(), body.as_str());
+            if let Err(e) = journal
+                .record(&sort_key, key, cause, &planned, message)
+                .await
+            {
+                // The record may have landed though its answer was lost: nothing was
+                // written, so nothing is to be announced late.
+                journal.settle(&sort_key).await;
+                let headline = "KMS key not corrected: the state table refused the record";
+                return (Audit::failed(key, e, headline), None);
             }
+            record = Some(sort_key);
         }
     }
     kill_point(KillPoint::BeforeWrite, key.arn.as_str()).await;
     let (mut audit, detail) = G::apply(deps, key, plan).await;
     kill_point(KillPoint::AfterWrite, key.arn.as_str()).await;
-    audit.pending = record;
+    audit.records.extend(record);
     (audit, Some(detail))
 }
 
-/// Announces the corrections recorded by invocations that ended before announcing them:
-/// those of `key` (or of every key) that this invocation (`run`) may take over, but for
-/// `own` (records a digest still announces). `statuses` says how the keys this invocation
-/// audited stand now.
+/// A retry of an event that has something to announce names what its earlier attempts began
+/// (they ended before announcing; their calls may have been made) in its own message, so one
+/// message covers the event. Without the state table, or when it cannot be read, the records
+/// stay for [`announce_pending`].
+async fn merge_earlier_attempts<G: Guardrail>(
+    deps: &DepsOf<G>,
+    key: &KeyInfo,
+    cause: Cause<'_>,
+    audit: &mut Audit,
+) {
+    let guard = guard::<G>(deps);
+    let Some(journal) = guard.journal() else {
+        return;
+    };
+    if audit.outcome.findings.is_empty() {
+        return;
+    }
+    let pending = match journal.pending(Some(key.arn.as_str())).await {
+        Ok(pending) => pending,
+        Err(e) => {
+            tracing::warn!(error = %e, "earlier attempts unreadable: they are announced on their own later");
+            return;
+        }
+    };
+    let earlier: Vec<_> = pending
+        .into_iter()
+        .filter(|p| p.run == cause.run() && !audit.records.contains(&p.sort_key))
+        .collect();
+    for earlier in earlier {
+        audit.outcome.findings.push(Finding::new(
+            FindingKind::EarlierAttempt,
+            earlier_attempt_summary(&earlier),
+        ));
+        audit.records.push(earlier.sort_key);
+    }
+}
+
+/// Announces the corrections recorded by invocations that ended before announcing them: those
+/// of `key` (or of every key) that this invocation (`run`, which knows `view` of the keys it
+/// handled) may take over, but for `own` (records a digest still announces).
 async fn announce_pending<G: Guardrail>(
     deps: &DepsOf<G>,
     key_arn: Option<&str>,
     run: &str,
-    statuses: &HashMap<String, Status>,
+    view: &RunView,
     own: &[String],
 ) -> Result<usize, GuardrailError> {
     let guard = guard::<G>(deps);
@@ -185,18 +225,20 @@ async fn announce_pending<G: Guardrail>(
     };
     let (now, lease) = (journal::now(), journal.store().lease);
     let mut announced = 0;
-    let adoptable = pending
-        .iter()
-        .filter(|p| p.adoptable(run, now, lease) && !own.contains(&p.sort_key));
-    for record in adoptable {
-        let state = statuses
-            .get(&record.key_arn)
-            .map_or(Now::NotAudited, |status| Now::of(*status));
-        let notification = late_notification(record, state, G::NAME);
-        deliver(&deps.clients, deps.config.common(), &notification).await?;
-        tracing::warn!(key = %record.key_arn, run = %record.run, "a correction an earlier invocation did not announce was announced late");
+    for record in pending.iter().filter(|p| !own.contains(&p.sort_key)) {
+        match record.disposal(run, now, lease, view) {
+            Disposal::Wait => continue,
+            Disposal::Supersede => {
+                tracing::info!(key = %record.key_arn, run = %record.run, "an earlier sweep's correction was made again and announced by this invocation");
+            }
+            Disposal::Announce(state) => {
+                let notification = late_notification(record, state, G::NAME);
+                deliver(&deps.clients, deps.config.common(), &notification).await?;
+                tracing::warn!(key = %record.key_arn, run = %record.run, "a correction an earlier invocation did not announce was announced late");
+                announced += 1;
+            }
+        }
         journal.settle(&record.sort_key).await;
-        announced += 1;
     }
     Ok(announced)
 }
@@ -244,7 +286,8 @@ async fn on_key<G: Guardrail>(
     let resolved = resolve(&deps.clients, common, locator).await?;
     let (key, audit, own) = match G::target(deps, resolved, locator).await? {
         Resolution::Managed(key) => {
-            let (mut audit, own) = audit_key::<G>(deps, &key, run, cause).await;
+            let (mut audit, own) = audit_key::<G>(deps, &key, cause).await;
+            merge_earlier_attempts::<G>(deps, &key, cause, &mut audit).await;
             if let Some(enrolled) = membership::enrolment(G::NAME, detail, &common.managed, &key) {
                 audit.add_event_finding(enrolled);
             }
@@ -267,8 +310,11 @@ async fn on_key<G: Guardrail>(
     let outcome = guard::<G>(deps)
         .finish(&key, cause, Aliases::PerKey, audit)
         .await?;
-    let statuses = HashMap::from([(key.arn.to_string(), outcome.status)]);
-    announce_pending::<G>(deps, Some(key.arn.as_str()), run, &statuses, &[]).await?;
+    let view = RunView {
+        statuses: HashMap::from([(key.arn.to_string(), outcome.status)]),
+        ..RunView::default()
+    };
+    announce_pending::<G>(deps, Some(key.arn.as_str()), run, &view, &[]).await?;
     Ok(Ok((outcome, own)))
 }
 
@@ -288,10 +334,10 @@ async fn on_sweep<G: Guardrail>(
     let details = Mutex::new(Vec::new());
     let audited = Mutex::new(Vec::new());
     let targets = Mutex::new(HashSet::new());
-    let statuses = Mutex::new(HashMap::new());
+    let view = Mutex::new(RunView::default());
     let quiet = AtomicUsize::new(0);
-    let (details_ref, audited_ref, targets_ref, statuses_ref, memory_ref, quiet_ref) =
-        (&details, &audited, &targets, &statuses, &memory, &quiet);
+    let (details_ref, audited_ref, targets_ref, view_ref, memory_ref, quiet_ref) =
+        (&details, &audited, &targets, &view, &memory, &quiet);
     let mut report = sweep::run(
         &deps.clients,
         common,
@@ -324,7 +370,7 @@ async fn on_sweep<G: Guardrail>(
                 return Ok(KeyOutcome::skipped(&listed, reason));
             }
             let span = info_span!("key", key = %key.arn);
-            let (mut audit, detail) = audit_key::<G>(deps, &key, run, cause)
+            let (mut audit, detail) = audit_key::<G>(deps, &key, cause)
                 .instrument(span.clone())
                 .await;
             match G::SWEEP_MESSAGES {
@@ -334,20 +380,39 @@ async fn on_sweep<G: Guardrail>(
                     if audit.quiet.is_some() {
                         quiet_ref.fetch_add(1, Ordering::Relaxed);
                     }
-                    let outcome = guard
+                    let wrote = audit.outcome.writes() > 0;
+                    let finished = guard
                         .finish(&key, cause, Aliases::Region(&swept.aliases), audit)
                         .instrument(span)
-                        .await?;
+                        .await;
+                    let outcome = match finished {
+                        Ok(outcome) => outcome,
+                        Err(e) => {
+                            let mut view = lock(view_ref);
+                            view.unfinished.insert(subject.clone());
+                            if wrote {
+                                view.undelivered.insert(subject);
+                            }
+                            return Err(e);
+                        }
+                    };
                     let delivered = outcome.notification.is_some();
                     memory_ref.settle(&subject, remembered, delivered).await;
-                    lock(statuses_ref).insert(subject, outcome.status);
+                    lock(view_ref).statuses.insert(subject, outcome.status);
                     lock(details_ref).extend(detail);
                     Ok(outcome)
                 }
                 SweepMessages::Digest => {
                     let mut outcome = audit.outcome.clone();
                     let failure = audit.failure.clone();
-                    lock(statuses_ref).insert(key.arn.to_string(), outcome.status);
+                    let arn = key.arn.to_string();
+                    match &failure {
+                        Some(_) => lock(view_ref).unfinished.insert(arn),
+                        None => lock(view_ref)
+                            .statuses
+                            .insert(arn, outcome.status)
+                            .is_none(),
+                    };
                     // Kept for the digest before the failure is settled: writes made before a
                     // transient failure are announced, and the next sweep finishes the key.
                     if let Some(detail) = detail {
@@ -366,10 +431,10 @@ async fn on_sweep<G: Guardrail>(
     .await;
     report.not_announced_again = quiet.load(Ordering::Relaxed);
     announce_notices::<G>(deps, &memory, &report).await?;
-    let statuses = statuses.into_inner().unwrap_or_else(|e| e.into_inner());
+    let view = view.into_inner().unwrap_or_else(|e| e.into_inner());
     match G::SWEEP_MESSAGES {
         SweepMessages::PerKey => {
-            report.announced_late = announce_pending::<G>(deps, None, run, &statuses, &[]).await?;
+            report.announced_late = announce_pending::<G>(deps, None, run, &view, &[]).await?;
             Ok(G::respond(
                 Outcome::Sweep(report),
                 details.into_inner().unwrap_or_else(|e| e.into_inner()),
@@ -379,11 +444,10 @@ async fn on_sweep<G: Guardrail>(
             let audited = audited.into_inner().unwrap_or_else(|e| e.into_inner());
             let records: Vec<String> = audited
                 .iter()
-                .filter_map(|a| a.audit.pending.clone())
+                .flat_map(|a| a.audit.records.clone())
                 .collect();
             // This sweep's own records are the digest's to announce and settle.
-            report.announced_late =
-                announce_pending::<G>(deps, None, run, &statuses, &records).await?;
+            report.announced_late = announce_pending::<G>(deps, None, run, &view, &records).await?;
             let response = G::digest(deps, time, report, audited).await?;
             // The digest was delivered: the writes it announces are settled.
             if let Some(journal) = guard.journal() {

@@ -26,6 +26,9 @@ use crate::notify::{change_block, key_block, key_subject, Cause, Notification, S
 
 /// Calls to remove a settled record before giving up (each with the SDK's own retries).
 const SETTLE_TRIES: usize = 3;
+/// What a settled record holds in `state`, and how long it stays to turn late requests away.
+const SETTLED: &str = "settled";
+const SETTLED_KEEP: Duration = Duration::from_secs(24 * 3600);
 /// Pending corrections are kept this long at most (DynamoDB TTL): long past every retry.
 const PENDING_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
 /// An announced finding without reminders is forgotten (and so announced again) after a year.
@@ -55,17 +58,59 @@ pub struct Pending {
     pub key_arn: String,
     /// The CloudTrail event id, or the sweep's id, of the invocation that recorded it.
     pub run: String,
+    /// Recorded by a sweep (else by an event, whose record names who made the change).
+    pub by_sweep: bool,
     pub started_at: u64,
+    /// What the writes were to correct, and the calls, in order.
+    pub findings: Vec<String>,
+    pub operations: Vec<String>,
     /// The message's subject and body as far as they were known before the writes.
     pub subject: String,
     pub body: String,
 }
 
+/// What this invocation knows of the keys it handled, to judge others' records by.
+#[derive(Debug, Default)]
+pub struct RunView {
+    /// Keys audited and announced (or found with nothing to announce), with their status.
+    pub statuses: HashMap<String, Status>,
+    /// Keys this invocation started on but did not finish (a failure a retry can fix).
+    pub unfinished: std::collections::HashSet<String>,
+    /// Keys this invocation wrote and could not announce.
+    pub undelivered: std::collections::HashSet<String>,
+}
+
+/// What to do with a pending record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposal {
+    /// Announce it late, saying how the key stands now.
+    Announce(Now),
+    /// Settle it without a message: this invocation corrected the key again and announced it,
+    /// and the record (a sweep's, naming no one) adds nothing to that message.
+    Supersede,
+    /// Leave it: its invocation may still be at work, or this one does not know how it ended.
+    Wait,
+}
+
 impl Pending {
-    /// Whether this invocation (`run`) announces the record now: its own earlier attempt (Lambda
-    /// retries an event only after the attempt ended), or anyone's once the lease ran out.
-    pub fn adoptable(&self, run: &str, now: u64, lease: Duration) -> bool {
-        self.run == run || self.started_at + lease.as_secs() <= now
+    /// Pure: what invocation `run`, at `now`, does with this record. Its own earlier attempt's
+    /// record (Lambda retries an event only after the attempt ended) is announced once the key
+    /// was audited again; anyone else's once the lease ran out. A key whose audit did not finish
+    /// here is left to the next invocation, which will know whether the writes landed.
+    pub fn disposal(&self, run: &str, now: u64, lease: Duration, view: &RunView) -> Disposal {
+        let own = self.run == run;
+        if own && view.undelivered.contains(&self.key_arn) {
+            return Disposal::Announce(Now::NotAudited);
+        }
+        if !own && self.started_at + lease.as_secs() > now {
+            return Disposal::Wait;
+        }
+        match view.statuses.get(&self.key_arn) {
+            Some(Status::Corrected) if !own && self.by_sweep => Disposal::Supersede,
+            Some(status) => Disposal::Announce(Now::of(*status)),
+            None if own || view.unfinished.contains(&self.key_arn) => Disposal::Wait,
+            None => Disposal::Announce(Now::NotAudited),
+        }
     }
 }
 
@@ -169,6 +214,27 @@ pub fn pending_message(
     (subject, body)
 }
 
+/// The finding a retry's message adds for an earlier attempt of the same event.
+pub fn earlier_attempt_summary(earlier: &Pending) -> String {
+    let found = if earlier.findings.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " It had found: {}.",
+            earlier
+                .findings
+                .iter()
+                .map(|f| text::one_line(f, 500))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    };
+    format!(
+        "an earlier attempt for this event began {} and ended (timed out, crashed, or could not deliver) before announcing; those calls may have been made, and this message is their announcement.{found}",
+        earlier.operations.join(", ")
+    )
+}
+
 /// How the key stands now, for a late announcement: what the invocation announcing it found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Now {
@@ -238,6 +304,13 @@ fn text_of(item: &HashMap<String, AttributeValue>, name: &str) -> String {
         .unwrap_or_default()
 }
 
+fn list_of(item: &HashMap<String, AttributeValue>, name: &str) -> Vec<String> {
+    item.get(name)
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+        .unwrap_or_default()
+}
+
 fn number_of(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
     item.get(name)
         .and_then(|v| v.as_n().ok())
@@ -272,50 +345,84 @@ impl<'a> Journal<'a> {
         format!("announced#{}", self.function)
     }
 
-    /// Records a correction before its first write. An `Err` means nothing may be written:
-    /// without the record a crash could lose the announcement (the error is retryable).
+    /// The sort key of one attempt's record: the run (the same on retries) and a nonce, so a
+    /// request of this attempt that lands late can never revive a record another settled.
+    pub fn record_key(key: &KeyInfo, cause: Cause<'_>) -> String {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        format!("{}#{}#{nanos:x}", key.arn, cause.run())
+    }
+
+    /// Records a correction under `sort_key` before its first write. An `Err` means nothing
+    /// may be written: without the record a crash could lose the announcement.
     pub async fn record(
         &self,
+        sort_key: &str,
         key: &KeyInfo,
-        run: &str,
-        subject: &str,
-        body: &str,
-    ) -> Result<String, GuardrailError> {
-        let sort_key = format!("{}#{run}", key.arn);
+        cause: Cause<'_>,
+        planned: &PlannedWrites,
+        (subject, body): (&str, &str),
+    ) -> Result<(), GuardrailError> {
+        let list = |items: Vec<String>| AttributeValue::L(items.into_iter().map(s).collect());
         let started_at = now();
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&self.store.table)
             .item("pk", s(self.pending_pk()))
-            .item("sk", s(sort_key.clone()))
+            .item("sk", s(sort_key))
             .item("key_arn", s(key.arn.to_string()))
-            .item("run", s(run))
+            .item("run", s(cause.run()))
+            .item(
+                "by_sweep",
+                AttributeValue::Bool(matches!(cause, Cause::Sweep { .. })),
+            )
             .item("started_at", n(started_at))
             .item("subject", s(subject))
             .item("body", s(body))
+            .item("findings", list(planned.findings.clone()))
+            .item(
+                "operations",
+                list(planned.operations.iter().map(|o| o.to_string()).collect()),
+            )
             .item("expires_at", n(started_at + PENDING_KEEP.as_secs()))
+            .condition_expression("attribute_not_exists(sk)")
             .send()
-            .await
-            .map_err(|e| GuardrailError::aws("PutItem", &self.store.table, e))?;
-        Ok(sort_key)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The key is this attempt's own: an earlier try of this very request landed.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(GuardrailError::aws("PutItem", &self.store.table, e)),
+        }
     }
 
-    /// Removes a record once its message was delivered, trying a few times beyond the SDK's own
-    /// retries: a record left behind is announced once more. A last failure is logged.
+    /// Marks a record settled once its message was delivered: a tombstone (kept a day), not a
+    /// deletion, so a late copy of the recording request finds it and changes nothing. Tried a
+    /// few times beyond the SDK's own retries: a record left pending is announced once more.
     pub async fn settle(&self, sort_key: &str) {
         let mut last = None;
         for _ in 0..SETTLE_TRIES {
             let result = self
                 .client
-                .delete_item()
+                .put_item()
                 .table_name(&self.store.table)
-                .key("pk", s(self.pending_pk()))
-                .key("sk", s(sort_key))
+                .item("pk", s(self.pending_pk()))
+                .item("sk", s(sort_key))
+                .item("state", s(SETTLED))
+                .item("expires_at", n(now() + SETTLED_KEEP.as_secs()))
                 .send()
                 .await;
             match result {
                 Ok(_) => return,
-                Err(e) => last = Some(GuardrailError::aws("DeleteItem", &self.store.table, e)),
+                Err(e) => last = Some(GuardrailError::aws("PutItem", &self.store.table, e)),
             }
         }
         if let Some(e) = last {
@@ -347,13 +454,28 @@ impl<'a> Journal<'a> {
                 .send()
                 .await
                 .map_err(|e| GuardrailError::aws("Query", &self.store.table, e))?;
-            found.extend(out.items().iter().map(|item| Pending {
-                sort_key: text_of(item, "sk"),
-                key_arn: text_of(item, "key_arn"),
-                run: text_of(item, "run"),
-                started_at: number_of(item, "started_at"),
-                subject: text_of(item, "subject"),
-                body: text_of(item, "body"),
+            let open = out.items().iter().filter(|item| {
+                item.get("state")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    != Some(SETTLED)
+            });
+            found.extend(open.map(|item| {
+                Pending {
+                    sort_key: text_of(item, "sk"),
+                    key_arn: text_of(item, "key_arn"),
+                    run: text_of(item, "run"),
+                    by_sweep: item
+                        .get("by_sweep")
+                        .and_then(|v| v.as_bool().ok())
+                        .copied()
+                        .unwrap_or(false),
+                    started_at: number_of(item, "started_at"),
+                    findings: list_of(item, "findings"),
+                    operations: list_of(item, "operations"),
+                    subject: text_of(item, "subject"),
+                    body: text_of(item, "body"),
+                }
             }));
             match out.last_evaluated_key() {
                 Some(last) if !last.is_empty() => start = Some(last.clone()),
@@ -443,26 +565,96 @@ mod tests {
     fn pending(run: &str, started_at: u64) -> Pending {
         Pending {
             sort_key: format!("arn:aws:kms:eu-west-1:111122223333:key/k#{run}"),
-            key_arn: "arn:aws:kms:eu-west-1:111122223333:key/k".into(),
+            key_arn: KEY.into(),
             run: run.into(),
+            by_sweep: false,
             started_at,
+            findings: vec!["the key policy differs from the baseline".into()],
+            operations: vec!["PutKeyPolicy".into()],
             subject: "s".into(),
             body: "b".into(),
         }
     }
 
+    const KEY: &str = "arn:aws:kms:eu-west-1:111122223333:key/k";
+    const LEASE: Duration = Duration::from_secs(150);
+
+    fn view(statuses: &[Status]) -> RunView {
+        RunView {
+            statuses: statuses.iter().map(|s| (KEY.to_string(), *s)).collect(),
+            ..RunView::default()
+        }
+    }
+
     #[test]
-    fn a_retry_of_the_same_event_takes_over_its_own_record_at_once() {
-        let lease = Duration::from_secs(150);
-        assert!(pending("event-1", 1_000).adoptable("event-1", 1_001, lease));
+    fn a_retry_of_the_same_event_announces_its_own_record_once_it_audited_the_key() {
+        let record = pending("event-1", 1_000);
+        assert_eq!(
+            record.disposal("event-1", 1_001, LEASE, &view(&[Status::Compliant])),
+            Disposal::Announce(Now::InOrder)
+        );
+        assert_eq!(
+            record.disposal("event-1", 1_001, LEASE, &view(&[])),
+            Disposal::Wait
+        );
+    }
+
+    #[test]
+    fn a_sweep_that_wrote_and_could_not_announce_announces_before_it_ends() {
+        let record = pending("sweep-1", 1_000);
+        let mut view = RunView::default();
+        view.undelivered.insert(KEY.to_string());
+        assert_eq!(
+            record.disposal("sweep-1", 1_001, LEASE, &view),
+            Disposal::Announce(Now::NotAudited)
+        );
     }
 
     #[test]
     fn another_invocation_waits_for_the_lease_before_taking_over() {
-        let lease = Duration::from_secs(150);
         let record = pending("event-1", 1_000);
-        assert!(!record.adoptable("event-2", 1_149, lease));
-        assert!(record.adoptable("event-2", 1_150, lease));
+        let audited = view(&[Status::Compliant]);
+        assert_eq!(
+            record.disposal("event-2", 1_149, LEASE, &audited),
+            Disposal::Wait
+        );
+        assert_eq!(
+            record.disposal("event-2", 1_150, LEASE, &audited),
+            Disposal::Announce(Now::InOrder)
+        );
+    }
+
+    #[test]
+    fn a_key_whose_audit_did_not_finish_here_is_left_to_the_next_invocation() {
+        let record = pending("sweep-1", 1_000);
+        let mut view = RunView::default();
+        view.unfinished.insert(KEY.to_string());
+        assert_eq!(
+            record.disposal("sweep-2", 9_999, LEASE, &view),
+            Disposal::Wait
+        );
+        assert_eq!(
+            record.disposal("sweep-2", 9_999, LEASE, &RunView::default()),
+            Disposal::Announce(Now::NotAudited),
+            "a key this invocation never saw (deleted, left management) is announced as it is"
+        );
+    }
+
+    #[test]
+    fn a_sweeps_record_is_superseded_by_a_later_correction_an_events_is_not() {
+        let mut record = pending("sweep-1", 1_000);
+        record.by_sweep = true;
+        let corrected = view(&[Status::Corrected]);
+        assert_eq!(
+            record.disposal("sweep-2", 9_999, LEASE, &corrected),
+            Disposal::Supersede
+        );
+        record.by_sweep = false;
+        assert_eq!(
+            record.disposal("sweep-2", 9_999, LEASE, &corrected),
+            Disposal::Announce(Now::StillWrong),
+            "an event's record names who made the change: it is announced"
+        );
     }
 
     #[test]

@@ -155,7 +155,7 @@ impl<'a> SweepMemory<'a> {
             .as_ref()
             .is_some_and(|e| e.disposition() == crate::base::error::Disposition::Retry);
         let standing =
-            something && !retryable && audit.outcome.writes() == 0 && audit.pending.is_none();
+            something && !retryable && audit.outcome.writes() == 0 && audit.records.is_empty();
         if !standing {
             return if known && (!something || audit.outcome.writes() > 0) {
                 Remembered::Forget

@@ -185,6 +185,21 @@ impl TestBed {
         request.send().await.expect("create grant");
     }
 
+    /// An empty bucket in `region`: a replication destination.
+    pub async fn create_bucket_in(&self, bucket: &str, region: &str) {
+        use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+        let location = CreateBucketConfiguration::builder()
+            .location_constraint(BucketLocationConstraint::from(region))
+            .build();
+        self.s3_in(region)
+            .create_bucket()
+            .bucket(bucket)
+            .create_bucket_configuration(location)
+            .send()
+            .await
+            .expect("create destination bucket");
+    }
+
     /// A versioned bucket in the test Region whose replication rule sends SSE-KMS objects to
     /// `destination` encrypted with `replica_key` (a key or alias ARN).
     pub async fn create_replicating_bucket(

@@ -401,6 +401,64 @@ async fn a_bucket_whose_replication_names_an_alias_or_a_disabled_replica_is_repo
 }
 
 #[tokio::test]
+async fn a_bucket_rule_whose_replica_key_is_not_in_the_destination_region_is_reported() {
+    let bed = TestBed::start().await;
+    let set = bed.create_key_set(&REPLICA_REGIONS).await;
+    grant_everywhere(&bed, &set).await;
+    // The destination is in us-west-2; one rule names the eu-central-1 replica, S3 needs the
+    // us-west-2 one. moto does not check this when it replicates; AWS refuses the object.
+    bed.create_bucket_in("app-data-us-west-2", "us-west-2")
+        .await;
+    bed.create_replicating_bucket(
+        "app-data-eu-west-1",
+        "app-data-us-west-2",
+        &set.arn_in("eu-central-1"),
+    )
+    .await;
+    bed.create_replicating_bucket(
+        "logs-eu-west-1",
+        "app-data-us-west-2",
+        &set.arn_in("us-west-2"),
+    )
+    .await;
+    let config = validator_config(
+        &bed.topic_arn,
+        &[("REPLICATION_BUCKETS", "app-data-eu-west-1,logs-eu-west-1")],
+    );
+    let (deps, _) = deps(&bed, config);
+
+    let swept = report(run(&deps, sweep()).await);
+
+    // moto drops SourceSelectionCriteria from GetBucketReplication, so every rule here also
+    // shows "SseKmsEncryptedObjects is not Enabled"; only the Region problem is looked at.
+    let region_problems = |bucket: &str| -> Vec<String> {
+        swept
+            .buckets
+            .iter()
+            .find(|b| b.bucket == bucket)
+            .unwrap()
+            .rules[0]
+            .problems
+            .iter()
+            .filter(|p| serde_json::to_value(p.kind).unwrap() == "key_not_in_destination_region")
+            .map(|p| p.summary.clone())
+            .collect()
+    };
+    let wrong = region_problems("app-data-eu-west-1");
+    assert_eq!(wrong.len(), 1, "{wrong:?}");
+    assert!(
+        wrong[0].contains("(us-west-2)")
+            && wrong[0].contains("a key in eu-central-1")
+            && wrong[0].contains("name the replica of the same primary in us-west-2"),
+        "{wrong:?}"
+    );
+    assert!(
+        region_problems("logs-eu-west-1").is_empty(),
+        "the us-west-2 replica is right"
+    );
+}
+
+#[tokio::test]
 async fn report_mode_writes_nothing_and_says_which_grants_it_would_create() {
     let bed = TestBed::start().await;
     let set = bed.create_key_set(&REPLICA_REGIONS).await;

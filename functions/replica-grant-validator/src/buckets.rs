@@ -180,6 +180,8 @@ pub enum BucketProblemKind {
     NotManagedPrimary,
     /// The configuration's Role is not one of REPLICATION_ROLE_ARNS (when that list is set).
     RoleNotConfigured,
+    /// The replica key is in another Region than the destination bucket: S3 needs it there.
+    KeyNotInDestinationRegion,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -300,6 +302,53 @@ pub fn check_rule(rule: &Rule, key: Option<&KeyLookup>) -> Vec<BucketProblem> {
         }) => problems.extend(check_key(&name, key, *primary_managed)),
     }
     problems
+}
+
+/// The Region GetBucketLocation's answer names: none is us-east-1, `EU` is eu-west-1.
+pub fn location_region(constraint: Option<&str>) -> Option<Region> {
+    match constraint.map(str::trim) {
+        None | Some("") => Region::parse("us-east-1").ok(),
+        Some("EU") => Region::parse("eu-west-1").ok(),
+        Some(other) => Region::parse(other).ok(),
+    }
+}
+
+/// S3 encrypts a replica with a key in the destination bucket's own Region only: a key named
+/// elsewhere fails every replication of an SSE-KMS object. Pure.
+pub fn check_destination_region(
+    rule: &Rule,
+    key: &KeyInfo,
+    destination: &Region,
+) -> Option<BucketProblem> {
+    (key.region != *destination).then(|| {
+        BucketProblem::new(
+            BucketProblemKind::KeyNotInDestinationRegion,
+            format!(
+                "{} encrypts replicas in bucket {} ({destination}) with {}, a key in {}: S3 needs the key in the destination bucket's Region; name the replica of the same primary in {destination}",
+                rule_name(rule),
+                value(&rule.destination_bucket),
+                value(key.arn.as_str()),
+                key.region
+            ),
+        )
+    })
+}
+
+/// The destination bucket's Region, from GetBucketLocation; `None` (logged) when it cannot be
+/// read: a bucket of another account that does not share its location.
+async fn destination_region(s3: &aws_sdk_s3::Client, destination_arn: &str) -> Option<Region> {
+    let name = destination_arn
+        .rsplit(":::")
+        .next()
+        .unwrap_or(destination_arn);
+    match s3.get_bucket_location().bucket(name).send().await {
+        Ok(out) => location_region(out.location_constraint().map(|c| c.as_str())),
+        Err(e) => {
+            let e = GuardrailError::aws("GetBucketLocation", name, e);
+            tracing::warn!(error = %e, bucket = name, "the destination bucket's Region is unknown: whether the replica key is in it is not checked");
+            None
+        }
+    }
 }
 
 /// What is wrong with the key a rule encrypts replicas with.
@@ -464,11 +513,18 @@ pub async fn validate_bucket(
             .as_deref()
             .and_then(|id| lookups.get(id))
             .and_then(Option::as_ref);
+        let mut problems = check_rule(rule, lookup);
+        if let Some(KeyLookup::Found { key, .. }) = lookup {
+            let s3 = client_in(s3, &bucket.region);
+            if let Some(destination) = destination_region(&s3, &rule.destination_bucket).await {
+                problems.extend(check_destination_region(rule, key, &destination));
+            }
+        }
         report.rules.push(RuleReport {
             id: rule.id.clone(),
             destination_bucket: rule.destination_bucket.clone(),
             replica_kms_key_id: rule.replica_kms_key_id.clone(),
-            problems: check_rule(rule, lookup),
+            problems,
         });
     }
     report

@@ -371,6 +371,21 @@ fn s3(region: &'static str, rules: &[&MockRule]) -> S3Client {
         .retry_config(shared::aws::retry_config()))
 }
 
+/// GetBucketLocation of every destination: `region`.
+fn located(region: &'static str) -> MockRule {
+    use aws_sdk_s3::operation::get_bucket_location::GetBucketLocationOutput;
+    use aws_sdk_s3::types::BucketLocationConstraint;
+    mock!(S3Client::get_bucket_location)
+        .sequence()
+        .output(move || {
+            GetBucketLocationOutput::builder()
+                .location_constraint(BucketLocationConstraint::from(region))
+                .build()
+        })
+        .repeatedly()
+        .build()
+}
+
 fn describes(identifier: &'static str, meta: KeyMetadata) -> MockRule {
     mock!(KmsClient::describe_key)
         .match_requests(move |r| r.key_id() == Some(identifier))
@@ -535,7 +550,7 @@ async fn a_good_rule_has_no_problems_and_each_key_is_described_once() {
     let primary = primary_described();
     // The client is in another Region: the call still goes to the bucket's.
     let report = validate_bucket(
-        &s3("us-west-2", &[&bucket]),
+        &s3("us-west-2", &[&bucket, &located("eu-west-1")]),
         &clients(&[&replica], &[&primary]),
         &common(),
         &[ROLE.to_string()],
@@ -564,7 +579,7 @@ async fn an_alias_is_named_by_the_key_it_points_to() {
     );
     let primary = primary_described();
     let report = validate_bucket(
-        &s3("eu-west-1", &[&bucket]),
+        &s3("eu-west-1", &[&bucket, &located("eu-west-1")]),
         &clients(&[&alias], &[&primary]),
         &common(),
         &["arn:aws:iam::111122223333:role/other".to_string()],
@@ -596,7 +611,7 @@ async fn a_disabled_replica_and_an_unmanaged_primary_are_reported() {
     );
     let primary = primary_described();
     let report = validate_bucket(
-        &s3("eu-west-1", &[&bucket]),
+        &s3("eu-west-1", &[&bucket, &located("eu-west-1")]),
         &clients(&[&replica], &[&primary]),
         &common(),
         &[],
@@ -629,7 +644,7 @@ async fn a_disabled_replica_and_an_unmanaged_primary_are_reported() {
         ),
     );
     let report = validate_bucket(
-        &s3("eu-west-1", &[&bucket]),
+        &s3("eu-west-1", &[&bucket, &located("eu-west-1")]),
         &clients(&[&replica], &[&unlisted]),
         &common(),
         &[],
@@ -678,4 +693,72 @@ async fn missing_and_unreadable_keys_are_problems_and_throttling_a_retryable_err
         report.disposition() == Some(Disposition::Retry) && report.rules.is_empty(),
         "{report:?}"
     );
+}
+
+#[test]
+fn get_bucket_location_answers_name_their_regions() {
+    assert_eq!(location_region(None).unwrap(), "us-east-1");
+    assert_eq!(location_region(Some("")).unwrap(), "us-east-1");
+    assert_eq!(location_region(Some("EU")).unwrap(), "eu-west-1");
+    assert_eq!(
+        location_region(Some("ap-southeast-2")).unwrap(),
+        "ap-southeast-2"
+    );
+    assert!(location_region(Some("not a region")).is_none());
+}
+
+#[tokio::test]
+async fn a_replica_key_outside_the_destination_region_is_reported_and_an_unknown_region_is_not_guessed(
+) {
+    let replica_meta = || {
+        metadata(
+            REPLICA,
+            KeyState::Enabled,
+            Some(PRIMARY),
+            KeySpec::SymmetricDefault,
+        )
+    };
+    let bucket = s3_replication(vec![sdk_rule("one", REPLICA)]);
+    let (replica, primary) = (describes(REPLICA, replica_meta()), primary_described());
+    let report = validate_bucket(
+        &s3("eu-west-1", &[&bucket, &located("us-west-2")]),
+        &clients(&[&replica], &[&primary]),
+        &common(),
+        &[ROLE.to_string()],
+        &source(),
+    )
+    .await;
+    let problems: Vec<_> = report.all_problems().collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(
+        problems[0].kind,
+        BucketProblemKind::KeyNotInDestinationRegion
+    );
+    assert!(
+        problems[0].summary.contains("a key in eu-west-1"),
+        "{}",
+        problems[0].summary
+    );
+
+    // A destination of another account that does not share its location: not checked, not an error.
+    let denied = mock!(S3Client::get_bucket_location).then_error(|| {
+        aws_sdk_s3::operation::get_bucket_location::GetBucketLocationError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDenied")
+                .message("Access Denied")
+                .build(),
+        )
+    });
+    let bucket = s3_replication(vec![sdk_rule("one", REPLICA)]);
+    let (replica, primary) = (describes(REPLICA, replica_meta()), primary_described());
+    let report = validate_bucket(
+        &s3("eu-west-1", &[&bucket, &denied]),
+        &clients(&[&replica], &[&primary]),
+        &common(),
+        &[ROLE.to_string()],
+        &source(),
+    )
+    .await;
+    assert!(report.error.is_none(), "{:?}", report.error);
+    assert_eq!(report.all_problems().count(), 0);
 }

@@ -90,8 +90,8 @@ impl AwsService {
             "SendMessage" => AwsService::Sqs,
             "GetResources" => AwsService::Tagging,
             "DescribeAlarms" | "ListTagsForResource" => AwsService::CloudWatch,
-            "PutItem" => AwsService::DynamoDb,
-            "GetBucketReplication" => AwsService::S3,
+            "PutItem" | "GetItem" | "UpdateItem" | "DeleteItem" | "Query" => AwsService::DynamoDb,
+            "GetBucketReplication" | "GetBucketLocation" => AwsService::S3,
             _ => AwsService::Other,
         }
     }

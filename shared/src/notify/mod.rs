@@ -213,9 +213,18 @@ pub fn after_failure(e: &GuardrailError) -> String {
         Some(AwsService::Kms) => format!(
             "The key was not fully audited ({operation} failed): whether it drifted is unknown."
         ),
+        Some(AwsService::DynamoDb) => format!(
+            "Nothing was written to the key: each correction is recorded in the state table (STATE_TABLE) before it is made, and {operation} failed. The key is still out of its desired state."
+        ),
         _ => format!("{operation} failed, so this key was not fully handled."),
     };
     let fix = match (e.aws_kind(), service) {
+        (Some(AwsErrorKind::NotFound), Some(AwsService::DynamoDb)) => {
+            "The table STATE_TABLE names does not exist in its Region: create it (template.yaml does, keys pk and sk) or correct STATE_TABLE.".to_string()
+        }
+        (Some(AwsErrorKind::AccessDenied), Some(AwsService::DynamoDb)) => format!(
+            "Check that the function's role may call dynamodb:{operation} on the state table (template.yaml grants PutItem, DeleteItem and Query), and that no SCP or permissions boundary denies it."
+        ),
         (Some(AwsErrorKind::AccessDenied), Some(AwsService::Kms)) => format!(
             "Check that the function's role may call kms:{operation} on this key: the key policy, the role's IAM policy, a permissions boundary, an SCP or a VPC endpoint policy can each deny it."
         ),
@@ -474,6 +483,8 @@ mod tests {
             ("DescribeKey", NotFound, "not fully audited", "no longer exists"),
             ("CreateGrant", Validation, "still out of its desired state: CreateGrant was not done", "refused the request itself"),
             ("Publish", AccessDenied, "Publish failed", "may call Publish: its IAM policy"),
+            ("PutItem", NotFound, "Nothing was written to the key", "The table STATE_TABLE names does not exist"),
+            ("PutItem", AccessDenied, "recorded in the state table (STATE_TABLE) before it is made", "dynamodb:PutItem on the state table"),
         ];
         for (operation, kind, state, fix) in table {
             let advice = after_failure(&failed(operation, *kind));

@@ -259,7 +259,7 @@ impl Now {
 pub fn late_notification(pending: &Pending, now: Now, function: &str) -> Notification {
     let mut body = pending.body.clone();
     body.push_str(&format!(
-        "\nThis message comes late: the invocation that started these corrections (run {}) recorded them, then ended before its message was confirmed delivered (it timed out, crashed, or neither SNS nor the fallback queue took the message).\n",
+        "\nThis message comes late: the invocation that started these corrections (for event or sweep {}) recorded them, then ended before its message was confirmed delivered (it timed out, crashed, or neither SNS nor the fallback queue took the message).\n",
         text::value(&pending.run)
     ));
     body.push_str(match now {
@@ -700,7 +700,7 @@ mod tests {
     fn a_late_announcement_says_what_was_started_and_how_the_key_is_now() {
         let record = pending("event-1", 1_000);
         let message = late_notification(&record, Now::InOrder, "policy-drift");
-        assert!(message.body.contains("run event-1"), "{}", message.body);
+        assert!(message.body.contains("for event or sweep event-1"), "{}", message.body);
         assert!(message.body.contains("the corrections were made"));
         assert_eq!(
             message.attributes.get("late").map(String::as_str),

@@ -108,6 +108,13 @@ async fn a_missing_grant_is_created_in_each_replica_region_and_a_second_run_writ
         messages[0].subject
     );
     assert!(messages[0].message.contains("created grant s3-replication"));
+    assert!(
+        bed.state_items()
+            .await
+            .iter()
+            .all(|(pk, _)| !pk.starts_with("pending#")),
+        "the digest announced the grants, so their record is settled"
+    );
 
     calls.clear();
     let second = report(run(&deps, sweep()).await);

@@ -613,3 +613,40 @@ async fn the_sweep_removes_the_root_where_it_is_and_report_mode_writes_nothing()
     assert!(!bed.key_policy(&with_root).await.contains(":root"));
     assert!(bed.key_policy(&without).await.contains("AllowKmsAdminRole"));
 }
+
+#[tokio::test]
+async fn a_blocked_key_and_a_deleted_principal_are_announced_once_across_sweeps() {
+    let bed = TestBed::start().await;
+    // The admin role does not exist: removing the root is blocked at every sweep.
+    bed.create_role(REVOKER_ROLE_ARN).await;
+    managed_key(&bed, &policy(json!([root_statement(), admin_statement()]))).await;
+    // No root, but a deleted role left behind as its unique id.
+    let orphan = json!({"Sid": "OldApp", "Effect": "Allow", "Principal": {"AWS": "AROAEXAMPLEDELETED123"},
+                        "Action": "kms:Decrypt", "Resource": "*"});
+    managed_key(&bed, &policy(json!([admin_statement(), orphan]))).await;
+    let (deps, calls) = deps(&bed, revoker_config(&bed.topic_arn, &[]));
+    let sweep = sample_event("root-access-revoker/scheduled-sweep.json", "unused");
+
+    let Outcome::Sweep(first) = run(&deps, sweep.clone()).await else {
+        panic!("a sweep report")
+    };
+    assert_eq!((first.blocked, first.reported), (1, 1), "{first:?}");
+    let subjects: Vec<String> = bed
+        .notifications()
+        .await
+        .into_iter()
+        .map(|n| n.subject)
+        .collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+
+    let Outcome::Sweep(second) = run(&deps, sweep).await else {
+        panic!("a sweep report")
+    };
+    assert_eq!((second.blocked, second.reported), (1, 1), "still found");
+    assert_eq!(second.not_announced_again, 2);
+    assert!(
+        bed.notifications().await.is_empty(),
+        "not sent again before the reminder"
+    );
+    assert!(calls.writes().is_empty(), "{:?}", calls.writes());
+}

@@ -700,7 +700,11 @@ mod tests {
     fn a_late_announcement_says_what_was_started_and_how_the_key_is_now() {
         let record = pending("event-1", 1_000);
         let message = late_notification(&record, Now::InOrder, "policy-drift");
-        assert!(message.body.contains("for event or sweep event-1"), "{}", message.body);
+        assert!(
+            message.body.contains("for event or sweep event-1"),
+            "{}",
+            message.body
+        );
         assert!(message.body.contains("the corrections were made"));
         assert_eq!(
             message.attributes.get("late").map(String::as_str),

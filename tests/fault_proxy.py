@@ -14,8 +14,8 @@ the same order of arrival), gets one of:
                   then reaches moto: the client gave up on a call that still lands
 
 moto's own API (/moto-api/...) is never faulted. Every request forwarded to moto is logged, one
-JSON line per request to --log: the operation, the fault, and for PutKeyPolicy the key and the
-policy sent, so a test can check every policy a key ever held.
+JSON line per request to --log: the operation, the fault, how long the answer took, and for
+PutKeyPolicy the key and the policy sent, so a test can check every policy a key ever held.
 
     python tests/fault_proxy.py --port P --upstream http://127.0.0.1:M --rate 0.3 --seed 7 \
         --slow 2.5 --log faults.jsonl
@@ -128,7 +128,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 entry["policy"] = None
         forwarded = fault in (None, "reset_after", "slow")
         entry["forwarded"] = forwarded
-        self.faults.record(entry)
+        if not forwarded:
+            self.faults.record(entry)
 
         if fault == "throttle":
             payload, kind = error_body(protocol, "ThrottlingException" if protocol == "json" else "Throttling", "Rate exceeded")
@@ -141,9 +142,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer(503, payload, kind)
         if fault == "reset_before":
             return self.reset()
+        started = time.monotonic()
         if fault == "slow":
             time.sleep(self.faults.slow)
         status, headers, payload = self.forward(body)
+        # How long the client waited: past its attempt timeout, it gave up on a call that landed.
+        entry["seconds"] = round(time.monotonic() - started, 3)
+        self.faults.record(entry)
         if fault == "reset_after":
             return self.reset()
         extra = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP and k.lower() != "content-type"]

@@ -1132,17 +1132,16 @@ async fn under_injected_faults_every_drifted_key_is_corrected_whole_and_announce
         .await;
         key_ids.extend(made);
     }
+    let attempt_timeout = std::time::Duration::from_millis(1000);
     let proxy = FaultProxy::start(
         &bed.moto,
         FaultPlan {
             rate,
             seed: 20261203,
-            slow: std::time::Duration::from_millis(1500),
+            slow: std::time::Duration::from_millis(2000),
         },
     );
-    let sdk = proxy
-        .sdk_config(std::time::Duration::from_millis(700))
-        .await;
+    let sdk = proxy.sdk_config(attempt_timeout).await;
     let mut config = config;
     // Sweeps follow each other at once here, not hours apart: a correction an earlier sweep
     // recorded and could not announce is taken over by the next one without waiting.
@@ -1203,10 +1202,16 @@ async fn under_injected_faults_every_drifted_key_is_corrected_whole_and_announce
         if let Some(fault) = request["fault"].as_str() {
             *figures.faults.entry(fault.to_string()).or_default() += 1;
         }
+        // An answer the client never saw: reset after the request landed, or later than the
+        // attempt timeout (a slow fault, or moto itself slow on a loaded machine).
+        let answer_lost = matches!(request["fault"].as_str(), Some("reset_after" | "slow"))
+            || (request["forwarded"] == true
+                && request["seconds"].as_f64().unwrap_or_default()
+                    >= attempt_timeout.as_secs_f64() * 0.9);
         if matches!(
             request["operation"].as_str(),
             Some("Publish" | "SendMessage")
-        ) && matches!(request["fault"].as_str(), Some("reset_after" | "slow"))
+        ) && answer_lost
         {
             figures.lost_publish_answers += 1;
         }

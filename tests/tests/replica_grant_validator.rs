@@ -165,6 +165,50 @@ async fn nothing_is_written_or_sent_when_every_replica_is_in_order() {
 }
 
 #[tokio::test]
+async fn an_unchanged_sweep_message_is_not_sent_again_and_a_change_is() {
+    let bed = TestBed::start().await;
+    let set = bed.create_key_set(&REPLICA_REGIONS).await;
+    grant_everywhere(&bed, &set).await;
+    let outsider = "arn:aws:iam::444455556666:role/partner";
+    bed.create_grant_in(
+        "us-west-2",
+        &set.key_id,
+        "partner-decrypt",
+        outsider,
+        &["Decrypt"],
+    )
+    .await;
+    let (deps, _) = deps(&bed, validator_config(&bed.topic_arn, &[]));
+
+    report(run(&deps, sweep()).await);
+    assert_eq!(bed.notifications().await.len(), 1, "first sweep: announced");
+    let second = report(run(&deps, sweep()).await);
+    assert!(
+        bed.notifications().await.is_empty(),
+        "unchanged: not sent again"
+    );
+    assert!(second.not_announced_again.is_some(), "{second:?}");
+
+    // A second unexpected grant changes the findings: news.
+    bed.create_grant_in(
+        "eu-central-1",
+        &set.key_id,
+        "partner-decrypt",
+        outsider,
+        &["Decrypt"],
+    )
+    .await;
+    report(run(&deps, sweep()).await);
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].message.contains("eu-central-1"),
+        "{}",
+        notes[0].message
+    );
+}
+
+#[tokio::test]
 async fn an_unexpected_grant_is_reported_and_revoked_only_in_strict_mode() {
     let bed = TestBed::start().await;
     let set = bed.create_key_set(&REPLICA_REGIONS).await;

@@ -9,6 +9,7 @@ use shared::aws::kms::KeyInfo;
 use shared::notify::outcome::{Outcome, SweepReport};
 use shared::pipeline::guardrail::{Audited, Invocation};
 use shared::pipeline::journal::PlannedWrites;
+use shared::pipeline::notices::SweepMemory;
 use shared::pipeline::resolve::Resolution;
 use shared::pipeline::{handle, Audit, Guardrail, SweepMessages};
 use shared::triggers::events::{parse_trigger, KeyLocator, Trigger};
@@ -150,9 +151,10 @@ impl Guardrail for ReplicaGrantValidator {
         time: Option<&str>,
         sweep: SweepReport,
         audited: Vec<Audited<PrimaryReport>>,
+        memory: Option<&SweepMemory<'_>>,
     ) -> Result<Response, GuardrailError> {
         let keys = audited.into_iter().map(|a| a.detail).collect();
-        crate::message::sweep_digest(deps, time, sweep, keys).await
+        crate::message::sweep_digest(deps, time, sweep, keys, memory).await
     }
 }
 

@@ -7,6 +7,8 @@ use shared::notify::{change_block, Cause, Notification, Speaker};
 
 use shared::notify::deliver;
 use shared::notify::outcome::SweepReport;
+use shared::pipeline::journal::fnv1a;
+use shared::pipeline::notices::{Notice, Remembered, SweepMemory};
 use shared::pipeline::retry_or_report;
 use shared::GuardrailError;
 
@@ -23,6 +25,7 @@ pub async fn sweep_digest(
     time: Option<&str>,
     sweep: SweepReport,
     keys: Vec<PrimaryReport>,
+    memory: Option<&SweepMemory<'_>>,
 ) -> Result<Response, GuardrailError> {
     let config = &deps.config;
     let mut report = ValidationReport::new(SWEEP_TRIGGER, config.common.mode);
@@ -35,8 +38,41 @@ pub async fn sweep_digest(
     }
     report.sweep = Some(sweep);
     let id = time.unwrap_or("sweep");
-    announce(deps, Cause::Sweep { id, time }, report).await
+    let cause = Cause::Sweep { id, time };
+    let Some(memory) = memory else {
+        return announce(deps, cause, report).await;
+    };
+    let common = &deps.config.common;
+    let Some(notification) = digest(&Speaker::new(FUNCTION, common), cause, &report) else {
+        if memory.knows(DIGEST) {
+            memory.settle(DIGEST, Remembered::Forget, false).await;
+        }
+        return Ok(Response::Report(Box::new(report)));
+    };
+    // The same findings say the same words; only the sweep's own time differs.
+    let fingerprint = fnv1a(&notification.body.replace(&change_block(cause), ""));
+    let notice = Notice {
+        subject: DIGEST.to_string(),
+        fingerprint: fingerprint.clone(),
+        notification,
+    };
+    let wrote = report.keys.iter().any(PrimaryReport::wrote);
+    if !wrote && !memory.is_news(&notice) {
+        tracing::info!("the sweep found what it announced before, unchanged: not announced again");
+        report.not_announced_again = Some(
+            "the same findings as the sweep message announced before; sent again when they change or REMINDER_HOURS passes".into(),
+        );
+        return Ok(Response::Report(Box::new(report)));
+    }
+    report.notification = Some(deliver(&deps.clients, common, &notice.notification).await?);
+    memory
+        .settle(DIGEST, Remembered::Remember(fingerprint), true)
+        .await;
+    Ok(Response::Report(Box::new(report)))
 }
+
+/// The state table's subject of the sweep's message.
+const DIGEST: &str = "digest";
 
 /// One message for the run when it found or did anything. A bucket event whose check a
 /// retry may fix fails the invocation after the message, so nothing found is lost.

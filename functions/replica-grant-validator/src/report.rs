@@ -80,6 +80,13 @@ pub struct PrimaryReport {
 }
 
 impl PrimaryReport {
+    /// Whether a write (a grant created or revoked) was made on any replica.
+    pub fn wrote(&self) -> bool {
+        self.replicas
+            .iter()
+            .any(|r| r.actions.iter().any(|a| a.done))
+    }
+
     /// Every finding, the replicas' ones prefixed with their Region.
     pub fn all_findings(&self) -> Vec<Finding> {
         let mut all = self.findings.clone();
@@ -128,6 +135,9 @@ pub struct ValidationReport {
     pub sweep: Option<SweepReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification: Option<Delivery>,
+    /// Why a sweep's message was not sent: the same as the one announced before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_announced_again: Option<String>,
 }
 
 impl ValidationReport {
@@ -139,6 +149,7 @@ impl ValidationReport {
             buckets: Vec::new(),
             sweep: None,
             notification: None,
+            not_announced_again: None,
         }
     }
 

@@ -448,7 +448,8 @@ async fn on_sweep<G: Guardrail>(
                 .collect();
             // This sweep's own records are the digest's to announce and settle.
             report.announced_late = announce_pending::<G>(deps, None, run, &view, &records).await?;
-            let response = G::digest(deps, time, report, audited).await?;
+            let memory = records.is_empty().then_some(&memory);
+            let response = G::digest(deps, time, report, audited, memory).await?;
             // The digest was delivered: the writes it announces are settled.
             if let Some(journal) = guard.journal() {
                 for record in &records {

@@ -12,6 +12,7 @@ use crate::config::FunctionConfig;
 use crate::notify::outcome::{Outcome, SweepReport};
 use crate::pipeline::audit::Audit;
 use crate::pipeline::journal::PlannedWrites;
+use crate::pipeline::notices::SweepMemory;
 use crate::pipeline::resolve::Resolution;
 use crate::pipeline::sweep::Deadline;
 use crate::triggers::events::{KeyLocator, Trigger};
@@ -165,13 +166,16 @@ pub trait Guardrail {
     }
 
     /// With [`SweepMessages::Digest`]: announces the sweep once and makes its response.
+    /// `memory` (absent when the sweep wrote, which is always news) tells a digest unchanged
+    /// since it was announced from one to send.
     async fn digest(
         deps: &DepsOf<Self>,
         time: Option<&str>,
         sweep: SweepReport,
         audited: Vec<Audited<Self::Detail>>,
+        memory: Option<&SweepMemory<'_>>,
     ) -> Result<Response<Self::Report>, GuardrailError> {
-        let _ = (deps, time, audited);
+        let _ = (deps, time, audited, memory);
         Ok(Response::Outcome(Outcome::Sweep(sweep)))
     }
 }

@@ -209,6 +209,11 @@ impl<'a> SweepMemory<'a> {
         )
     }
 
+    /// Whether a finding about `subject` was announced before and is remembered.
+    pub fn knows(&self, subject: &str) -> bool {
+        self.announced.contains_key(subject)
+    }
+
     /// Subjects of sweep-level notices remembered before and absent now: resolved.
     pub fn resolved<'n>(&'n self, kinds: &'n [&str], notices: &'n [Notice]) -> Vec<&'n str> {
         self.announced

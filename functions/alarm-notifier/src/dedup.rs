@@ -5,9 +5,8 @@
 //! then (possibly a second time, never not at all). If the table cannot be used, announce
 //! anyway.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use aws_sdk_dynamodb::types::AttributeValue;
+use shared::pipeline::journal::now;
 use shared::GuardrailError;
 
 /// How long a transition id is kept: longer than EventBridge and SNS retry an event.
@@ -30,13 +29,6 @@ pub enum Claim {
     InProgress,
     /// The table could not say; the caller announces rather than stay silent.
     Unknown(String),
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 /// Claims `transition`: a new one, or one whose claim went stale without being announced.

@@ -297,21 +297,24 @@ fn n(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn text_of(item: &HashMap<String, AttributeValue>, name: &str) -> String {
+/// One DynamoDB item.
+type Item = HashMap<String, AttributeValue>;
+
+fn text_of(item: &Item, name: &str) -> String {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .cloned()
         .unwrap_or_default()
 }
 
-fn list_of(item: &HashMap<String, AttributeValue>, name: &str) -> Vec<String> {
+fn list_of(item: &Item, name: &str) -> Vec<String> {
     item.get(name)
         .and_then(|v| v.as_l().ok())
         .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
         .unwrap_or_default()
 }
 
-fn number_of(item: &HashMap<String, AttributeValue>, name: &str) -> u64 {
+fn number_of(item: &Item, name: &str) -> u64 {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
@@ -430,53 +433,37 @@ impl<'a> Journal<'a> {
         }
     }
 
-    /// The pending corrections of one key (`Some`), or of every key.
-    pub async fn pending(&self, key_arn: Option<&str>) -> Result<Vec<Pending>, GuardrailError> {
+    /// Every item of partition `pk` (those whose sort key starts with `prefix`, if given),
+    /// page by page.
+    async fn items(
+        &self,
+        pk: String,
+        prefix: Option<String>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, GuardrailError> {
         let mut found = Vec::new();
         let mut start = None;
         loop {
-            let mut query = self
+            let query = self
                 .client
                 .query()
                 .table_name(&self.store.table)
-                .consistent_read(true)
+                .consistent_read(consistent)
                 .expression_attribute_names("#pk", "pk")
-                .expression_attribute_values(":pk", s(self.pending_pk()))
+                .expression_attribute_values(":pk", s(pk.clone()))
                 .set_exclusive_start_key(start.take());
-            query = match key_arn {
-                Some(arn) => query
-                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :key)")
+            let query = match &prefix {
+                Some(prefix) => query
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                     .expression_attribute_names("#sk", "sk")
-                    .expression_attribute_values(":key", s(format!("{arn}#"))),
+                    .expression_attribute_values(":prefix", s(prefix.clone())),
                 None => query.key_condition_expression("#pk = :pk"),
             };
             let out = query
                 .send()
                 .await
                 .map_err(|e| GuardrailError::aws("Query", &self.store.table, e))?;
-            let open = out.items().iter().filter(|item| {
-                item.get("state")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    != Some(SETTLED)
-            });
-            found.extend(open.map(|item| {
-                Pending {
-                    sort_key: text_of(item, "sk"),
-                    key_arn: text_of(item, "key_arn"),
-                    run: text_of(item, "run"),
-                    by_sweep: item
-                        .get("by_sweep")
-                        .and_then(|v| v.as_bool().ok())
-                        .copied()
-                        .unwrap_or(false),
-                    started_at: number_of(item, "started_at"),
-                    findings: list_of(item, "findings"),
-                    operations: list_of(item, "operations"),
-                    subject: text_of(item, "subject"),
-                    body: text_of(item, "body"),
-                }
-            }));
+            found.extend(out.items().iter().cloned());
             match out.last_evaluated_key() {
                 Some(last) if !last.is_empty() => start = Some(last.clone()),
                 _ => return Ok(found),
@@ -484,36 +471,44 @@ impl<'a> Journal<'a> {
         }
     }
 
+    /// The pending corrections of one key (`Some`), or of every key; settled ones left out.
+    pub async fn pending(&self, key_arn: Option<&str>) -> Result<Vec<Pending>, GuardrailError> {
+        let prefix = key_arn.map(|arn| format!("{arn}#"));
+        let items = self.items(self.pending_pk(), prefix, true).await?;
+        Ok(items
+            .iter()
+            .filter(|item| text_of(item, "state") != SETTLED)
+            .map(|item| Pending {
+                sort_key: text_of(item, "sk"),
+                key_arn: text_of(item, "key_arn"),
+                run: text_of(item, "run"),
+                by_sweep: item
+                    .get("by_sweep")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
+                started_at: number_of(item, "started_at"),
+                findings: list_of(item, "findings"),
+                operations: list_of(item, "operations"),
+                subject: text_of(item, "subject"),
+                body: text_of(item, "body"),
+            })
+            .collect())
+    }
+
     /// Everything this function's sweeps announced, by subject.
     pub async fn announced(&self) -> Result<HashMap<String, Announced>, GuardrailError> {
-        let mut found = HashMap::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.store.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", "pk")
-                .expression_attribute_values(":pk", s(self.announced_pk()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| GuardrailError::aws("Query", &self.store.table, e))?;
-            for item in out.items() {
-                found.insert(
-                    text_of(item, "sk"),
-                    Announced {
-                        fingerprint: text_of(item, "fingerprint"),
-                        announced_at: number_of(item, "announced_at"),
-                    },
-                );
-            }
-            match out.last_evaluated_key() {
-                Some(last) if !last.is_empty() => start = Some(last.clone()),
-                _ => return Ok(found),
-            }
-        }
+        let items = self.items(self.announced_pk(), None, false).await?;
+        Ok(items
+            .iter()
+            .map(|item| {
+                let announced = Announced {
+                    fingerprint: text_of(item, "fingerprint"),
+                    announced_at: number_of(item, "announced_at"),
+                };
+                (text_of(item, "sk"), announced)
+            })
+            .collect())
     }
 
     /// Remembers that `subject`'s finding was announced now. A failure is logged: the finding

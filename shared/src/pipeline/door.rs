@@ -20,7 +20,8 @@ use crate::pipeline::audit::{Aliases, Audit};
 use crate::pipeline::faults::{kill_point, KillPoint};
 use crate::pipeline::guardrail::{Audited, DepsOf, Guardrail, Invocation, Response, SweepMessages};
 use crate::pipeline::journal::{
-    self, earlier_attempt_summary, late_notification, pending_message, Disposal, Journal, RunView,
+    self, earlier_attempt_summary, late_notification, pending_message, Disposal, Journal, Pending,
+    RunView,
 };
 use crate::pipeline::membership;
 use crate::pipeline::notices::{sweep_notices, Remembered, SweepMemory};
@@ -166,66 +167,59 @@ async fn audit_key<G: Guardrail>(
 
 /// A retry of an event that has something to announce names what its earlier attempts began
 /// (they ended before announcing; their calls may have been made) in its own message, so one
-/// message covers the event. Without the state table, or when it cannot be read, the records
-/// stay for [`announce_pending`].
-async fn merge_earlier_attempts<G: Guardrail>(
-    deps: &DepsOf<G>,
-    key: &KeyInfo,
-    cause: Cause<'_>,
-    audit: &mut Audit,
-) {
-    let guard = guard::<G>(deps);
-    let Some(journal) = guard.journal() else {
-        return;
-    };
+/// message covers the event. `pending`: the key's unannounced corrections.
+fn merge_earlier_attempts(audit: &mut Audit, cause: Cause<'_>, pending: &[Pending]) {
     if audit.outcome.findings.is_empty() {
         return;
     }
-    let pending = match journal.pending(Some(key.arn.as_str())).await {
-        Ok(pending) => pending,
-        Err(e) => {
-            tracing::warn!(error = %e, "earlier attempts unreadable: they are announced on their own later");
-            return;
-        }
-    };
-    let earlier: Vec<_> = pending
-        .into_iter()
+    let earlier: Vec<&Pending> = pending
+        .iter()
         .filter(|p| p.run == cause.run() && !audit.records.contains(&p.sort_key))
         .collect();
     for earlier in earlier {
         audit.outcome.findings.push(Finding::new(
             FindingKind::EarlierAttempt,
-            earlier_attempt_summary(&earlier),
+            earlier_attempt_summary(earlier),
         ));
-        audit.records.push(earlier.sort_key);
+        audit.records.push(earlier.sort_key.clone());
     }
 }
 
-/// Announces the corrections recorded by invocations that ended before announcing them: those
-/// of `key` (or of every key) that this invocation (`run`, which knows `view` of the keys it
-/// handled) may take over, but for `own` (records a digest still announces).
-async fn announce_pending<G: Guardrail>(
+/// The unannounced corrections of `key_arn` (or of every key); none without a state table. A
+/// failure a retry can fix is `Err`; one it cannot is logged, and the records wait.
+async fn load_pending<G: Guardrail>(
     deps: &DepsOf<G>,
     key_arn: Option<&str>,
+) -> Result<Vec<Pending>, GuardrailError> {
+    let guard = guard::<G>(deps);
+    let Some(journal) = guard.journal() else {
+        return Ok(Vec::new());
+    };
+    match journal.pending(key_arn).await {
+        Ok(pending) => Ok(pending),
+        Err(e) => {
+            let e = retry_or_report(e)?;
+            tracing::error!(error_type = e.error_type(), error = %e, "corrections not yet announced could not be read from the state table");
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// Announces the corrections in `pending` that invocations ended before announcing and this
+/// invocation (`run`, which knows `view` of the keys it handled) may take over.
+async fn announce_pending<G: Guardrail>(
+    deps: &DepsOf<G>,
+    pending: &[Pending],
     run: &str,
     view: &RunView,
-    own: &[String],
 ) -> Result<usize, GuardrailError> {
     let guard = guard::<G>(deps);
     let Some(journal) = guard.journal() else {
         return Ok(0);
     };
-    let pending = match journal.pending(key_arn).await {
-        Ok(pending) => pending,
-        Err(e) => {
-            let e = retry_or_report(e)?;
-            tracing::error!(error_type = e.error_type(), error = %e, "corrections not yet announced could not be read from the state table");
-            return Ok(0);
-        }
-    };
     let (now, lease) = (journal::now(), journal.store().lease);
     let mut announced = 0;
-    for record in pending.iter().filter(|p| !own.contains(&p.sort_key)) {
+    for record in pending {
         match record.disposal(run, now, lease, view) {
             Disposal::Wait => continue,
             Disposal::Supersede => {
@@ -284,21 +278,35 @@ async fn on_key<G: Guardrail>(
     let (common, cause) = (deps.config.common(), Cause::Event(detail));
     let run = detail.event_id();
     let resolved = resolve(&deps.clients, common, locator).await?;
-    let (key, audit, own) = match G::target(deps, resolved, locator).await? {
+    // The key's unannounced corrections, read once (after this attempt's own record) for its
+    // message and for the late announcements after it; `None` when that read failed.
+    let (key, audit, own, pending) = match G::target(deps, resolved, locator).await? {
         Resolution::Managed(key) => {
             let (mut audit, own) = audit_key::<G>(deps, &key, cause).await;
-            merge_earlier_attempts::<G>(deps, &key, cause, &mut audit).await;
+            let pending = match guard::<G>(deps).journal() {
+                Some(journal) => match journal.pending(Some(key.arn.as_str())).await {
+                    Ok(pending) => Some(pending),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "earlier attempts unreadable: they are announced on their own later");
+                        None
+                    }
+                },
+                None => Some(Vec::new()),
+            };
+            if let Some(pending) = &pending {
+                merge_earlier_attempts(&mut audit, cause, pending);
+            }
             if let Some(enrolled) = membership::enrolment(G::NAME, detail, &common.managed, &key) {
                 audit.add_event_finding(enrolled);
             }
-            (key, audit, own)
+            (key, audit, own, pending)
         }
         Resolution::Unmanaged { key, reason } => {
             let Some(departure) = membership::left_management(detail, &common.managed, &key) else {
                 return Ok(Err(reason));
             };
             let audit = membership::left_audit(G::NAME, &key, &reason, &departure);
-            (key, audit, None)
+            (key, audit, None, None)
         }
         Resolution::NotOurs(reason) => return Ok(Err(reason)),
         Resolution::ShutOut { key, error } => {
@@ -307,14 +315,22 @@ async fn on_key<G: Guardrail>(
             return Ok(Ok((outcome, None)));
         }
     };
+    let announced = audit.records.clone();
     let outcome = guard::<G>(deps)
         .finish(&key, cause, Aliases::PerKey, audit)
         .await?;
+    let pending = match pending {
+        Some(pending) => pending
+            .into_iter()
+            .filter(|p| !announced.contains(&p.sort_key))
+            .collect(),
+        None => load_pending::<G>(deps, Some(key.arn.as_str())).await?,
+    };
     let view = RunView {
         statuses: HashMap::from([(key.arn.to_string(), outcome.status)]),
         ..RunView::default()
     };
-    announce_pending::<G>(deps, Some(key.arn.as_str()), run, &view, &[]).await?;
+    announce_pending::<G>(deps, &pending, run, &view).await?;
     Ok(Ok((outcome, own)))
 }
 
@@ -434,7 +450,8 @@ async fn on_sweep<G: Guardrail>(
     let view = view.into_inner().unwrap_or_else(|e| e.into_inner());
     match G::SWEEP_MESSAGES {
         SweepMessages::PerKey => {
-            report.announced_late = announce_pending::<G>(deps, None, run, &view, &[]).await?;
+            let pending = load_pending::<G>(deps, None).await?;
+            report.announced_late = announce_pending::<G>(deps, &pending, run, &view).await?;
             Ok(G::respond(
                 Outcome::Sweep(report),
                 details.into_inner().unwrap_or_else(|e| e.into_inner()),
@@ -447,7 +464,9 @@ async fn on_sweep<G: Guardrail>(
                 .flat_map(|a| a.audit.records.clone())
                 .collect();
             // This sweep's own records are the digest's to announce and settle.
-            report.announced_late = announce_pending::<G>(deps, None, run, &view, &records).await?;
+            let mut pending = load_pending::<G>(deps, None).await?;
+            pending.retain(|p| !records.contains(&p.sort_key));
+            report.announced_late = announce_pending::<G>(deps, &pending, run, &view).await?;
             let memory = records.is_empty().then_some(&memory);
             let response = G::digest(deps, time, report, audited, memory).await?;
             // The digest was delivered: the writes it announces are settled.

@@ -67,6 +67,35 @@ fn moto_command() -> Command {
     command
 }
 
+/// The SDK configuration of a function whose `AWS_ENDPOINT_URL` is `endpoint` (moto, or the
+/// fault proxy in front of it), with the production retries and `timeouts`.
+async fn local_sdk_config(
+    endpoint: &str,
+    timeouts: aws_config::timeout::TimeoutConfig,
+) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(shared::aws::http_client(
+            shared::aws::TrustRoots::AmazonTrustServices,
+        ))
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(aws_sdk_kms::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .retry_config(shared::aws::retry_config())
+        .timeout_config(timeouts)
+        .load()
+        .await
+}
+
+/// A loopback port nothing listens on now.
+fn free_loopback_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("no free loopback port")
+        .port()
+}
+
 /// A moto server process, stopped when dropped.
 pub struct MotoServer {
     child: Child,
@@ -76,10 +105,7 @@ pub struct MotoServer {
 
 impl MotoServer {
     pub fn start() -> MotoServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("no free loopback port")
-            .port();
+        let port = free_loopback_port();
         let log_dir = workspace_root().join("target/moto-logs");
         std::fs::create_dir_all(&log_dir).expect("cannot create target/moto-logs");
         let log = std::fs::File::create(log_dir.join(format!("moto-{port}.log")))
@@ -130,19 +156,7 @@ impl MotoServer {
 
     /// The SDK configuration a function would build with `AWS_ENDPOINT_URL` pointing here.
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .http_client(shared::aws::http_client(
-                shared::aws::TrustRoots::AmazonTrustServices,
-            ))
-            .endpoint_url(&self.endpoint)
-            .region(Region::new(REGION))
-            .credentials_provider(aws_sdk_kms::config::Credentials::new(
-                "testing", "testing", None, None, "moto",
-            ))
-            .retry_config(shared::aws::retry_config())
-            .timeout_config(shared::aws::timeout_config())
-            .load()
-            .await
+        local_sdk_config(&self.endpoint, shared::aws::timeout_config()).await
     }
 }
 
@@ -247,10 +261,7 @@ pub struct FaultPlan {
 
 impl FaultProxy {
     pub fn start(upstream: &MotoServer, plan: FaultPlan) -> FaultProxy {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("no free loopback port")
-            .port();
+        let port = free_loopback_port();
         let log_dir = workspace_root().join("target/moto-logs");
         std::fs::create_dir_all(&log_dir).expect("cannot create target/moto-logs");
         let log = log_dir.join(format!("faults-{port}.jsonl"));
@@ -285,24 +296,11 @@ impl FaultProxy {
     /// A function's SDK configuration through the proxy: the standard retries, and an attempt
     /// timeout shorter than the proxy's slow answers.
     pub async fn sdk_config(&self, attempt_timeout: Duration) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .http_client(shared::aws::http_client(
-                shared::aws::TrustRoots::AmazonTrustServices,
-            ))
-            .endpoint_url(&self.endpoint)
-            .region(Region::new(REGION))
-            .credentials_provider(aws_sdk_kms::config::Credentials::new(
-                "testing", "testing", None, None, "moto",
-            ))
-            .retry_config(shared::aws::retry_config())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(attempt_timeout)
-                    .operation_attempt_timeout(attempt_timeout)
-                    .build(),
-            )
-            .load()
-            .await
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(attempt_timeout)
+            .operation_attempt_timeout(attempt_timeout)
+            .build();
+        local_sdk_config(&self.endpoint, timeouts).await
     }
 
     /// Every request the proxy saw, in order.

@@ -422,13 +422,11 @@ async fn on_sweep<G: Guardrail>(
                     let mut outcome = audit.outcome.clone();
                     let failure = audit.failure.clone();
                     let arn = key.arn.to_string();
-                    match &failure {
-                        Some(_) => lock(view_ref).unfinished.insert(arn),
-                        None => lock(view_ref)
-                            .statuses
-                            .insert(arn, outcome.status)
-                            .is_none(),
-                    };
+                    if failure.is_some() {
+                        lock(view_ref).unfinished.insert(arn);
+                    } else {
+                        lock(view_ref).statuses.insert(arn, outcome.status);
+                    }
                     // Kept for the digest before the failure is settled: writes made before a
                     // transient failure are announced, and the next sweep finishes the key.
                     if let Some(detail) = detail {

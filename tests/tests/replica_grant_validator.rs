@@ -2,7 +2,7 @@
 //! managed primary in eu-west-1 with replicas in us-west-2 and eu-central-1.
 //!
 //! Where moto differs from AWS (tests/moto_aws.py and the test bed say so): moto checks no IAM
-//! and none of KMS's grant rules (the function checks those itself, see `replica_grant_validator::kms_grants`); its
+//! and none of KMS's grant rules (the function checks those itself, see `shared::aws::grants`); its
 //! ReplicateKey copies the primary's policy (the test bed puts each replica's own), and shares
 //! the primary's grants with every replica unless corrected (tests/moto_aws.py gives each
 //! replica its own, as AWS does); its GetBucketReplication drops SourceSelectionCriteria.

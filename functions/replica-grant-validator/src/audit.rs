@@ -20,7 +20,7 @@ use shared::GuardrailError;
 use crate::config::Config;
 use crate::deps::Deps;
 use crate::grants::check;
-use crate::kms_grants::{self, ExistingGrant, GrantSpec};
+use shared::aws::grants::{self as kms_grants, ExistingGrant, GrantSpec};
 use crate::replicas::{compare_policies, role_access, PolicyCheck};
 use crate::report::{is_critical, PrimaryReport, ReplicaReport};
 

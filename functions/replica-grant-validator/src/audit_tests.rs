@@ -5,7 +5,7 @@ use shared::base::error::AwsErrorKind;
 use shared::config::FunctionConfig;
 use std::collections::{BTreeSet, HashMap};
 
-use crate::kms_grants::Grantee;
+use shared::aws::grants::Grantee;
 
 const ACCOUNT: &str = "111122223333";
 const ID: &str = "mrk-1234abcd12ab34cd56ef1234567890ab";

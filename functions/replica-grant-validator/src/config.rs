@@ -91,8 +91,8 @@ impl FunctionConfig for Config {
         for grant in &required_grants {
             let spec = &grant.spec;
             let grantee = match &spec.grantee {
-                crate::kms_grants::Grantee::Principal(p) => p,
-                crate::kms_grants::Grantee::Service(s) => s,
+                shared::aws::grants::Grantee::Principal(p) => p,
+                shared::aws::grants::Grantee::Service(s) => s,
             };
             if !replication_roles.iter().any(|r| r == grantee) {
                 env.problem(format!(

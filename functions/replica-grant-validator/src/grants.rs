@@ -1,11 +1,11 @@
 //! The required grants (`REQUIRED_GRANTS`) and the comparison of a replica's grants with
 //! them: which are satisfied, which are missing, and which grants nobody asked for. Pure:
 //! `audit::read` lists the grants and `audit::apply` acts on the result. The grant model and
-//! the field-by-field comparison of one grant are in `kms_grants`.
+//! the field-by-field comparison of one grant are in `shared::aws::grants`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::kms_grants::{
+use shared::aws::grants::{
     differences, kms_refusals, matches, ExistingGrant, GrantConstraints, GrantSpec, Grantee,
 };
 use serde::Serialize;

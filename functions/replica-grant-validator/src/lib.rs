@@ -7,7 +7,6 @@ pub mod config;
 pub mod deps;
 pub mod grants;
 pub mod handler;
-pub mod kms_grants;
 pub mod message;
 pub mod primary;
 pub mod replicas;

@@ -1,5 +1,5 @@
 use super::*;
-use shared::base::error::Disposition;
+use crate::base::error::Disposition;
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/s3-replication";
 
@@ -423,7 +423,7 @@ mod io {
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
     use aws_smithy_types::config_bag::ConfigBag;
     use aws_smithy_types::error::ErrorMetadata;
-    use shared::aws::kms::KeyInfo;
+    use crate::aws::kms::KeyInfo;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -433,7 +433,7 @@ mod io {
     fn key() -> KeyInfo {
         KeyInfo::unreadable(
             KEY_ARN,
-            &shared::testing::region("us-west-2"),
+            &crate::testing::region("us-west-2"),
             "111122223333",
         )
     }
@@ -471,7 +471,7 @@ mod io {
     }
 
     fn client(rules: &[&aws_smithy_mocks::Rule], sent: &Sent) -> Client {
-        let retry = shared::aws::retry_config().with_initial_backoff(Duration::from_millis(1));
+        let retry = crate::aws::retry_config().with_initial_backoff(Duration::from_millis(1));
         let sent = sent.clone();
         mock_client!(aws_sdk_kms, RuleMode::MatchAny, rules, |b| b
             .retry_config(retry.clone())

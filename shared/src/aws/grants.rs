@@ -7,17 +7,17 @@ use std::fmt;
 
 use aws_sdk_kms::types::{GrantConstraints as SdkConstraints, GrantListEntry, GrantOperation};
 use aws_sdk_kms::Client;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use shared::base::arn::is_account_id;
-use shared::base::arn::Arn;
-use shared::base::error::GuardrailError;
-use shared::base::text;
+use crate::base::arn::is_account_id;
+use crate::base::arn::Arn;
+use crate::base::error::GuardrailError;
+use crate::base::text;
 
 /// Who a grant is for, or who may retire it: an AWS principal (`GranteePrincipal`,
 /// `RetiringPrincipal`) or a service principal (`GranteeServicePrincipal`,
 /// `RetiringServicePrincipal`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Grantee {
     Principal(String),
@@ -70,7 +70,7 @@ fn same_optional(a: Option<&Grantee>, b: Option<&Grantee>) -> bool {
 }
 
 /// Grant constraints; empty maps and no `SourceArn` mean no constraint.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantConstraints {
     pub encryption_context_subset: BTreeMap<String, String>,
     pub encryption_context_equals: BTreeMap<String, String>,
@@ -145,7 +145,7 @@ impl GrantSpec {
 }
 
 /// A grant as ListGrants returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExistingGrant {
     pub grant_id: String,
     pub name: Option<String>,
@@ -571,9 +571,9 @@ pub async fn list_grants(
 /// The grant writes. Each names the key by ARN; errors name the operation and the key.
 pub mod write {
     use super::*;
-    use shared::aws::kms::KeyInfo;
-    use shared::base::error::AwsErrorKind;
-    use shared::config::ConfigError;
+    use crate::aws::kms::KeyInfo;
+    use crate::base::error::AwsErrorKind;
+    use crate::config::ConfigError;
 
     /// CreateGrant with `spec`, returning the grant id. A spec KMS would refuse is not sent
     /// (a configuration error listing the reasons).
@@ -650,5 +650,5 @@ pub mod write {
 }
 
 #[cfg(test)]
-#[path = "kms_grants_tests.rs"]
+#[path = "grants_tests.rs"]
 mod tests;

@@ -14,6 +14,7 @@
 pub mod aws;
 pub mod base;
 pub mod config;
+pub mod desired;
 pub mod notify;
 pub mod pipeline;
 pub mod policy;

@@ -23,9 +23,7 @@ pub async fn key_context(
     let key = kms::describe_key(&client, &locator.identifier)
         .await
         .map_err(|e| e.to_string())?;
-    let facts = AlarmNotifier::read(deps, &key)
-        .await
-        .map_err(|e| e.to_string())?;
+    let facts = read(deps, &key).await.map_err(|e| e.to_string())?;
     Ok(AlarmNotifier::decide(&deps.config, &key, facts))
 }
 

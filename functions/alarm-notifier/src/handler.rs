@@ -9,6 +9,7 @@ use serde_json::Value;
 use shared::aws::kms::KeyInfo;
 use shared::aws::Regional;
 use shared::notify::outcome::{Delivery, Outcome};
+use shared::notify::Cause;
 use shared::pipeline::{Audit, Guardrail, Invocation, Response};
 use shared::triggers::events::Trigger;
 use shared::triggers::gate::HandledEvents;
@@ -136,7 +137,7 @@ impl Guardrail for AlarmNotifier {
     type Facts = KeyFacts;
 
     /// The key part of an alarm message: its aliases, tags and whether it is managed.
-    async fn read(deps: &Deps, key: &KeyInfo) -> Result<KeyFacts, GuardrailError> {
+    async fn read(deps: &Deps, key: &KeyInfo, _: Cause<'_>) -> Result<KeyFacts, GuardrailError> {
         crate::enrich::read(deps, key).await
     }
 

@@ -1,35 +1,48 @@
 //! policy-drift's writes: the planned corrections in the order KMS accepts them, or in
 //! report mode what they would be.
 
+use shared::aws::grants;
 use shared::aws::kms::{self, write, KeyInfo};
 use shared::config::Mode;
-use shared::notify::outcome::{Action, Finding, FindingKind, KeyOutcome, Status};
+use shared::notify::outcome::{Action, Finding, FindingKind, KeyOutcome, Severity, Status};
 use shared::pipeline::Audit;
 use shared::GuardrailError;
 use tracing::info;
 
 use crate::config::RotationBaseline;
 use crate::handler::{Deps, Plan};
-use crate::plan::{headline, rotation_finding, Correction};
+use crate::plan::{headline, rotation_finding, Correction, Desired};
 
 /// The corrections in order (none in report mode); a failed call stops them and is the
 /// audit's `failure`, classified by the pipeline.
 pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
     let mut outcome = KeyOutcome::new(key);
-    let (findings, corrections, safe, rotation_deferred) = match plan {
+    let (findings, corrections, policy, desired, wanted, rotation_deferred, revoke) = match plan {
         Plan::Blocked(problems) => {
             outcome.status = Status::Blocked;
-            outcome.findings.push(Finding::new(FindingKind::CorrectionBlocked, format!("the baseline for this key fails a safety check, so it was not compared or written: {}", problems.join("; "))));
+            outcome.findings.push(Finding::new(FindingKind::CorrectionBlocked, format!("the desired policy for this key fails a safety check, so it was not compared or written: {}", problems.join("; "))));
             return Audit::new(outcome, None, "KMS key correction blocked");
         }
         Plan::Correct {
             findings,
             corrections,
-            baseline,
+            policy,
+            desired,
+            rotation,
             rotation_deferred,
-        } => (findings, corrections, baseline, rotation_deferred),
+            revoke,
+            record: _,
+        } => (
+            findings,
+            corrections,
+            policy,
+            desired,
+            rotation,
+            rotation_deferred,
+            revoke,
+        ),
     };
-    let (mode, wanted) = (deps.config.common.mode, deps.config.rotation);
+    let mode = deps.config.common.mode;
     let client = deps.clients.kms(&key.region);
     outcome.status = if findings.is_empty() {
         Status::Compliant
@@ -42,16 +55,20 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
         if mode == Mode::Report {
             outcome.actions.push(Action {
                 operation: correction.operation(),
-                detail: correction.detail(wanted, false),
+                detail: correction.detail(wanted, desired, false),
                 done: false,
             });
             continue;
         }
-        let result = match correction {
-            Correction::CancelKeyDeletion => write::cancel_key_deletion(&client, key).await,
-            Correction::EnableKey => write::enable_key(&client, key).await,
-            Correction::PutKeyPolicy => write::put_key_policy(&client, key, &safe).await,
-            Correction::EnableKeyRotation => {
+        let result = match (correction, &policy) {
+            (Correction::CancelKeyDeletion, _) => write::cancel_key_deletion(&client, key).await,
+            (Correction::EnableKey, _) => write::enable_key(&client, key).await,
+            (Correction::PutKeyPolicy, Some(safe)) => {
+                write::put_key_policy(&client, key, safe).await
+            }
+            // `decide` plans PutKeyPolicy only with a checked policy.
+            (Correction::PutKeyPolicy, None) => continue,
+            (Correction::EnableKeyRotation, _) => {
                 write::enable_key_rotation(&client, key, wanted.period_days).await
             }
         };
@@ -62,18 +79,48 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
         info!(key = %key.arn, operation = correction.operation(), "corrected");
         outcome.actions.push(Action {
             operation: correction.operation(),
-            detail: correction.detail(wanted, true),
+            detail: correction.detail(wanted, desired, true),
             done: true,
         });
         outcome.status = Status::Corrected;
     }
+    for grant in revoke.iter().filter(|_| failure.is_none()) {
+        let done = mode == Mode::Enforce;
+        if done {
+            if let Err(e) = grants::write::revoke_grant(&client, key, &grant.grant_id).await {
+                failure = Some(e);
+                break;
+            }
+            info!(key = %key.arn, grant = %grant.grant_id, "unexpected grant revoked");
+            outcome.status = Status::Corrected;
+        }
+        outcome.actions.push(Action {
+            operation: "RevokeGrant",
+            detail: format!(
+                "{} {}",
+                if done { "revoked" } else { "would revoke" },
+                grant.summary()
+            ),
+            done,
+        });
+    }
     if rotation_deferred && mode == Mode::Enforce && failure.is_none() {
-        if let Err(e) = restore_deferred_rotation(&client, key, wanted, &mut outcome).await {
+        if let Err(e) = restore_deferred_rotation(&client, key, wanted, desired, &mut outcome).await
+        {
             failure = Some(e);
         }
     }
     let headline = headline(&outcome, mode, failure.is_some());
-    Audit::new(outcome, failure, &headline)
+    let mut audit = Audit::new(outcome, failure, &headline);
+    if audit
+        .outcome
+        .findings
+        .iter()
+        .all(|f| f.kind == FindingKind::DesiredStateRecorded)
+    {
+        audit.severity = Severity::Info;
+    }
+    audit
 }
 
 /// Reads rotation again now that the key is enabled, and restores it if it drifted.
@@ -81,6 +128,7 @@ async fn restore_deferred_rotation(
     client: &aws_sdk_kms::Client,
     key: &KeyInfo,
     wanted: RotationBaseline,
+    desired: Desired,
     outcome: &mut KeyOutcome,
 ) -> Result<(), GuardrailError> {
     if let Some(finding) = rotation_finding(
@@ -92,7 +140,7 @@ async fn restore_deferred_rotation(
         let correction = Correction::EnableKeyRotation;
         outcome.actions.push(Action {
             operation: correction.operation(),
-            detail: correction.detail(wanted, true),
+            detail: correction.detail(wanted, desired, true),
             done: true,
         });
     }

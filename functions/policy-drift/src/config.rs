@@ -1,7 +1,13 @@
 //! policy-drift's configuration: the common part, the baseline and rotation.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use shared::base::arn::is_account_id;
+use shared::base::text;
 use shared::config::FunctionConfig;
 use shared::config::{self, CommonConfig, Env};
+use shared::desired::arn_matches;
+use shared::desired::floor::{Floor, KeyKeeper};
 use shared::policy::baseline::{self, BaselineSource};
 use shared::policy::safe_policy::{Keeper, Refusal, SafePolicy, ADMIN_ACTIONS, SELF_ACTIONS};
 
@@ -17,6 +23,63 @@ pub struct Config {
     pub common: CommonConfig,
     pub baseline: BaselineSource,
     pub rotation: RotationBaseline,
+    /// What a key is compared with (`DESIRED_STATE`).
+    pub desired: DesiredSource,
+}
+
+/// What a managed key is compared with.
+#[derive(Clone, Debug)]
+pub enum DesiredSource {
+    /// One baseline for every key (`DESIRED_STATE=baseline`, the default).
+    Baseline,
+    /// Each key's own record in the state table (`DESIRED_STATE=per-key`).
+    PerKey(PerKey),
+}
+
+/// Keys without a record (`UNRECORDED_KEYS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unrecorded {
+    /// Recorded from their state when it passes the floor (`enrol`, the default).
+    Enrol,
+    /// Compared with the baseline and not recorded (`baseline`).
+    Baseline,
+}
+
+#[derive(Clone, Debug)]
+pub struct PerKey {
+    /// `APPROVED_DEPLOYERS`: role ARNs, `*` matching any run of characters.
+    pub approved_deployers: Vec<String>,
+    pub unrecorded: Unrecorded,
+    pub floor: Floor,
+    /// `KEY_KEEPERS`: per key id or alias name, the principals that keep their actions.
+    pub key_keepers: BTreeMap<String, Vec<KeyKeeper>>,
+    /// `REVOKE_UNEXPECTED_GRANTS`: revoke grants the record does not hold (enforce mode).
+    pub revoke_unexpected_grants: bool,
+}
+
+impl PerKey {
+    /// Whether the identity that made a call (its session issuer) is an approved deployer.
+    pub fn approves(&self, issuer: &str) -> bool {
+        self.approved_deployers
+            .iter()
+            .any(|pattern| arn_matches(pattern, issuer))
+    }
+
+    /// The keepers `KEY_KEEPERS` names for a key with this id and these aliases.
+    pub fn keepers_of(&self, key_id: &str, aliases: &[String]) -> Vec<KeyKeeper> {
+        self.key_keepers
+            .iter()
+            .filter(|(name, _)| *name == key_id || aliases.contains(name))
+            .flat_map(|(_, keepers)| keepers.iter().cloned())
+            .collect()
+    }
+
+    /// Whether any `KEY_KEEPERS` entry names an alias (then aliases are read per key).
+    pub fn needs_aliases(&self) -> bool {
+        self.key_keepers
+            .keys()
+            .any(|name| name.starts_with("alias/"))
+    }
 }
 
 const DEFAULT_ROTATION_DAYS: i32 = 365;
@@ -30,10 +93,12 @@ impl FunctionConfig for Config {
             // KMS accepts rotation periods from 90 to 2560 days.
             period_days: env.number("ROTATION_PERIOD_DAYS", DEFAULT_ROTATION_DAYS, 90..=2560),
         };
+        let desired = read_desired(env, &common, &baseline);
         Config {
             common,
             baseline,
             rotation,
+            desired,
         }
     }
 
@@ -52,7 +117,126 @@ impl FunctionConfig for Config {
     }
 }
 
+fn read_desired(
+    env: &mut Env<'_>,
+    common: &CommonConfig,
+    baseline: &BaselineSource,
+) -> DesiredSource {
+    match env.optional("DESIRED_STATE").as_deref() {
+        None | Some("baseline") => return DesiredSource::Baseline,
+        Some("per-key") => {}
+        Some(other) => {
+            env.problem(format!(
+                "DESIRED_STATE must be baseline or per-key, got {}",
+                text::quoted(other, 60)
+            ));
+            return DesiredSource::Baseline;
+        }
+    }
+    if common.state.is_none() {
+        env.problem("DESIRED_STATE=per-key keeps each key's desired state in the state table, and STATE_TABLE is not set".to_string());
+    }
+    let approved_deployers = env.list("APPROVED_DEPLOYERS");
+    for bad in approved_deployers
+        .iter()
+        .filter(|p| !p.starts_with("arn:") || !p.contains(":iam::"))
+    {
+        env.problem(format!(
+            "APPROVED_DEPLOYERS entry {} is not an IAM role or user ARN (a * may stand for any characters, as in arn:aws:iam::111122223333:role/terraform-*)",
+            text::quoted(bad, 120)
+        ));
+    }
+    let unrecorded = match env.optional("UNRECORDED_KEYS").as_deref() {
+        None | Some("enrol") => Unrecorded::Enrol,
+        Some("baseline") => Unrecorded::Baseline,
+        Some(other) => {
+            env.problem(format!(
+                "UNRECORDED_KEYS must be enrol or baseline, got {}",
+                text::quoted(other, 60)
+            ));
+            Unrecorded::Enrol
+        }
+    };
+    let allowed_accounts: BTreeSet<String> = env.list("ALLOWED_ACCOUNTS").into_iter().collect();
+    for bad in allowed_accounts.iter().filter(|a| !is_account_id(a)) {
+        env.problem(format!(
+            "ALLOWED_ACCOUNTS entry {} is not a 12-digit account id",
+            text::quoted(bad, 60)
+        ));
+    }
+    let organization_id = env.optional("ORGANIZATION_ID");
+    if let Some(bad) = organization_id
+        .as_deref()
+        .filter(|o| !is_organization_id(o))
+    {
+        env.problem(format!(
+            "ORGANIZATION_ID {} is not an organization id such as o-a1b2c3d4e5",
+            text::quoted(bad, 60)
+        ));
+    }
+    let key_keepers = match env.optional("KEY_KEEPERS") {
+        None => BTreeMap::new(),
+        Some(raw) => match serde_json::from_str::<BTreeMap<String, Vec<KeyKeeper>>>(&raw) {
+            Ok(map) => map,
+            Err(e) => {
+                env.problem(format!(
+                    "KEY_KEEPERS must be a JSON object from key id or alias name to a list of {{\"principal\": ARN, \"actions\": [...]}}: {}",
+                    text::one_line(&e.to_string(), 160)
+                ));
+                BTreeMap::new()
+            }
+        },
+    };
+    let revoke_unexpected_grants = env.bool("REVOKE_UNEXPECTED_GRANTS", false);
+    let root_access = match baseline {
+        BaselineSource::Parts(parts) => parts.root_access,
+        // A complete document says for itself whether root is named.
+        BaselineSource::Document(_) => true,
+    };
+    let mut keepers = vec![(
+        common.self_role_arn.to_string(),
+        SELF_ACTIONS.iter().map(|a| a.to_string()).collect(),
+    )];
+    if let BaselineSource::Parts(parts) = baseline {
+        keepers.extend(parts.admin_role_arns.iter().map(|arn| {
+            (
+                arn.clone(),
+                ADMIN_ACTIONS.iter().map(|a| a.to_string()).collect(),
+            )
+        }));
+    }
+    DesiredSource::PerKey(PerKey {
+        approved_deployers,
+        unrecorded,
+        floor: Floor {
+            root_access,
+            keepers,
+            allowed_accounts,
+            organization_id,
+        },
+        key_keepers,
+        revoke_unexpected_grants,
+    })
+}
+
+fn is_organization_id(id: &str) -> bool {
+    id.strip_prefix("o-").is_some_and(|rest| {
+        (10..=32).contains(&rest.len())
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    })
+}
+
 impl Config {
+    /// The per-key settings, when keys are compared with their own records.
+    pub fn per_key(&self) -> Option<&PerKey> {
+        match &self.desired {
+            DesiredSource::PerKey(per_key) => Some(per_key),
+            DesiredSource::Baseline => None,
+        }
+    }
+
     /// The principals that must keep administering a key after the baseline is written.
     pub fn keepers(&self) -> Vec<Keeper<'_>> {
         let mut keepers = vec![Keeper {

@@ -74,6 +74,7 @@ fn each_departure_gives_its_finding_and_the_corrections_in_the_order_kms_accepts
         let facts = Facts {
             policy_text: policy.to_string(),
             rotation: *rotation,
+            per_key: None,
         };
         let plan = PolicyDrift::decide(&config(mode), &key(state.clone()), facts);
         let Plan::Correct {

@@ -14,8 +14,19 @@ use shared::policy::safe_policy::SafePolicy;
 use shared::triggers::gate::{EventGate, HandledEvents};
 use shared::GuardrailError;
 
-use crate::config::Config;
-use crate::plan::{plan, Correction};
+use shared::aws::grants::{self, ExistingGrant};
+use shared::base::text;
+use shared::desired::store::{DesiredStore, Put};
+use shared::desired::Version;
+use shared::notify::Cause;
+use shared::pipeline::journal::now;
+use shared::pipeline::notices::utc;
+use shared::triggers::events::CloudTrailDetail;
+use tracing::info;
+
+use crate::config::{Config, PerKey, RotationBaseline};
+use crate::per_key::{self, current_state, Change, PerKeyFacts, PerKeyPlan};
+use crate::plan::{plan, Correction, Desired};
 
 pub const FUNCTION: &str = "policy-drift";
 
@@ -60,16 +71,27 @@ pub enum RotationRead {
 pub struct Facts {
     pub policy_text: String,
     pub rotation: RotationRead,
+    /// With `DESIRED_STATE=per-key`: the key's record, grants and the change that led here.
+    pub per_key: Option<PerKeyFacts>,
 }
 
 pub enum Plan {
-    /// The baseline for this key fails a safety check: nothing is compared or written.
+    /// The desired policy for this key fails a safety check: nothing is compared or written.
     Blocked(Vec<String>),
     Correct {
         findings: Vec<Finding>,
         corrections: Vec<Correction>,
-        baseline: Box<SafePolicy>,
+        /// The policy PutKeyPolicy writes, checked; `None` when none is to be written.
+        policy: Option<Box<SafePolicy>>,
+        /// What the key is compared with, as messages name it.
+        desired: Desired,
+        /// The rotation EnableKeyRotation restores.
+        rotation: RotationBaseline,
         rotation_deferred: bool,
+        /// Grants to revoke (per-key, `REVOKE_UNEXPECTED_GRANTS=true`).
+        revoke: Vec<ExistingGrant>,
+        /// The desired-state version to record before any write.
+        record: Option<Version>,
     },
 }
 
@@ -82,8 +104,156 @@ pub async fn function_handler(
 }
 
 /// Replicas share the primary's rotation; asymmetric, HMAC and imported keys cannot rotate.
+/// Per key, the record says whether rotation is wanted, so it is always read.
 fn rotation_applies(config: &Config, key: &KeyInfo) -> bool {
-    config.rotation.enabled && key.rotatable && !key.is_replica()
+    (config.rotation.enabled || config.per_key().is_some()) && key.rotatable && !key.is_replica()
+}
+
+/// The CloudTrail call as a per-key decision needs it.
+fn change_of(detail: &CloudTrailDetail) -> Change {
+    Change {
+        event_id: detail.event_id().to_string(),
+        event_name: detail.event_name.clone(),
+        actor: detail.actor(),
+        issuer: detail
+            .session_issuer_arn()
+            .or(detail.user_identity.arn.as_deref())
+            .map(str::to_string),
+        time: detail.event_time.clone(),
+        grant_made: per_key::grant_made(detail),
+        grant_ended: per_key::grant_ended(detail),
+    }
+}
+
+/// The record, grants and aliases a per-key audit needs.
+async fn read_per_key(
+    deps: &Deps,
+    per_key: &PerKey,
+    key: &KeyInfo,
+    cause: Cause<'_>,
+) -> Result<PerKeyFacts, GuardrailError> {
+    let common = &deps.config.common;
+    let record = match DesiredStore::open(&deps.clients, common) {
+        Some(store) => store.latest(key.arn.as_str()).await?,
+        None => None,
+    };
+    let client = deps.clients.kms(&key.region);
+    let grants = grants::list_grants(&client, key.arn.as_str()).await?;
+    let aliases = if per_key.needs_aliases() {
+        kms::aliases(&client, &key.key_id).await?
+    } else {
+        Vec::new()
+    };
+    let (change, sweep) = match cause {
+        Cause::Event(detail) => (Some(change_of(detail)), None),
+        Cause::Sweep { id, .. } => (None, Some(id.to_string())),
+    };
+    Ok(PerKeyFacts {
+        record,
+        grants,
+        aliases,
+        change,
+        sweep,
+        now: utc(now()),
+    })
+}
+
+/// The plan against the baseline (every key alike, or a key without a record).
+fn decide_by_baseline(config: &Config, key: &KeyInfo, facts: Facts) -> Plan {
+    let baseline = match config.baseline_for(&key.account, &key.region, key.arn.partition()) {
+        Ok(safe) => safe,
+        Err(problems) => return Plan::Blocked(problems),
+    };
+    let status = match facts.rotation {
+        RotationRead::Read(status) => Some(status),
+        RotationRead::NotApplicable | RotationRead::Deferred => None,
+    };
+    let (mut findings, corrections) = plan(
+        key,
+        &facts.policy_text,
+        baseline.policy(),
+        status.filter(|_| config.rotation.enabled),
+        config.rotation,
+    );
+    let rotation_deferred = facts.rotation == RotationRead::Deferred && config.rotation.enabled;
+    if rotation_deferred && config.common.mode == Mode::Report {
+        findings.push(rotation_unknown(key));
+    }
+    Plan::Correct {
+        findings,
+        corrections,
+        policy: Some(Box::new(baseline)),
+        desired: Desired::Baseline,
+        rotation: config.rotation,
+        rotation_deferred,
+        revoke: Vec::new(),
+        record: None,
+    }
+}
+
+fn rotation_unknown(key: &KeyInfo) -> Finding {
+    Finding::new(
+        FindingKind::RotationUnknown,
+        format!(
+            "rotation was not checked: KMS does not report it while the key is {}",
+            key.state.as_str()
+        ),
+    )
+}
+
+/// The plan against the key's own record.
+fn decide_per_key(
+    config: &Config,
+    per_key: &PerKey,
+    key: &KeyInfo,
+    facts: Facts,
+    known: &PerKeyFacts,
+) -> Plan {
+    let current = current_state(key, &facts.policy_text, facts.rotation, &known.grants_now());
+    let decision = match per_key::decide(per_key, key, &facts.policy_text, current, known) {
+        PerKeyPlan::Baseline => return decide_by_baseline(config, key, facts),
+        PerKeyPlan::Decided(decision) => decision,
+    };
+    let policy = if decision.corrections.contains(&Correction::PutKeyPolicy) {
+        match SafePolicy::check(&decision.desired.policy, &config.keepers()) {
+            Ok(safe) => Some(Box::new(safe)),
+            Err(refusals) => {
+                return Plan::Blocked(
+                    refusals
+                        .iter()
+                        .map(|r| {
+                            format!(
+                                "the key policy recorded as version {} cannot be restored: {r}",
+                                decision.version
+                            )
+                        })
+                        .collect(),
+                )
+            }
+        }
+    } else {
+        None
+    };
+    let wanted = decision.desired.rotation;
+    let rotation = RotationBaseline {
+        enabled: wanted.is_some_and(|w| w.enabled),
+        period_days: wanted.and_then(|w| w.period_days).unwrap_or(365),
+    };
+    let rotation_deferred = facts.rotation == RotationRead::Deferred && rotation.enabled;
+    let mut findings = decision.findings;
+    if rotation_deferred && config.common.mode == Mode::Report {
+        findings.push(rotation_unknown(key));
+    }
+    Plan::Correct {
+        findings,
+        corrections: decision.corrections,
+        policy,
+        desired: Desired::Record(decision.version),
+        rotation,
+        rotation_deferred,
+        revoke: decision.revoke,
+        record: decision.record,
+    }
 }
 
 impl Guardrail for PolicyDrift {
@@ -95,7 +265,7 @@ impl Guardrail for PolicyDrift {
 
     type Facts = Facts;
 
-    async fn read(deps: &Deps, key: &KeyInfo) -> Result<Facts, GuardrailError> {
+    async fn read(deps: &Deps, key: &KeyInfo, cause: Cause<'_>) -> Result<Facts, GuardrailError> {
         let client = deps.clients.kms(&key.region);
         let policy_text = kms::key_policy(&client, key.arn.as_str()).await?;
         let rotation = if !rotation_applies(&deps.config, key) {
@@ -112,62 +282,71 @@ impl Guardrail for PolicyDrift {
                 Err(e) => return Err(e),
             }
         };
+        let per_key = match deps.config.per_key() {
+            Some(per_key) => Some(read_per_key(deps, per_key, key, cause).await?),
+            None => None,
+        };
         Ok(Facts {
             policy_text,
             rotation,
+            per_key,
         })
     }
 
     type Plan = Plan;
 
-    fn decide(config: &Config, key: &KeyInfo, facts: Facts) -> Plan {
-        let baseline = match config.baseline_for(&key.account, &key.region, key.arn.partition()) {
-            Ok(safe) => safe,
-            Err(problems) => return Plan::Blocked(problems),
-        };
-        let status = match facts.rotation {
-            RotationRead::Read(status) => Some(status),
-            RotationRead::NotApplicable | RotationRead::Deferred => None,
-        };
-        let (mut findings, corrections) = plan(
-            key,
-            &facts.policy_text,
-            baseline.policy(),
-            status,
-            config.rotation,
-        );
-        let rotation_deferred = facts.rotation == RotationRead::Deferred;
-        if rotation_deferred && config.common.mode == Mode::Report {
-            findings.push(Finding::new(
-                FindingKind::RotationUnknown,
-                format!(
-                    "rotation was not checked: KMS does not report it while the key is {}",
-                    key.state.as_str()
-                ),
-            ));
+    fn decide(config: &Config, key: &KeyInfo, mut facts: Facts) -> Plan {
+        match (config.per_key(), facts.per_key.take()) {
+            (Some(per_key), Some(known)) => decide_per_key(config, per_key, key, facts, &known),
+            _ => decide_by_baseline(config, key, facts),
         }
-        Plan::Correct {
-            findings,
-            corrections,
-            baseline: Box::new(baseline),
-            rotation_deferred,
+    }
+
+    async fn commit(deps: &Deps, key: &KeyInfo, plan: Plan) -> Result<Plan, GuardrailError> {
+        let Plan::Correct {
+            record: Some(version),
+            ..
+        } = &plan
+        else {
+            return Ok(plan);
+        };
+        let Some(store) = DesiredStore::open(&deps.clients, &deps.config.common) else {
+            return Ok(plan);
+        };
+        let arn = key.arn.as_str();
+        if store.put(arn, version).await? == Put::Recorded {
+            info!(key = %key.arn, version = version.number, "desired state recorded");
+            return Ok(plan);
+        }
+        // Taken: our own write whose answer was lost, or another invocation's.
+        match store.latest(arn).await? {
+            Some(latest) if latest.event_id == version.event_id && latest.state == version.state => Ok(plan),
+            _ => Err(GuardrailError::Aws {
+                operation: "PutItem",
+                key: text::value(arn),
+                kind: AwsErrorKind::ServerError,
+                code: "DesiredStateChanged".to_string(),
+                message: format!("another invocation recorded version {} of this key's desired state first; nothing was written to the key, and the retry decides again from that version", version.number),
+            }),
         }
     }
 
     fn planned_writes(config: &Config, plan: &Plan) -> Option<PlannedWrites> {
-        match plan {
-            Plan::Correct {
-                findings,
-                corrections,
-                ..
-            } if config.common.mode == Mode::Enforce && !corrections.is_empty() => {
-                Some(PlannedWrites {
-                    findings: findings.iter().map(|f| f.summary.clone()).collect(),
-                    operations: corrections.iter().map(|c| c.operation()).collect(),
-                })
-            }
-            _ => None,
-        }
+        let Plan::Correct {
+            findings,
+            corrections,
+            revoke,
+            ..
+        } = plan
+        else {
+            return None;
+        };
+        let mut operations: Vec<&'static str> = corrections.iter().map(|c| c.operation()).collect();
+        operations.extend(revoke.iter().map(|_| "RevokeGrant"));
+        (config.common.mode == Mode::Enforce && !operations.is_empty()).then(|| PlannedWrites {
+            findings: findings.iter().map(|f| f.summary.clone()).collect(),
+            operations,
+        })
     }
 
     type Detail = ();

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod config;
 pub mod handler;
+pub mod per_key;
 pub mod plan;
 
 pub use config::Config;

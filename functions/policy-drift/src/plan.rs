@@ -4,7 +4,7 @@
 use aws_sdk_kms::types::KeyState;
 use shared::aws::kms::{KeyInfo, RotationStatus};
 use shared::config::Mode;
-use shared::notify::outcome::{Finding, FindingKind, KeyOutcome};
+use shared::notify::outcome::{Finding, FindingKind, KeyOutcome, Status};
 use shared::policy::model::Policy;
 
 use crate::config::RotationBaseline;
@@ -30,7 +30,7 @@ impl Correction {
     }
 
     /// What the correction does, as done or as enforce mode would do it.
-    pub fn detail(self, rotation: RotationBaseline, done: bool) -> String {
+    pub fn detail(self, rotation: RotationBaseline, desired: Desired, done: bool) -> String {
         let (did, would) = match self {
             Correction::CancelKeyDeletion => ("cancelled", "cancel"),
             Correction::EnableKey => ("enabled", "enable"),
@@ -40,7 +40,10 @@ impl Correction {
         let what = match self {
             Correction::CancelKeyDeletion => "the scheduled deletion".to_string(),
             Correction::EnableKey => "the key".to_string(),
-            Correction::PutKeyPolicy => "the baseline key policy".to_string(),
+            Correction::PutKeyPolicy => match desired {
+                Desired::Baseline => "the baseline key policy".to_string(),
+                Desired::Record(version) => format!("the key policy recorded as version {version}"),
+            },
             Correction::EnableKeyRotation => {
                 format!("automatic rotation every {} days", rotation.period_days)
             }
@@ -85,31 +88,9 @@ pub fn plan(
         }
         _ => {}
     }
-    match Policy::parse(policy_text) {
-        Ok(actual) => {
-            let diff = actual.diff_against(baseline);
-            if !diff.is_empty() {
-                let version = if diff.version.is_some() {
-                    ", different Version"
-                } else {
-                    ""
-                };
-                let summary = format!("the key policy differs from the baseline: {} missing, {} extra, {} changed statement(s){version}", diff.missing.len(), diff.extra.len(), diff.changed.len());
-                findings.push(Finding {
-                    kind: FindingKind::PolicyDrift,
-                    summary,
-                    diff: Some(diff.to_string()),
-                });
-                corrections.push(Correction::PutKeyPolicy);
-            }
-        }
-        Err(e) => {
-            findings.push(Finding::new(
-                FindingKind::PolicyUnreadable,
-                format!("the key policy is not a policy the baseline can be compared with ({e})"),
-            ));
-            corrections.push(Correction::PutKeyPolicy);
-        }
+    if let Some(finding) = policy_finding(policy_text, baseline, &Desired::Baseline) {
+        findings.push(finding);
+        corrections.push(Correction::PutKeyPolicy);
     }
     if let Some(finding) = rotation.and_then(|r| rotation_finding(r, wanted)) {
         findings.push(finding);
@@ -117,6 +98,51 @@ pub fn plan(
     }
     corrections.sort();
     (findings, corrections)
+}
+
+/// What a key is compared with, as messages name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Desired {
+    Baseline,
+    /// The key's own record, at this version.
+    Record(u32),
+}
+
+impl Desired {
+    pub fn name(self) -> String {
+        match self {
+            Desired::Baseline => "the baseline".to_string(),
+            Desired::Record(version) => format!("its recorded desired state (version {version})"),
+        }
+    }
+}
+
+/// The finding when the policy text departs from `desired` (or cannot be compared): pure.
+pub fn policy_finding(policy_text: &str, desired: &Policy, against: &Desired) -> Option<Finding> {
+    let against = against.name();
+    match Policy::parse(policy_text) {
+        Ok(actual) => {
+            let diff = actual.diff_against(desired);
+            if diff.is_empty() {
+                return None;
+            }
+            let version = if diff.version.is_some() {
+                ", different Version"
+            } else {
+                ""
+            };
+            let summary = format!("the key policy differs from {against}: {} missing, {} extra, {} changed statement(s){version}", diff.missing.len(), diff.extra.len(), diff.changed.len());
+            Some(Finding {
+                kind: FindingKind::PolicyDrift,
+                summary,
+                diff: Some(diff.to_string()),
+            })
+        }
+        Err(e) => Some(Finding::new(
+            FindingKind::PolicyUnreadable,
+            format!("the key policy is not a policy {against} can be compared with ({e})"),
+        )),
+    }
 }
 
 pub fn rotation_finding(status: RotationStatus, wanted: RotationBaseline) -> Option<Finding> {
@@ -145,18 +171,42 @@ pub fn headline(outcome: &KeyOutcome, mode: Mode, failed: bool) -> String {
     if kinds.iter().all(|k| *k == FindingKind::Enrolled) {
         return "KMS key enrolled in guardrails".into();
     }
+    if kinds
+        .iter()
+        .all(|k| *k == FindingKind::DesiredStateRecorded)
+    {
+        return "KMS key desired state recorded".into();
+    }
+    if kinds.contains(&FindingKind::FloorViolation) {
+        return match (outcome.status, failed) {
+            (_, true) => "KMS key breaks the floor, NOT corrected".into(),
+            (Status::Corrected, false) => "KMS key change refused by the floor and reverted".into(),
+            _ => "KMS key breaks the floor".into(),
+        };
+    }
     let policy = kinds
         .iter()
         .any(|k| matches!(k, FindingKind::PolicyDrift | FindingKind::PolicyUnreadable));
+    let grants = kinds.iter().all(|k| {
+        matches!(
+            k,
+            FindingKind::GrantUnexpected
+                | FindingKind::GrantMissing
+                | FindingKind::DesiredStateRecorded
+        )
+    });
     let what = if policy {
         "KMS key policy drift"
+    } else if grants {
+        "KMS key grant drift"
     } else {
         "KMS key drift"
     };
     let verb = match (mode, failed) {
         (_, true) => "NOT corrected",
-        (Mode::Enforce, false) => "corrected",
-        (Mode::Report, false) => "found",
+        (Mode::Enforce, false) if outcome.status == Status::Corrected => "corrected",
+        // Report mode, or findings enforce mode does not write for (a grant not revoked).
+        _ => "found",
     };
     format!("{what} {verb}")
 }

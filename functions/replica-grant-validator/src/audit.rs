@@ -20,9 +20,9 @@ use shared::GuardrailError;
 use crate::config::Config;
 use crate::deps::Deps;
 use crate::grants::check;
-use shared::aws::grants::{self as kms_grants, ExistingGrant, GrantSpec};
 use crate::replicas::{compare_policies, role_access, PolicyCheck};
 use crate::report::{is_critical, PrimaryReport, ReplicaReport};
+use shared::aws::grants::{self as kms_grants, ExistingGrant, GrantSpec};
 
 /// What was read about a primary and its replicas.
 #[derive(Debug)]

@@ -5,11 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Serialize;
+use serde_json::{Map, Value};
 use shared::aws::grants::{
     differences, kms_refusals, matches, ExistingGrant, GrantConstraints, GrantSpec, Grantee,
 };
-use serde::Serialize;
-use serde_json::{Map, Value};
 use shared::base::region::is_region;
 use shared::base::text;
 

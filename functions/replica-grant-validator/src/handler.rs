@@ -7,6 +7,7 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use shared::aws::kms::KeyInfo;
 use shared::notify::outcome::{Outcome, SweepReport};
+use shared::notify::Cause;
 use shared::pipeline::guardrail::{Audited, Invocation};
 use shared::pipeline::journal::PlannedWrites;
 use shared::pipeline::notices::SweepMemory;
@@ -107,7 +108,7 @@ impl Guardrail for ReplicaGrantValidator {
 
     type Facts = Facts;
 
-    async fn read(deps: &Deps, key: &KeyInfo) -> Result<Facts, GuardrailError> {
+    async fn read(deps: &Deps, key: &KeyInfo, _: Cause<'_>) -> Result<Facts, GuardrailError> {
         Ok(crate::audit::read(deps, key).await)
     }
 

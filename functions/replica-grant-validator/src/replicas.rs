@@ -5,9 +5,9 @@
 //! or enabled state (<https://docs.aws.amazon.com/kms/latest/developerguide/multi-region-keys-overview.html>),
 //! so each is read and judged on its own.
 
-use shared::aws::grants::{ExistingGrant, Grantee};
 use serde::Serialize;
 use serde_json::Value;
+use shared::aws::grants::{ExistingGrant, Grantee};
 use shared::policy::evaluate::{access_in_context, Access, RequestContext};
 use shared::policy::model::Policy;
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 use shared::aws::kms::{self, KeyInfo};
 use shared::config::Mode;
 use shared::notify::outcome::{Delivery, Outcome};
+use shared::notify::Cause;
 use shared::pipeline::journal::PlannedWrites;
 use shared::pipeline::{Audit, Guardrail, Invocation, Response};
 use shared::triggers::events::Trigger;
@@ -87,7 +88,7 @@ impl Guardrail for RootAccessRevoker {
     type Facts = Facts;
 
     /// The key policy as KMS holds it, then the admin roles as IAM knows them.
-    async fn read(deps: &Deps, key: &KeyInfo) -> Result<Facts, GuardrailError> {
+    async fn read(deps: &Deps, key: &KeyInfo, _: Cause<'_>) -> Result<Facts, GuardrailError> {
         let client = deps.clients.kms(&key.region);
         let policy = kms::key_policy(&client, key.arn.as_str()).await?;
         let admins = crate::deps::admin_roles(deps).await?;

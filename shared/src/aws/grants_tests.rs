@@ -414,6 +414,7 @@ mod io {
     //! The real SDK client with mocked answers and the production retry policy.
 
     use super::*;
+    use crate::aws::kms::KeyInfo;
     use aws_sdk_kms::operation::create_grant::{CreateGrantError, CreateGrantOutput};
     use aws_sdk_kms::operation::list_grants::ListGrantsOutput;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
@@ -423,7 +424,6 @@ mod io {
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
     use aws_smithy_types::config_bag::ConfigBag;
     use aws_smithy_types::error::ErrorMetadata;
-    use crate::aws::kms::KeyInfo;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 

@@ -83,6 +83,10 @@ pub enum FindingKind {
     BucketReplication,
     /// An earlier attempt for the same event began writing and ended before announcing.
     EarlierAttempt,
+    /// A key's desired state was recorded: enrolled, an approved change, a rollback.
+    DesiredStateRecorded,
+    /// A key's state (at enrolment, or after an approved deployer's change) breaks the floor.
+    FloorViolation,
 }
 
 impl FindingKind {
@@ -110,6 +114,8 @@ impl FindingKind {
             FindingKind::ReplicaMissing => "replica_missing",
             FindingKind::BucketReplication => "bucket_replication",
             FindingKind::EarlierAttempt => "earlier_attempt",
+            FindingKind::DesiredStateRecorded => "desired_state_recorded",
+            FindingKind::FloorViolation => "floor_violation",
         }
     }
 }

@@ -133,11 +133,17 @@ async fn audit_key<G: Guardrail>(
         );
         return (Audit::skipped(key, reason), None);
     }
-    let facts = match G::read(deps, key).await {
+    let facts = match G::read(deps, key, cause).await {
         Ok(facts) => facts,
         Err(e) => return (Audit::failed(key, e, "KMS key could not be audited"), None),
     };
-    let plan = G::decide(&deps.config, key, facts);
+    let plan = match G::commit(deps, key, G::decide(&deps.config, key, facts)).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            let headline = "KMS key not checked: its desired state could not be recorded";
+            return (Audit::failed(key, e, headline), None);
+        }
+    };
     let mut record = None;
     if let Some(planned) = G::planned_writes(&deps.config, &plan) {
         let guard = guard::<G>(deps);

@@ -10,6 +10,7 @@ use crate::aws::AwsClients;
 use crate::base::error::GuardrailError;
 use crate::config::FunctionConfig;
 use crate::notify::outcome::{Outcome, SweepReport};
+use crate::notify::Cause;
 use crate::pipeline::audit::Audit;
 use crate::pipeline::journal::PlannedWrites;
 use crate::pipeline::notices::SweepMemory;
@@ -142,11 +143,28 @@ pub trait Guardrail {
         Ok(resolved)
     }
 
-    /// The facts of one managed, settled key: I/O only.
-    async fn read(deps: &DepsOf<Self>, key: &KeyInfo) -> Result<Self::Facts, GuardrailError>;
+    /// The facts of one managed, settled key: I/O only. `cause` says which CloudTrail call or
+    /// sweep led here (who made a change can make it approved rather than drift).
+    async fn read(
+        deps: &DepsOf<Self>,
+        key: &KeyInfo,
+        cause: Cause<'_>,
+    ) -> Result<Self::Facts, GuardrailError>;
 
     /// What is wrong with the key and what would fix it: pure, from configuration and facts.
     fn decide(config: &Self::Config, key: &KeyInfo, facts: Self::Facts) -> Self::Plan;
+
+    /// Records what the plan decided in the function's own store, before any write to the key
+    /// (policy-drift's per-key desired state); may decide again when the store changed under
+    /// it. The default records nothing.
+    async fn commit(
+        deps: &DepsOf<Self>,
+        key: &KeyInfo,
+        plan: Self::Plan,
+    ) -> Result<Self::Plan, GuardrailError> {
+        let _ = (deps, key);
+        Ok(plan)
+    }
 
     /// The writes `apply` will make for `plan`, recorded in the state table before the first
     /// one, so that a crash or a failed publish after them is still announced. `None`: none

@@ -128,6 +128,8 @@ impl Guardrail for AlarmNotifier {
                 &event.detail.event_name,
                 format!("{FUNCTION} acts on CloudWatch alarm state changes, not CloudTrail events"),
             ))),
+            // Not this function's: the pipeline says so in an InvalidEvent error.
+            Trigger::Command(_) => return None,
         })
     }
 

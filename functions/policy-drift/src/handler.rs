@@ -9,7 +9,10 @@ use shared::base::error::AwsErrorKind;
 use shared::config::Mode;
 use shared::notify::outcome::{Finding, FindingKind, Outcome};
 use shared::pipeline::journal::PlannedWrites;
-use shared::pipeline::{Audit, Guardrail, NoReport};
+use shared::pipeline::{Audit, Guardrail, Invocation, Response};
+use shared::triggers::events::Trigger;
+
+use crate::commands::CommandReport;
 use shared::policy::safe_policy::SafePolicy;
 use shared::triggers::gate::{EventGate, HandledEvents};
 use shared::GuardrailError;
@@ -38,13 +41,20 @@ pub const HANDLED: &[HandledEvents] = &[HandledEvents {
         "DisableKeyRotation",
         "EnableKeyRotation",
         "ScheduleKeyDeletion",
+        "CancelKeyDeletion",
         "DisableKey",
+        "EnableKey",
         "CreateKey",
         "TagResource",
         "UntagResource",
         "CreateAlias",
         "DeleteAlias",
         "UpdateAlias",
+        // Grants and re-enabling change a key's desired state when an approved deployer makes
+        // them (DESIRED_STATE=per-key); otherwise they are checked like any change.
+        "CreateGrant",
+        "RevokeGrant",
+        "RetireGrant",
     ],
 }];
 
@@ -91,17 +101,33 @@ pub enum Plan {
         /// Grants to revoke (per-key, `REVOKE_UNEXPECTED_GRANTS=true`).
         revoke: Vec<ExistingGrant>,
         /// The desired-state version to record before any write.
-        record: Option<Version>,
+        record: Option<Box<Version>>,
     },
 }
 
+/// The whole invocation: events and sweeps give an `Outcome`, operator commands their report.
+pub async fn invoke(
+    event: LambdaEvent<Value>,
+    deps: &Deps,
+) -> Result<Response<CommandReport>, GuardrailError> {
+    shared::pipeline::handle::<PolicyDrift>(event, deps).await
+}
+
+/// An event or sweep: its outcome. An operator command is refused here (use [`invoke`]).
 pub async fn function_handler(
     event: LambdaEvent<Value>,
     deps: &Deps,
 ) -> Result<Outcome, GuardrailError> {
-    let response = shared::pipeline::handle::<PolicyDrift>(event, deps).await?;
-    Ok(response.into_outcome())
+    match invoke(event, deps).await? {
+        Response::Outcome(outcome) => Ok(outcome),
+        Response::Report(_) => Err(GuardrailError::InvalidEvent(
+            "an operator command returns a report, not an outcome".to_string(),
+        )),
+    }
 }
+
+/// Grant calls change nothing policy-drift compares when every key has the one baseline.
+const GRANT_EVENTS: &[&str] = &["CreateGrant", "RevokeGrant", "RetireGrant"];
 
 /// Replicas share the primary's rotation; asymmetric, HMAC and imported keys cannot rotate.
 /// Per key, the record says whether rotation is wanted, so it is always read.
@@ -147,6 +173,7 @@ async fn read_per_key(
     let (change, sweep) = match cause {
         Cause::Event(detail) => (Some(change_of(detail)), None),
         Cause::Sweep { id, .. } => (None, Some(id.to_string())),
+        Cause::Command { .. } => (None, None),
     };
     Ok(PerKeyFacts {
         record,
@@ -252,7 +279,7 @@ fn decide_per_key(
         rotation,
         rotation_deferred,
         revoke: decision.revoke,
-        record: decision.record,
+        record: decision.record.map(Box::new),
     }
 }
 
@@ -261,7 +288,30 @@ impl Guardrail for PolicyDrift {
     const HANDLED: &'static [HandledEvents] = HANDLED;
     type Config = Config;
     type Clients = ();
-    type Report = NoReport;
+    type Report = CommandReport;
+
+    async fn route(
+        deps: &Deps,
+        trigger: &Trigger,
+        _: Invocation<'_>,
+    ) -> Option<Result<Response<CommandReport>, GuardrailError>> {
+        match trigger {
+            Trigger::Command(command) => Some(crate::commands::run(deps, command).await),
+            Trigger::CloudTrail(event)
+                if deps.config.per_key().is_none()
+                    && GRANT_EVENTS.contains(&event.detail.event_name.as_str()) =>
+            {
+                let reason = "grants are compared only with DESIRED_STATE=per-key".to_string();
+                let d = &event.detail;
+                Some(Ok(Response::Outcome(Outcome::skipped(
+                    d.event_id(),
+                    &d.event_name,
+                    reason,
+                ))))
+            }
+            _ => None,
+        }
+    }
 
     type Facts = Facts;
 

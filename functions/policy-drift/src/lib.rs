@@ -2,10 +2,11 @@
 //! Lambda binary runs.
 
 pub mod apply;
+pub mod commands;
 pub mod config;
 pub mod handler;
 pub mod per_key;
 pub mod plan;
 
 pub use config::Config;
-pub use handler::{function_handler, Deps, PolicyDrift, GATE};
+pub use handler::{function_handler, invoke, Deps, PolicyDrift, GATE};

@@ -1,5 +1,5 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use policy_drift::{function_handler, Config, Deps};
+use policy_drift::{invoke, Config, Deps};
 use serde_json::Value;
 use shared::aws::{load_sdk_config, AwsClients};
 use shared::config::FunctionConfig;
@@ -17,8 +17,5 @@ async fn main() -> Result<(), Error> {
         clients,
         own: (),
     };
-    run(service_fn(|event: LambdaEvent<Value>| {
-        function_handler(event, &deps)
-    }))
-    .await
+    run(service_fn(|event: LambdaEvent<Value>| invoke(event, &deps))).await
 }

@@ -167,7 +167,7 @@ pub struct Decision {
 pub enum PerKeyPlan {
     /// No record, and `UNRECORDED_KEYS=baseline`: the baseline decides.
     Baseline,
-    Decided(Decision),
+    Decided(Box<Decision>),
 }
 
 /// The key's state as a record would hold it.
@@ -245,7 +245,13 @@ pub fn decide(
         if per_key.unrecorded == Unrecorded::Baseline {
             return PerKeyPlan::Baseline;
         }
-        return PerKeyPlan::Decided(enrol(per_key, key, current, facts, (actor, at, event_id)));
+        return PerKeyPlan::Decided(Box::new(enrol(
+            per_key,
+            key,
+            current,
+            facts,
+            (actor, at, event_id),
+        )));
     };
     let mut findings = Vec::new();
     let mut desired = recorded.state.clone();
@@ -297,14 +303,14 @@ pub fn decide(
     let (drift, corrections, revoke) =
         compare(per_key, key, policy_text, &current, &desired, version);
     findings.extend(drift);
-    PerKeyPlan::Decided(Decision {
+    PerKeyPlan::Decided(Box::new(Decision {
         findings,
         corrections,
         desired,
         version,
         record,
         revoke,
-    })
+    }))
 }
 
 fn enrol(

@@ -129,7 +129,7 @@ pub fn digest(
     }
     subject.push_str(match cause {
         Cause::Sweep { .. } => " (sweep)",
-        Cause::Event(_) => "",
+        Cause::Event(_) | Cause::Command { .. } => "",
     });
 
     let mut body = format!(

@@ -168,6 +168,12 @@ pub enum Cause<'a> {
         id: &'a str,
         time: Option<&'a str>,
     },
+    /// An operator's command (a rollback); `id` names this invocation.
+    Command {
+        id: &'a str,
+        name: &'a str,
+        requested_by: &'a str,
+    },
 }
 
 impl Cause<'_> {
@@ -175,7 +181,7 @@ impl Cause<'_> {
     pub fn run(&self) -> &str {
         match self {
             Cause::Event(detail) => detail.event_id(),
-            Cause::Sweep { id, .. } => id,
+            Cause::Sweep { id, .. } | Cause::Command { id, .. } => id,
         }
     }
 
@@ -183,6 +189,7 @@ impl Cause<'_> {
         match self {
             Cause::Event(detail) => &detail.event_name,
             Cause::Sweep { .. } => "ScheduledSweep",
+            Cause::Command { name, .. } => name,
         }
     }
 }
@@ -370,6 +377,16 @@ pub fn change_block(cause: Cause<'_>) -> String {
         Cause::Sweep { time, .. } => format!(
             "Found by:    scheduled sweep at {}\n             (no CloudTrail event was processed for this change: it may have been\n             missed or delivered late; look it up in CloudTrail for who made it)\n",
             text::value(time.unwrap_or("unknown time"))
+        ),
+        Cause::Command {
+            id,
+            name,
+            requested_by,
+        } => format!(
+            "Requested:   operator command {} by {} (id {})\n",
+            text::value(name),
+            text::value(requested_by),
+            text::value(id)
         ),
     }
 }

@@ -171,6 +171,33 @@ async fn audit_key<G: Guardrail>(
     (audit, Some(detail))
 }
 
+/// One key through resolution, `read` -> `decide` -> `apply` and its message, for a function's
+/// own route (policy-drift's rollback command). A key that is not managed is an error that
+/// says why.
+pub async fn audit_one<G: Guardrail>(
+    deps: &DepsOf<G>,
+    locator: &KeyLocator,
+    cause: Cause<'_>,
+) -> Result<KeyOutcome, GuardrailError> {
+    let common = deps.config.common();
+    let resolved = resolve(&deps.clients, common, locator).await?;
+    match G::target(deps, resolved, locator).await? {
+        Resolution::Managed(key) => {
+            let (audit, _) = audit_key::<G>(deps, &key, cause).await;
+            guard::<G>(deps)
+                .finish(&key, cause, Aliases::PerKey, audit)
+                .await
+        }
+        Resolution::Unmanaged { reason, .. } | Resolution::NotOurs(reason) => {
+            Err(GuardrailError::InvalidEvent(reason))
+        }
+        Resolution::ShutOut { key, error } => {
+            let key = KeyInfo::unreadable(&key, &locator.region, &common.account_id);
+            guard::<G>(deps).shut_out(&key, cause, error).await
+        }
+    }
+}
+
 /// A retry of an event that has something to announce names what its earlier attempts began
 /// (they ended before announcing; their calls may have been made) in its own message, so one
 /// message covers the event. `pending`: the key's unannounced corrections.

@@ -18,5 +18,5 @@ pub mod sweep;
 pub use crate::config::FunctionConfig;
 pub use announce::Guard;
 pub use audit::{Aliases, Audit, RegionAliases};
-pub use door::{handle, retry_or_report};
+pub use door::{audit_one, handle, retry_or_report};
 pub use guardrail::{Deps, Guardrail, Invocation, NoReport, Response, SweepMessages};

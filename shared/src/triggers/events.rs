@@ -26,6 +26,34 @@ pub enum Trigger {
     /// A CloudWatch alarm state change, from EventBridge, an SNS notification or the direct
     /// Lambda alarm action (`AlarmChange::delivery` says which).
     Alarm(Box<AlarmChange>),
+    /// An operator's command, sent with `aws lambda invoke` (policy-drift's desired-state
+    /// history and rollback).
+    Command(OperatorCommand),
+}
+
+/// `{"command": "history", "key": "alias/app"}` or
+/// `{"command": "rollback", "key": "alias/app", "version": 2, "requested_by": "jane"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OperatorCommand {
+    /// Every recorded version of the key's desired state.
+    History { key: String },
+    /// Records version `version` again as the latest and restores the key to it.
+    Rollback {
+        key: String,
+        version: u32,
+        /// Who asked, for the record and the message (the invocation carries no identity).
+        #[serde(default)]
+        requested_by: Option<String>,
+    },
+}
+
+impl OperatorCommand {
+    pub fn key(&self) -> &str {
+        match self {
+            OperatorCommand::History { key } | OperatorCommand::Rollback { key, .. } => key,
+        }
+    }
 }
 
 impl Trigger {
@@ -35,6 +63,7 @@ impl Trigger {
             Trigger::CloudTrail(event) => format!("CloudTrail {} event", event.detail.event_name),
             Trigger::Scheduled { .. } => "scheduled sweep".to_string(),
             Trigger::Alarm(alarm) => format!("alarm state change ({:?})", alarm.delivery),
+            Trigger::Command(command) => format!("operator command {command:?}"),
         }
     }
 }
@@ -145,6 +174,16 @@ pub fn parse_trigger(payload: &Value) -> Result<Trigger, GuardrailError> {
     }
     if let Some(alarm) = parse_alarm_payload(payload) {
         return alarm.map(|a| Trigger::Alarm(Box::new(a)));
+    }
+    if payload.get("command").is_some() {
+        return serde_json::from_value(payload.clone())
+            .map(Trigger::Command)
+            .map_err(|e| {
+                invalid(format!(
+                    "not an operator command ({}); send {{\"command\": \"history\", \"key\": KEY}} or {{\"command\": \"rollback\", \"key\": KEY, \"version\": N}}",
+                    crate::base::text::one_line(&e.to_string(), 200)
+                ))
+            });
     }
     let envelope: EventBridgeEvent<Value> =
         serde_json::from_value(payload.clone()).map_err(|e| {

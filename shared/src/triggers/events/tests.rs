@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::json;
 
 const KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
 
@@ -143,7 +144,37 @@ fn every_sample_event_parses_and_names_its_key() {
             }
             Trigger::Scheduled { id, .. } => assert!(id.is_some(), "{path}"),
             Trigger::Alarm(_) => panic!("{path}: a policy-drift sample parsed as an alarm"),
+            Trigger::Command(command) => assert!(command.key().contains(KEY_ID), "{path}"),
         }
+    }
+}
+
+#[test]
+fn operator_commands_parse_and_a_malformed_one_says_what_to_send() {
+    let rollback =
+        json!({"command": "rollback", "key": "alias/app", "version": 2, "requested_by": "jane"});
+    let Ok(Trigger::Command(command)) = parse_trigger(&rollback) else {
+        panic!("not a command")
+    };
+    assert_eq!(
+        command,
+        OperatorCommand::Rollback {
+            key: "alias/app".into(),
+            version: 2,
+            requested_by: Some("jane".into())
+        }
+    );
+    for bad in [
+        json!({"command": "rollback", "key": "alias/app"}),
+        json!({"command": "delete", "key": "alias/app"}),
+        json!({"command": "history", "key": "alias/app", "extra": 1}),
+    ] {
+        let err = parse_trigger(&bad).unwrap_err();
+        assert_eq!(err.error_type(), "InvalidEvent");
+        assert!(
+            err.to_string().contains("\"command\": \"rollback\""),
+            "{err}"
+        );
     }
 }
 
@@ -158,7 +189,7 @@ fn every_invalid_sample_is_a_clear_error() {
                     .detail
                     .key_locator(&Region::parse("eu-west-1").unwrap())
                     .map(|_| ()),
-                Trigger::Scheduled { .. } | Trigger::Alarm(_) => Ok(()),
+                Trigger::Scheduled { .. } | Trigger::Alarm(_) | Trigger::Command(_) => Ok(()),
             });
         let err = result.expect_err(&path);
         assert_eq!(err.error_type(), "InvalidEvent", "{path}: {err}");
@@ -190,6 +221,7 @@ fn every_sample_of_every_function_parses_to_its_trigger() {
             let expected = matches!(
                 (&trigger, folder.as_str()),
                 (Trigger::Alarm(_), "alarm-notifier")
+                    | (Trigger::Command(_), "policy-drift")
                     | (
                         Trigger::CloudTrail(_) | Trigger::Scheduled { .. },
                         "policy-drift" | "replica-grant-validator" | "root-access-revoker"

@@ -5,7 +5,8 @@
 //! - `policy`: the key-policy model, evaluation, KMS's rules, the baseline. Pure.
 //! - `triggers`: EventBridge, CloudTrail and CloudWatch alarm events; the event gate.
 //! - `config`: the typed configuration every function shares.
-//! - `aws`: SDK configuration, the per-Region client cache, KMS and tagging calls.
+//! - `aws`: SDK configuration, the per-Region client cache, KMS, grant and tagging calls.
+//! - `desired`: each key's recorded desired state, its versions, and the floor every key keeps.
 //! - `notify`: outcomes, the message frame and delivery.
 //! - `pipeline`: the `Guardrail` trait and everything around it: resolution, membership,
 //!   the sweep, the retry-or-report rule.
@@ -21,7 +22,7 @@ pub mod policy;
 pub mod runtime;
 pub mod triggers;
 
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
 pub use base::error::GuardrailError;

@@ -8,7 +8,8 @@ use std::path::Path;
 
 /// Top to bottom as `lib.rs` lists them: a layer may use those before it, never after.
 const LAYERS: &[&str] = &[
-    "base", "policy", "triggers", "config", "aws", "notify", "pipeline", "runtime", "testing",
+    "base", "policy", "triggers", "config", "aws", "desired", "notify", "pipeline", "runtime",
+    "testing",
 ];
 
 /// A file of the crate as a module path: `pipeline/sweep`, `pipeline/mod`, `config`.

@@ -650,5 +650,4 @@ pub mod write {
 }
 
 #[cfg(test)]
-#[path = "grants_tests.rs"]
 mod tests;

@@ -10,8 +10,8 @@ use shared::aws::grants::{ExistingGrant, GrantConstraints, Grantee};
 use shared::aws::kms::KeyInfo;
 use shared::base::text;
 use shared::desired::{
-    aspects_of, canonical_policy, merge, DesiredState, KeyStateWanted, Reason, RotationWanted,
-    Version,
+    aspects_of, canonical_policy, merge, Aspect, DesiredState, KeyStateWanted, Reason,
+    RotationWanted, Version, ALL_ASPECTS,
 };
 use shared::notify::outcome::{Finding, FindingKind};
 use shared::policy::model::Policy;
@@ -300,8 +300,23 @@ pub fn decide(
             }
         }
     }
-    let (drift, corrections, revoke) =
-        compare(per_key, key, policy_text, &current, &desired, version);
+    // An event is judged on what its call changed: another aspect's change is judged by its own
+    // event (which may be an approved deployer's, still on its way) or by the sweep.
+    let scope = facts
+        .change
+        .as_ref()
+        .map(|c| aspects_of(&c.event_name))
+        .filter(|aspects| !aspects.is_empty())
+        .unwrap_or(ALL_ASPECTS);
+    let (drift, corrections, revoke) = compare(
+        per_key,
+        key,
+        policy_text,
+        &current,
+        &desired,
+        version,
+        scope,
+    );
     findings.extend(drift);
     PerKeyPlan::Decided(Box::new(Decision {
         findings,
@@ -385,10 +400,13 @@ fn compare(
     current: &Result<DesiredState, String>,
     desired: &DesiredState,
     version: u32,
+    scope: &[Aspect],
 ) -> (Vec<Finding>, Vec<Correction>, Vec<ExistingGrant>) {
     let (mut findings, mut corrections, mut revoke) = (Vec::new(), Vec::new(), Vec::new());
     let now = current.as_ref().ok();
-    let state_now = now.map(|c| c.key_state);
+    let state_now = now
+        .map(|c| c.key_state)
+        .filter(|_| scope.contains(&Aspect::KeyState));
     match (desired.key_state, state_now) {
         (
             KeyStateWanted::Enabled | KeyStateWanted::Disabled,
@@ -420,6 +438,7 @@ fn compare(
     }
     let recorded_policy = Policy::parse(&desired.policy);
     match &recorded_policy {
+        _ if !scope.contains(&Aspect::Policy) => {}
         Ok(policy) => {
             if let Some(finding) = policy_finding(policy_text, policy, &Desired::Record(version)) {
                 findings.push(finding);
@@ -431,7 +450,10 @@ fn compare(
             format!("the key policy recorded as version {version} is not a policy ({e}); roll the key back to a version that is"),
         )),
     }
-    if let (Some(wanted), Some(have)) = (desired.rotation, now.and_then(|c| c.rotation)) {
+    let rotation_now = now
+        .and_then(|c| c.rotation)
+        .filter(|_| scope.contains(&Aspect::Rotation));
+    if let (Some(wanted), Some(have)) = (desired.rotation, rotation_now) {
         let period = wanted.period_days.unwrap_or(365);
         if wanted.enabled && !have.enabled {
             findings.push(Finding::new(
@@ -451,7 +473,7 @@ fn compare(
             }
         }
     }
-    if let Some(now) = now {
+    if let Some(now) = now.filter(|_| scope.contains(&Aspect::Grants)) {
         for grant in &now.grants {
             if !desired.grants.iter().any(|g| g.grant_id == grant.grant_id) {
                 let what = if per_key.revoke_unexpected_grants {
@@ -480,3 +502,7 @@ fn compare(
     corrections.sort();
     (findings, corrections, revoke)
 }
+
+#[cfg(test)]
+#[path = "per_key_tests.rs"]
+mod tests;

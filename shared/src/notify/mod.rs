@@ -289,7 +289,7 @@ impl KeyMessage<'_> {
             for finding in &outcome.findings {
                 body.push_str(&format!("- {}\n", finding.summary));
                 if let Some(diff) = &finding.diff {
-                    body.push_str("  Statement diff (- baseline only, + actual only):\n");
+                    body.push_str("  Statement diff (- desired only, + actual only):\n");
                     for line in diff.lines() {
                         body.push_str(&format!("  {}\n", text::one_line(line, 2000)));
                     }

@@ -69,6 +69,9 @@ CORRECT = [
     "kms:CancelKeyDeletion",
     "kms:EnableKeyRotation",
     "kms:GetKeyRotationStatus",
+    # Per-key desired state: a key's grants are read, and unexpected ones may be revoked.
+    "kms:ListGrants",
+    "kms:RevokeGrant",
 ]
 FORBIDDEN = ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:CreateGrant", "kms:*"]
 

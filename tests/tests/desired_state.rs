@@ -535,3 +535,99 @@ async fn concurrent_approved_events_for_one_key_end_in_one_record_holding_both()
     assert!(same_policy(&bed.key_policy(&key_id).await, WITH_APP));
     assert!(!bed.rotation_enabled(&key_id).await);
 }
+
+/// Deps whose KMS and DynamoDB requests are both counted, retries included.
+fn counting_deps(bed: &TestBed, config: Config) -> (Deps, CallLog) {
+    let (clients, calls) = bed.recorded_clients();
+    let dynamodb = aws_sdk_dynamodb::config::Builder::from(&bed.sdk)
+        .interceptor(calls.clone())
+        .build();
+    let clients = clients.with_dynamodb_client(
+        integration_tests::REGION,
+        aws_sdk_dynamodb::Client::from_conf(dynamodb),
+    );
+    (
+        Deps {
+            config,
+            clients,
+            own: (),
+        },
+        calls,
+    )
+}
+
+fn count(calls: &CallLog, operation: &str) -> usize {
+    calls
+        .operations()
+        .iter()
+        .filter(|op| *op == operation)
+        .count()
+}
+
+#[tokio::test]
+async fn desired_state_costs_per_event_and_per_swept_key() {
+    let bed = TestBed::start().await;
+    let first = managed_key(&bed, ROOT_ONLY, "alias/one").await;
+    let (deps, calls) = counting_deps(&bed, per_key_config(&bed, &[]));
+    run(&deps, sweep("enrol-1")).await.unwrap();
+    calls.clear();
+    run(&deps, sweep("sweep-1")).await.unwrap();
+    let one_key = (
+        count(&calls, "Query"),
+        count(&calls, "PutItem"),
+        count(&calls, "ListGrants"),
+    );
+    for alias in ["alias/two", "alias/three"] {
+        managed_key(&bed, ROOT_ONLY, alias).await;
+    }
+    run(&deps, sweep("enrol-2")).await.unwrap();
+    calls.clear();
+    run(&deps, sweep("sweep-2")).await.unwrap();
+    let three_keys = (
+        count(&calls, "Query"),
+        count(&calls, "PutItem"),
+        count(&calls, "ListGrants"),
+    );
+    // Two keys more: per swept key in order, one Query of its record, one ListGrants, no write.
+    assert_eq!(three_keys.0 - one_key.0, 2, "{one_key:?} {three_keys:?}");
+    assert_eq!(three_keys.1 - one_key.1, 0, "{one_key:?} {three_keys:?}");
+    assert_eq!(three_keys.2 - one_key.2, 2, "{one_key:?} {three_keys:?}");
+
+    // An approved change: the record read, the version written; the journal reads once.
+    bed.put_key_policy(&first, WITH_APP).await;
+    calls.clear();
+    run(
+        &deps,
+        event_by("PutKeyPolicy", &first, DEPLOYER, "ev-cost-1"),
+    )
+    .await
+    .unwrap();
+    let approved = (count(&calls, "Query"), count(&calls, "PutItem"));
+    // A developer's change reverted: the record read, and the journal's record and settle.
+    bed.put_key_policy(&first, ROOT_ONLY).await;
+    calls.clear();
+    run(
+        &deps,
+        event_by("PutKeyPolicy", &first, DEVELOPER, "ev-cost-2"),
+    )
+    .await
+    .unwrap();
+    let reverted = (count(&calls, "Query"), count(&calls, "PutItem"));
+    println!(
+        "DynamoDB per swept key: {} Query, {} PutItem; KMS ListGrants {}; per sweep otherwise: {} Query",
+        (three_keys.0 - one_key.0) / 2,
+        (three_keys.1 - one_key.1) / 2,
+        (three_keys.2 - one_key.2) / 2,
+        one_key.0 - 1
+    );
+    println!(
+        "approved change event: {} Query, {} PutItem",
+        approved.0, approved.1
+    );
+    println!(
+        "reverted change event: {} Query, {} PutItem",
+        reverted.0, reverted.1
+    );
+    assert_eq!(approved, (2, 1));
+    assert_eq!(reverted, (2, 2));
+}

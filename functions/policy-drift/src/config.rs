@@ -343,6 +343,56 @@ mod tests {
     }
 
     #[test]
+    fn per_key_settings_are_read_and_each_bad_one_is_named() {
+        let c = load(&[
+            ("DESIRED_STATE", "per-key"),
+            ("STATE_TABLE", "kms-guardrails-state"),
+            ("APPROVED_DEPLOYERS", "arn:aws:iam::111122223333:role/terraform-*"),
+            ("ALLOWED_ACCOUNTS", "444455556666"),
+            ("ORGANIZATION_ID", "o-a1b2c3d4e5"),
+            (
+                "KEY_KEEPERS",
+                r#"{"alias/vault-unseal":[{"principal":"arn:aws:iam::111122223333:role/vault","actions":["kms:Decrypt"]}]}"#,
+            ),
+        ])
+        .unwrap();
+        let per_key = c.per_key().expect("per-key");
+        assert!(per_key.approves("arn:aws:iam::111122223333:role/terraform-ci"));
+        assert!(!per_key.approves("arn:aws:iam::111122223333:role/Developer"));
+        assert_eq!(per_key.unrecorded, crate::config::Unrecorded::Enrol);
+        assert_eq!(
+            per_key.keepers_of("some-id", &["alias/vault-unseal".to_string()])[0].actions,
+            ["kms:Decrypt"]
+        );
+        assert!(per_key.keepers_of("some-id", &[]).is_empty());
+
+        let err = load(&[
+            ("DESIRED_STATE", "per-key"),
+            ("APPROVED_DEPLOYERS", "terraform"),
+            ("ALLOWED_ACCOUNTS", "4444"),
+            ("ORGANIZATION_ID", "org-1"),
+            ("KEY_KEEPERS", "[1]"),
+            ("UNRECORDED_KEYS", "ignore"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for expected in [
+            "STATE_TABLE is not set",
+            "APPROVED_DEPLOYERS entry \"terraform\"",
+            "ALLOWED_ACCOUNTS entry \"4444\"",
+            "ORGANIZATION_ID \"org-1\"",
+            "KEY_KEEPERS must be a JSON object",
+            "UNRECORDED_KEYS must be enrol or baseline",
+        ] {
+            assert!(text.contains(expected), "{expected:?} missing from: {text}");
+        }
+        assert!(load(&[("DESIRED_STATE", "per-key-ish")])
+            .unwrap_err()
+            .to_string()
+            .contains("DESIRED_STATE must be baseline or per-key"));
+    }
+
+    #[test]
     fn a_complete_baseline_document_excludes_the_parts() {
         let err = load(&[
             ("BASELINE_POLICY", r#"{"Statement":[]}"#),

@@ -963,6 +963,6 @@ async fn a_transient_failure_in_a_sweep_leaves_the_key_for_the_next_sweep() {
 
 #[test]
 fn the_handled_events_are_one_list() {
-    assert_eq!(GATE.names("kms.amazonaws.com").len(), 11);
+    assert_eq!(GATE.names("kms.amazonaws.com").len(), 16);
     assert!(GATE.names("iam.amazonaws.com").is_empty());
 }

@@ -6,7 +6,8 @@
 //!
 //! Usage: local-demo [FUNCTION] [SCENARIO]: FUNCTION is policy-drift (default),
 //! root-access-revoker, alarm-notifier or replica-grant-validator; SCENARIO one of its samples
-//! in events/FUNCTION/ (alarm-notifier and replica-grant-validator: any of them).
+//! in events/FUNCTION/ (alarm-notifier and replica-grant-validator: any of them), or for
+//! policy-drift `per-key`: per-key desired state from enrolment to rollback.
 //! MODE=report shows the dry run.
 
 use integration_tests::{config, sample_event, TestBed, DRIFTED_POLICY};
@@ -105,9 +106,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_else(|| "scheduled-sweep".to_string());
         return validator_demo::run(&scenario, &mode).await;
     }
+    if scenario == "per-key" {
+        return per_key_demo(&mode).await;
+    }
     if !SCENARIOS.contains(&scenario.as_str()) {
         return Err(format!(
-            "unknown scenario {scenario:?}: use one of {}",
+            "unknown scenario {scenario:?}: use one of {}, or per-key",
             SCENARIOS.join(", ")
         )
         .into());
@@ -204,6 +208,85 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("Message attributes: {}", note.attributes);
     }
     result.map(|_| ()).map_err(|e| e.into())
+}
+
+/// Per-key desired state: the sweep enrols a key, the deployer's change is recorded, a
+/// developer's is reverted to it, then the history and a rollback to version 1.
+async fn per_key_demo(mode: &str) -> Result<(), Box<dyn std::error::Error>> {
+    std::env::set_var("AWS_LAMBDA_LOG_FORMAT", "JSON");
+    shared::runtime::telemetry::init();
+    heading("starting moto server and seeding it");
+    let bed = TestBed::start().await;
+    let config = config(
+        &bed.topic_arn,
+        &[
+            ("MODE", mode),
+            ("DESIRED_STATE", "per-key"),
+            (
+                "APPROVED_DEPLOYERS",
+                "arn:aws:iam::111122223333:role/terraform-ci",
+            ),
+        ],
+    );
+    let baseline = shared::policy::baseline::render(
+        &config.baseline,
+        integration_tests::ACCOUNT_ID,
+        integration_tests::REGION,
+        "aws",
+    )?;
+    let key = bed
+        .create_key(
+            "app-data key",
+            &[("guardrails:managed", "true")],
+            Some(&baseline.document),
+        )
+        .await;
+    let key_id = key.key_id.clone();
+    bed.kms.enable_key_rotation().key_id(&key_id).send().await?;
+    bed.create_alias("alias/app-data", &key_id).await;
+    println!("managed key alias/app-data ({key_id}); DESIRED_STATE=per-key, mode {mode}");
+    let deps = Deps {
+        config,
+        clients: bed.clients(),
+        own: (),
+    };
+    let deployer_sample = sample_event("policy-drift/put-key-policy-by-deployer.json", &key_id);
+    let deployer_policy = deployer_sample["detail"]["requestParameters"]["policy"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let steps: [(&str, &str, Option<&str>); 5] = [
+        ("the sweep enrols the key", "scheduled-sweep", None),
+        (
+            "terraform-ci (an approved deployer) changes the policy",
+            "put-key-policy-by-deployer",
+            Some(&deployer_policy),
+        ),
+        (
+            "a developer changes the policy",
+            "put-key-policy",
+            Some(DRIFTED_POLICY),
+        ),
+        ("the history command", "history", None),
+        ("rollback to version 1", "rollback", None),
+    ];
+    for (what, sample, change) in steps {
+        if let Some(policy) = change {
+            bed.put_key_policy(&key_id, policy).await;
+        }
+        heading(&format!("{what}: events/policy-drift/{sample}.json"));
+        let event = sample_event(&format!("policy-drift/{sample}.json"), &key_id);
+        match policy_drift::invoke(LambdaEvent::new(event, Context::default()), &deps).await {
+            Ok(response) => println!("{}", serde_json::to_string_pretty(&response)?),
+            Err(e) => println!("error ({}): {e}", e.error_type()),
+        }
+        for note in bed.notifications().await {
+            println!("\n--- notification: {}\n{}", note.subject, note.message);
+        }
+    }
+    heading("key policy at the end");
+    show_key(&bed, &key_id).await;
+    Ok(())
 }
 
 /// root-access-revoker: a key whose policy still grants the root, an admin role in IAM, and the

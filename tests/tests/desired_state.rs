@@ -168,6 +168,13 @@ async fn a_key_is_enrolled_an_unapproved_change_is_reverted_and_an_approved_one_
         "{}",
         notes[0].message
     );
+    assert!(
+        notes[0]
+            .message
+            .contains("not made by an approved deployer (APPROVED_DEPLOYERS)"),
+        "{}",
+        notes[0].message
+    );
     assert_eq!(history(&deps, &key_id).await.len(), 1);
 
     // The deployer's same change is version 2 and stays on the key.

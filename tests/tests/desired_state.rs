@@ -244,6 +244,13 @@ async fn the_floor_refuses_an_approved_change_and_a_key_that_breaks_it_is_not_en
     assert!(
         refused
             .message
+            .contains("nothing is enforced on it until it is enrolled"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        refused
+            .message
             .contains("999988887777, which is neither the key's account nor in ALLOWED_ACCOUNTS"),
         "{}",
         refused.message

@@ -120,7 +120,34 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
     {
         audit.severity = Severity::Info;
     }
+    if let Desired::Record(version) = desired {
+        audit.guidance = per_key_guidance(&audit.outcome, &key.key_id, version);
+    }
     audit
+}
+
+/// What the person reading a per-key message can do next.
+fn per_key_guidance(outcome: &KeyOutcome, key_id: &str, version: u32) -> Option<String> {
+    if outcome.findings.is_empty() {
+        return None;
+    }
+    let kinds: Vec<FindingKind> = outcome.findings.iter().map(|f| f.kind).collect();
+    let history = format!(
+        "aws lambda invoke --function-name POLICY_DRIFT_FUNCTION --cli-binary-format raw-in-base64-out --payload '{{\"command\": \"history\", \"key\": \"{key_id}\"}}' out.json (the stack output PolicyDriftFunctionName names the function)"
+    );
+    let text = if kinds
+        .iter()
+        .all(|k| *k == FindingKind::DesiredStateRecorded)
+    {
+        format!("Version {version} is now what this key is kept at. Every version: {history}. To go back to an earlier one, send {{\"command\": \"rollback\", \"key\": \"{key_id}\", \"version\": N}} the same way.")
+    } else if kinds.contains(&FindingKind::FloorViolation) && version == 0 {
+        "The key has no recorded desired state, so nothing is enforced on it until it is enrolled. Fix what breaks the floor (listed above) in the deployment; the next event or sweep then enrols the key as it is.".to_string()
+    } else if kinds.contains(&FindingKind::FloorViolation) {
+        format!("Version {version} stays in force. Change the deployment so the key keeps the floor (each rule it broke is listed above), or widen the floor if the rule is wrong for this key (ALLOWED_ACCOUNTS, ORGANIZATION_ID, KEY_KEEPERS). Every version: {history}.")
+    } else {
+        format!("The change was not made by an approved deployer (APPROVED_DEPLOYERS), so it is drift from version {version} of the key's desired state. Make changes through the pipeline that deploys the key; if this one is wanted, redeploy it there. Every version: {history}.")
+    };
+    Some(text)
 }
 
 /// Reads rotation again now that the key is enabled, and restores it if it drifted.

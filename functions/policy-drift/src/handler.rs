@@ -148,6 +148,7 @@ fn change_of(detail: &CloudTrailDetail) -> Change {
         time: detail.event_time.clone(),
         grant_made: per_key::grant_made(detail),
         grant_ended: per_key::grant_ended(detail),
+        policy_written: per_key::policy_written(detail),
     }
 }
 

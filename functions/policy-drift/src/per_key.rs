@@ -35,6 +35,24 @@ pub struct Change {
     pub grant_made: Option<ExistingGrant>,
     /// The grant a RevokeGrant or RetireGrant ended, by id.
     pub grant_ended: Option<String>,
+    /// The policy a PutKeyPolicy or CreateKey wrote, as CloudTrail recorded it: what an
+    /// approved deployer approved, even if someone changed the key again before this read.
+    pub policy_written: Option<String>,
+}
+
+/// The policy a successful PutKeyPolicy or CreateKey record wrote.
+pub fn policy_written(detail: &CloudTrailDetail) -> Option<String> {
+    if !matches!(detail.event_name.as_str(), "PutKeyPolicy" | "CreateKey")
+        || detail.error_code.is_some()
+    {
+        return None;
+    }
+    let policy = detail
+        .request_parameters
+        .as_ref()?
+        .get("policy")?
+        .as_str()?;
+    canonical_policy(policy).ok()
 }
 
 /// The grant a successful CreateGrant record made, from its request and response.
@@ -212,8 +230,18 @@ fn floor_problems(
     per_key.floor.violations(&policy, &key.account, &keepers)
 }
 
-fn who(facts: &PerKeyFacts) -> (String, String, String) {
+/// Who recorded a version, when, and from which event or sweep. An enrolment is the
+/// guardrail's own act, whoever's call led to it.
+fn who(facts: &PerKeyFacts, enrolment: bool) -> (String, String, String) {
     match (&facts.change, &facts.sweep) {
+        (Some(change), _) if enrolment => (
+            format!(
+                "kms-guardrails enrolment, after {} by {}",
+                change.event_name, change.actor
+            ),
+            change.time.clone().unwrap_or_else(|| facts.now.clone()),
+            change.event_id.clone(),
+        ),
         (Some(change), _) => (
             change.actor.clone(),
             change.time.clone().unwrap_or_else(|| facts.now.clone()),
@@ -240,7 +268,7 @@ pub fn decide(
     current: Result<DesiredState, String>,
     facts: &PerKeyFacts,
 ) -> PerKeyPlan {
-    let (actor, at, event_id) = who(facts);
+    let (actor, at, event_id) = who(facts, facts.record.is_none());
     let Some(recorded) = &facts.record else {
         if per_key.unrecorded == Unrecorded::Baseline {
             return PerKeyPlan::Baseline;
@@ -263,7 +291,15 @@ pub fn decide(
             .is_some_and(|issuer| per_key.approves(issuer))
     });
     if let (Some(change), Ok(current)) = (approved, &current) {
-        let merged = merge(&recorded.state, current, aspects_of(&change.event_name));
+        let mut approved_state = current.clone();
+        if let Some(policy) = &change.policy_written {
+            approved_state.policy = policy.clone();
+        }
+        let merged = merge(
+            &recorded.state,
+            &approved_state,
+            aspects_of(&change.event_name),
+        );
         if merged != recorded.state {
             let problems = floor_problems(per_key, key, facts, &merged);
             if problems.is_empty() {

@@ -72,6 +72,7 @@ fn change(event_name: &str, issuer: &str) -> Change {
         time: Some("2026-12-02T10:00:00Z".into()),
         grant_made: None,
         grant_ended: None,
+        policy_written: None,
     }
 }
 
@@ -335,4 +336,39 @@ fn a_create_grant_record_gives_the_grant_it_made() {
         ["Decrypt".to_string(), "Encrypt".to_string()].into()
     );
     assert_eq!(made.constraints.encryption_context_subset["app"], "billing");
+}
+
+#[test]
+fn an_approved_policy_is_recorded_as_the_deployer_wrote_it_not_as_the_key_holds_it_now() {
+    // The deployer wrote WITH_APP; someone else changed the key again before this read.
+    let mut deployed = change("PutKeyPolicy", DEPLOYER);
+    deployed.policy_written = Some(canonical_policy(WITH_APP).unwrap());
+    let f = facts(Some(version_1(ROOT_ONLY)), Some(deployed));
+    let d = decided(decide_now(
+        &per_key(&[]),
+        KeyState::Enabled,
+        WITH_STRANGER,
+        &f,
+    ));
+    assert_eq!(
+        d.record.as_ref().map(|r| r.state.policy.clone()),
+        Some(canonical_policy(WITH_APP).unwrap())
+    );
+    assert_eq!(
+        kinds(&d),
+        [FindingKind::DesiredStateRecorded, FindingKind::PolicyDrift]
+    );
+    assert_eq!(d.corrections, [Correction::PutKeyPolicy]);
+}
+
+#[test]
+fn an_enrolment_after_anyones_event_is_recorded_as_the_guardrails_own() {
+    let developer = "arn:aws:iam::111122223333:role/Developer";
+    let f = facts(None, Some(change("PutKeyPolicy", developer)));
+    let d = decided(decide_now(&per_key(&[]), KeyState::Enabled, ROOT_ONLY, &f));
+    let record = d.record.expect("version 1");
+    assert_eq!(
+        record.approved_by,
+        format!("kms-guardrails enrolment, after PutKeyPolicy by {developer}/session")
+    );
 }

@@ -352,6 +352,13 @@ async fn history_and_rollback_restore_a_chosen_version_through_the_same_checks()
         "{}",
         notes[0].message
     );
+    assert!(
+        notes[0]
+            .message
+            .contains("The rollback recorded version 3 and the key was brought to it"),
+        "{}",
+        notes[0].message
+    );
 
     let err = command(
         &deps,

@@ -10,38 +10,32 @@ use shared::GuardrailError;
 use tracing::info;
 
 use crate::config::RotationBaseline;
-use crate::handler::{Deps, Plan};
+use crate::handler::{Correct, Deps, Plan};
 use crate::plan::{headline, rotation_finding, Correction, Desired};
 
 /// The corrections in order (none in report mode); a failed call stops them and is the
 /// audit's `failure`, classified by the pipeline.
 pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
     let mut outcome = KeyOutcome::new(key);
-    let (findings, corrections, policy, desired, wanted, rotation_deferred, revoke) = match plan {
+    let correct = match plan {
         Plan::Blocked(problems) => {
             outcome.status = Status::Blocked;
             outcome.findings.push(Finding::new(FindingKind::CorrectionBlocked, format!("the desired policy for this key fails a safety check, so it was not compared or written: {}", problems.join("; "))));
             return Audit::new(outcome, None, "KMS key correction blocked");
         }
-        Plan::Correct {
-            findings,
-            corrections,
-            policy,
-            desired,
-            rotation,
-            rotation_deferred,
-            revoke,
-            record: _,
-        } => (
-            findings,
-            corrections,
-            policy,
-            desired,
-            rotation,
-            rotation_deferred,
-            revoke,
-        ),
+        Plan::Correct(correct) => *correct,
     };
+    let Correct {
+        findings,
+        corrections,
+        policy,
+        desired,
+        rotation: wanted,
+        rotation_deferred,
+        revoke,
+        record: _,
+        commanded,
+    } = correct;
     let mode = deps.config.common.mode;
     let client = deps.clients.kms(&key.region);
     outcome.status = if findings.is_empty() {
@@ -121,13 +115,18 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
         audit.severity = Severity::Info;
     }
     if let Desired::Record(version) = desired {
-        audit.guidance = per_key_guidance(&audit.outcome, &key.key_id, version);
+        audit.guidance = per_key_guidance(&audit.outcome, &key.key_id, version, commanded);
     }
     audit
 }
 
 /// What the person reading a per-key message can do next.
-fn per_key_guidance(outcome: &KeyOutcome, key_id: &str, version: u32) -> Option<String> {
+fn per_key_guidance(
+    outcome: &KeyOutcome,
+    key_id: &str,
+    version: u32,
+    commanded: bool,
+) -> Option<String> {
     if outcome.findings.is_empty() {
         return None;
     }
@@ -140,6 +139,8 @@ fn per_key_guidance(outcome: &KeyOutcome, key_id: &str, version: u32) -> Option<
         .all(|k| *k == FindingKind::DesiredStateRecorded)
     {
         format!("Version {version} is now what this key is kept at. Every version: {history}. To go back to an earlier one, send {{\"command\": \"rollback\", \"key\": \"{key_id}\", \"version\": N}} the same way.")
+    } else if commanded {
+        format!("The rollback recorded version {version} and the key was brought to it. Every version: {history}.")
     } else if kinds.contains(&FindingKind::FloorViolation) && version == 0 {
         "The key has no recorded desired state, so nothing is enforced on it until it is enrolled. Fix what breaks the floor (listed above) in the deployment; the next event or sweep then enrols the key as it is.".to_string()
     } else if kinds.contains(&FindingKind::FloorViolation) {

@@ -14,6 +14,7 @@ use shared::notify::outcome::KeyOutcome;
 use shared::notify::Cause;
 use shared::pipeline::journal::now;
 use shared::pipeline::notices::utc;
+use shared::pipeline::resolve::{resolve, Resolution};
 use shared::pipeline::{audit_one, Response};
 use shared::policy::model::Policy;
 use shared::policy::safe_policy::SafePolicy;
@@ -130,6 +131,18 @@ async fn rollback(
     wanted: u32,
     by: &str,
 ) -> Result<Response<CommandReport>, GuardrailError> {
+    let locator = KeyLocator {
+        region: key.region.clone(),
+        identifier: key.arn.to_string(),
+    };
+    // Only a managed key is ever written: check before anything is recorded.
+    match resolve(&deps.clients, &deps.config.common, &locator).await? {
+        Resolution::Managed(_) => {}
+        Resolution::Unmanaged { reason, .. } | Resolution::NotOurs(reason) => {
+            return Err(refused(format!("{} is not rolled back: {reason}", key.arn)));
+        }
+        Resolution::ShutOut { error, .. } => return Err(error),
+    }
     let Some(latest) = history.last() else {
         return Err(refused(format!("{} has no recorded desired state to roll back: it is enrolled by its next event or sweep", key.arn)));
     };
@@ -182,10 +195,6 @@ async fn rollback(
             message: format!("another change recorded version {} first; read the history again and repeat the rollback if it still applies", version.number),
         });
     }
-    let locator = KeyLocator {
-        region: key.region.clone(),
-        identifier: key.arn.to_string(),
-    };
     let cause = Cause::Command {
         id: &id,
         name: "rollback",

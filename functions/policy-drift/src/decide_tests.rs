@@ -77,15 +77,15 @@ fn each_departure_gives_its_finding_and_the_corrections_in_the_order_kms_accepts
             per_key: None,
         };
         let plan = PolicyDrift::decide(&config(mode), &key(state.clone()), facts);
-        let Plan::Correct {
+        let Plan::Correct(correct) = plan else {
+            panic!("{name}: the default baseline was blocked");
+        };
+        let Correct {
             findings,
             corrections: planned,
             rotation_deferred,
             ..
-        } = plan
-        else {
-            panic!("{name}: the default baseline was blocked");
-        };
+        } = *correct;
         let found: Vec<FindingKind> = findings.iter().map(|f| f.kind).collect();
         assert_eq!(&found, kinds, "{name}");
         assert_eq!(&planned, corrections, "{name}");

@@ -88,21 +88,26 @@ pub struct Facts {
 pub enum Plan {
     /// The desired policy for this key fails a safety check: nothing is compared or written.
     Blocked(Vec<String>),
-    Correct {
-        findings: Vec<Finding>,
-        corrections: Vec<Correction>,
-        /// The policy PutKeyPolicy writes, checked; `None` when none is to be written.
-        policy: Option<Box<SafePolicy>>,
-        /// What the key is compared with, as messages name it.
-        desired: Desired,
-        /// The rotation EnableKeyRotation restores.
-        rotation: RotationBaseline,
-        rotation_deferred: bool,
-        /// Grants to revoke (per-key, `REVOKE_UNEXPECTED_GRANTS=true`).
-        revoke: Vec<ExistingGrant>,
-        /// The desired-state version to record before any write.
-        record: Option<Box<Version>>,
-    },
+    Correct(Box<Correct>),
+}
+
+/// What `decide` concluded for a key it may compare and correct.
+pub struct Correct {
+    pub findings: Vec<Finding>,
+    pub corrections: Vec<Correction>,
+    /// The policy PutKeyPolicy writes, checked; `None` when none is to be written.
+    pub policy: Option<SafePolicy>,
+    /// What the key is compared with, as messages name it.
+    pub desired: Desired,
+    /// The rotation EnableKeyRotation restores.
+    pub rotation: RotationBaseline,
+    pub rotation_deferred: bool,
+    /// Grants to revoke (per-key, `REVOKE_UNEXPECTED_GRANTS=true`).
+    pub revoke: Vec<ExistingGrant>,
+    /// The desired-state version to record before any write.
+    pub record: Option<Version>,
+    /// Audited for an operator's command (a rollback), not a change.
+    pub commanded: bool,
 }
 
 /// The whole invocation: events and sweeps give an `Outcome`, operator commands their report.
@@ -207,16 +212,17 @@ fn decide_by_baseline(config: &Config, key: &KeyInfo, facts: Facts) -> Plan {
     if rotation_deferred && config.common.mode == Mode::Report {
         findings.push(rotation_unknown(key));
     }
-    Plan::Correct {
+    Plan::Correct(Box::new(Correct {
         findings,
         corrections,
-        policy: Some(Box::new(baseline)),
+        policy: Some(baseline),
         desired: Desired::Baseline,
         rotation: config.rotation,
         rotation_deferred,
         revoke: Vec::new(),
         record: None,
-    }
+        commanded: false,
+    }))
 }
 
 fn rotation_unknown(key: &KeyInfo) -> Finding {
@@ -244,7 +250,7 @@ fn decide_per_key(
     };
     let policy = if decision.corrections.contains(&Correction::PutKeyPolicy) {
         match SafePolicy::check(&decision.desired.policy, &config.keepers()) {
-            Ok(safe) => Some(Box::new(safe)),
+            Ok(safe) => Some(safe),
             Err(refusals) => {
                 return Plan::Blocked(
                     refusals
@@ -272,7 +278,7 @@ fn decide_per_key(
     if rotation_deferred && config.common.mode == Mode::Report {
         findings.push(rotation_unknown(key));
     }
-    Plan::Correct {
+    Plan::Correct(Box::new(Correct {
         findings,
         corrections: decision.corrections,
         policy,
@@ -280,8 +286,9 @@ fn decide_per_key(
         rotation,
         rotation_deferred,
         revoke: decision.revoke,
-        record: decision.record.map(Box::new),
-    }
+        record: decision.record,
+        commanded: known.change.is_none() && known.sweep.is_none(),
+    }))
 }
 
 impl Guardrail for PolicyDrift {
@@ -354,11 +361,10 @@ impl Guardrail for PolicyDrift {
     }
 
     async fn commit(deps: &Deps, key: &KeyInfo, plan: Plan) -> Result<Plan, GuardrailError> {
-        let Plan::Correct {
-            record: Some(version),
-            ..
-        } = &plan
-        else {
+        let Plan::Correct(correct) = &plan else {
+            return Ok(plan);
+        };
+        let Some(version) = &correct.record else {
             return Ok(plan);
         };
         let Some(store) = DesiredStore::open(&deps.clients, &deps.config.common) else {
@@ -383,15 +389,15 @@ impl Guardrail for PolicyDrift {
     }
 
     fn planned_writes(config: &Config, plan: &Plan) -> Option<PlannedWrites> {
-        let Plan::Correct {
+        let Plan::Correct(correct) = plan else {
+            return None;
+        };
+        let Correct {
             findings,
             corrections,
             revoke,
             ..
-        } = plan
-        else {
-            return None;
-        };
+        } = correct.as_ref();
         let mut operations: Vec<&'static str> = corrections.iter().map(|c| c.operation()).collect();
         operations.extend(revoke.iter().map(|_| "RevokeGrant"));
         (config.common.mode == Mode::Enforce && !operations.is_empty()).then(|| PlannedWrites {

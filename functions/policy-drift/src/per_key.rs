@@ -19,7 +19,7 @@ use shared::triggers::events::CloudTrailDetail;
 
 use crate::config::{PerKey, Unrecorded};
 use crate::handler::RotationRead;
-use crate::plan::{policy_finding, Correction, Desired};
+use crate::plan::{policy_finding, scheduled_deletion, Correction, Desired};
 
 /// The CloudTrail call that led to this audit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -448,14 +448,12 @@ fn compare(
             KeyStateWanted::Enabled | KeyStateWanted::Disabled,
             Some(KeyStateWanted::PendingDeletion),
         ) => {
-            let when = key
-                .deletion_date
-                .as_deref()
-                .map(|d| format!(" on {d}"))
-                .unwrap_or_default();
             findings.push(Finding::new(
                 FindingKind::PendingDeletion,
-                format!("the key is scheduled for deletion{when}, and no approved deployer scheduled it"),
+                format!(
+                    "{}, and no approved deployer scheduled it",
+                    scheduled_deletion(key)
+                ),
             ));
             corrections.push(Correction::CancelKeyDeletion);
             if desired.key_state == KeyStateWanted::Enabled {

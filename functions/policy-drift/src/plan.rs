@@ -67,14 +67,9 @@ pub fn plan(
     let (mut findings, mut corrections) = (Vec::new(), Vec::new());
     match key.state {
         KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => {
-            let when = key
-                .deletion_date
-                .as_deref()
-                .map(|d| format!(" on {d}"))
-                .unwrap_or_default();
             findings.push(Finding::new(
                 FindingKind::PendingDeletion,
-                format!("the key is scheduled for deletion{when}"),
+                scheduled_deletion(key),
             ));
             // CancelKeyDeletion leaves the key Disabled.
             corrections.extend([Correction::CancelKeyDeletion, Correction::EnableKey]);
@@ -98,6 +93,16 @@ pub fn plan(
     }
     corrections.sort();
     (findings, corrections)
+}
+
+/// "the key is scheduled for deletion on DATE", as KMS dates it.
+pub fn scheduled_deletion(key: &KeyInfo) -> String {
+    let when = key
+        .deletion_date
+        .as_deref()
+        .map(|d| format!(" on {d}"))
+        .unwrap_or_default();
+    format!("the key is scheduled for deletion{when}")
 }
 
 /// What a key is compared with, as messages name it.

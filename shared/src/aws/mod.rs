@@ -2,6 +2,7 @@
 //! another Region sends the call there), the endpoint override for local runs and standard
 //! retries with backoff for throttling and transient errors.
 
+pub mod accounts;
 pub mod grants;
 pub mod kms;
 pub mod tagging;

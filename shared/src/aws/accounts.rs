@@ -12,13 +12,7 @@ use aws_credential_types::provider::{future, ProvideCredentials};
 use aws_credential_types::Credentials;
 
 use crate::base::error::GuardrailError;
-
-/// The member role every member account has (`MEMBER_ROLE_NAME`, `MEMBER_EXTERNAL_ID`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberRole {
-    pub name: String,
-    pub external_id: String,
-}
+pub use crate::config::MemberRole;
 
 /// Credentials this close to expiring are renewed before use.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(300);

@@ -16,10 +16,10 @@ cargo test --locked --workspace 2>&1 | tee "$log"
 echo "== fuzzing: trigger parsing, policy parsing, the evaluator (20 s each, seeded)"
 cargo run --locked -q -p integration-tests --bin fuzz -- --seconds-per-target 20 | tee -a "$log"
 echo "== template.yaml: cfn-lint, sam validate --lint, checkov"
-.venv/template/bin/cfn-lint template.yaml
+.venv/template/bin/cfn-lint template.yaml spoke.yaml
 SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-west-1 .venv/template/bin/sam validate --lint --template template.yaml
-.venv/template/bin/checkov --skip-download --quiet --compact --framework cloudformation -f template.yaml
-echo "template.yaml: cfn-lint, sam validate and checkov passed"
+.venv/template/bin/checkov --skip-download --quiet --compact --framework cloudformation -f template.yaml -f spoke.yaml
+echo "template.yaml and spoke.yaml: cfn-lint, sam validate and checkov passed"
 echo "== template.yaml: the function role's IAM in every key-selection mode"
 .venv/template/bin/python scripts/check-template-iam.py | tee -a "$log"
 

@@ -57,6 +57,63 @@ pub struct CommonConfig {
     pub fallback_queue_url: Option<String>,
     /// The DynamoDB table that remembers corrections not yet announced and findings announced.
     pub state: Option<StateStore>,
+    /// The role other accounts' keys are reached through; `None`: this account only.
+    pub members: Option<MemberRole>,
+}
+
+/// The member role every member account has, deployed by `spoke.yaml` (`MEMBER_ROLE_NAME`,
+/// `MEMBER_EXTERNAL_ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRole {
+    pub name: String,
+    pub external_id: String,
+}
+
+impl CommonConfig {
+    /// The principal this function acts as on keys of `account`: its own role at home, the
+    /// member role elsewhere. It is the one the lockout check must keep in control.
+    pub fn self_principal(&self, account: &str) -> String {
+        match &self.members {
+            Some(role) if account != self.account_id => format!(
+                "arn:{}:iam::{account}:role/{}",
+                self.self_role_arn.partition(),
+                role.name
+            ),
+            _ => self.self_role_arn.to_string(),
+        }
+    }
+}
+
+impl MemberRole {
+    fn read(r: &mut Env) -> Option<MemberRole> {
+        let name = r.optional("MEMBER_ROLE_NAME")?;
+        // IAM role names: 1-64 of letters, digits and +=,.@_-.
+        let name_ok = (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+        if !name_ok {
+            r.problem(format!(
+                "MEMBER_ROLE_NAME is not an IAM role name (1-64 of letters, digits and +=,.@_-): {}",
+                crate::base::text::quoted(&name, 80)
+            ));
+        }
+        let external_id = r.required(
+            "MEMBER_EXTERNAL_ID",
+            "the external id the member role's trust policy requires (spoke.yaml's ExternalId parameter)",
+        );
+        // STS: 2-1224 of letters, digits and +=,.@:/-.
+        let id_ok = (2..=1224).contains(&external_id.len())
+            && external_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
+        if !external_id.is_empty() && !id_ok {
+            r.problem(
+                "MEMBER_EXTERNAL_ID must be 2 to 1224 of letters, digits and +=,.@:/-_".to_string(),
+            );
+        }
+        Some(MemberRole { name, external_id })
+    }
 }
 
 /// The state table and how the functions use it (`STATE_TABLE`, `REMINDER_HOURS`).
@@ -394,6 +451,7 @@ impl CommonConfig {
         }
 
         let state = StateStore::read(r, &region, mode);
+        let members = MemberRole::read(r);
 
         CommonConfig {
             mode,
@@ -407,6 +465,7 @@ impl CommonConfig {
             environment,
             fallback_queue_url,
             state,
+            members,
         }
     }
 }

@@ -88,6 +88,31 @@ async fn local_sdk_config(
         .await
 }
 
+/// `base` with the credentials of a role assumed in `account` (moto: they act in that account).
+async fn sdk_in(base: &SdkConfig, account: &str) -> SdkConfig {
+    let issued = aws_sdk_sts::Client::new(base)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/test-setup"))
+        .role_session_name("test-setup")
+        .send()
+        .await
+        .expect("assume a role on moto")
+        .credentials
+        .expect("credentials");
+    let credentials = aws_sdk_kms::config::Credentials::new(
+        issued.access_key_id(),
+        issued.secret_access_key(),
+        Some(issued.session_token().to_string()),
+        None,
+        "moto-assumed-role",
+    );
+    base.to_builder()
+        .credentials_provider(aws_sdk_kms::config::SharedCredentialsProvider::new(
+            credentials,
+        ))
+        .build()
+}
+
 /// A loopback port nothing listens on now.
 fn free_loopback_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -105,14 +130,29 @@ pub struct MotoServer {
 
 impl MotoServer {
     pub fn start() -> MotoServer {
+        MotoServer::launch(Some(ACCOUNT_ID))
+    }
+
+    /// A server whose account is the one of each request's credentials: static test
+    /// credentials are account 123456789012, and credentials from `AssumeRole` are the role's
+    /// account (`MOTO_ACCOUNT_ID` would pin every request to one account).
+    pub fn start_multi_account() -> MotoServer {
+        MotoServer::launch(None)
+    }
+
+    fn launch(account: Option<&str>) -> MotoServer {
         let port = free_loopback_port();
         let log_dir = workspace_root().join("target/moto-logs");
         std::fs::create_dir_all(&log_dir).expect("cannot create target/moto-logs");
         let log = std::fs::File::create(log_dir.join(format!("moto-{port}.log")))
             .expect("cannot create moto log");
-        let child = moto_command()
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_ACCOUNT_ID", ACCOUNT_ID)
+        let mut command = moto_command();
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        match account {
+            Some(account) => command.env("MOTO_ACCOUNT_ID", account),
+            None => command.env_remove("MOTO_ACCOUNT_ID"),
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
@@ -337,6 +377,24 @@ impl TestBed {
     pub async fn start() -> TestBed {
         let moto = MotoServer::start();
         let sdk = moto.sdk_config().await;
+        TestBed::seed(moto, sdk).await
+    }
+
+    /// A test bed whose hub is account 111122223333 on a multi-account server: other
+    /// accounts are reached by assuming a role in them ([`TestBed::sdk_in`]).
+    pub async fn start_organization() -> TestBed {
+        let moto = MotoServer::start_multi_account();
+        let base = moto.sdk_config().await;
+        let sdk = sdk_in(&base, ACCOUNT_ID).await;
+        TestBed::seed(moto, sdk).await
+    }
+
+    /// An SDK configuration acting in `account`, through a role assumed there.
+    pub async fn sdk_in(&self, account: &str) -> SdkConfig {
+        sdk_in(&self.sdk, account).await
+    }
+
+    async fn seed(moto: MotoServer, sdk: SdkConfig) -> TestBed {
         let kms = aws_sdk_kms::Client::new(&sdk);
         let sns = aws_sdk_sns::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);

@@ -17,18 +17,27 @@ pub fn rule_event_names(
     function: &str,
     event: &str,
 ) -> Result<Vec<String>, String> {
+    event_names_at(
+        template,
+        &[
+            function,
+            "Properties",
+            "Events",
+            event,
+            "Properties",
+            "Pattern",
+            "detail",
+        ],
+    )
+}
+
+/// The `eventName` list under `Resources` / `path` (which ends at a pattern's `detail`): for
+/// plain `AWS::Events::Rule` resources, whose pattern is under `Properties.EventPattern`.
+pub fn event_names_at(template: &str, path_to_detail: &[&str]) -> Result<Vec<String>, String> {
     let lines = significant_lines(template);
     let mut at = top_level(&lines, "Resources")?;
     let mut path = vec!["Resources"];
-    for key in [
-        function,
-        "Properties",
-        "Events",
-        event,
-        "Properties",
-        "Pattern",
-        "detail",
-    ] {
+    for &key in path_to_detail {
         at = child(&lines, at, key, &path)?;
         let value = value_of(lines[at].text);
         if !value.is_empty() {

@@ -1,6 +1,6 @@
 //! The EventBridge patterns in template.yaml against the code's one list of handled events.
 
-use integration_tests::template::rule_event_names;
+use integration_tests::template::{event_names_at, rule_event_names};
 use integration_tests::workspace_root;
 
 #[test]
@@ -120,4 +120,51 @@ fn every_function_that_writes_keys_gets_the_state_table_and_may_use_it() {
         assert!(template.matches(action).count() >= 3, "{action}");
     }
     assert!(template.contains("PointInTimeRecoveryEnabled: true"));
+}
+
+#[test]
+fn member_accounts_forward_and_the_organization_bus_routes_exactly_the_events_policy_drift_acts_on()
+{
+    let in_code: Vec<String> = policy_drift::GATE
+        .names("kms.amazonaws.com")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let spoke = std::fs::read_to_string(workspace_root().join("spoke.yaml")).unwrap();
+    let forwarded = event_names_at(
+        &spoke,
+        &["ForwardKeyEvents", "Properties", "EventPattern", "detail"],
+    )
+    .unwrap();
+    assert_eq!(forwarded, in_code, "spoke.yaml forwards other events");
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let routed = event_names_at(
+        &template,
+        &[
+            "PolicyDriftMemberKeyEvents",
+            "Properties",
+            "EventPattern",
+            "detail",
+        ],
+    )
+    .unwrap();
+    assert_eq!(routed, in_code, "the organization bus routes other events");
+}
+
+#[test]
+fn spoke_yaml_deploys_with_service_managed_stack_sets() {
+    // Service-managed StackSets cannot deploy a template with a transform through the default
+    // execution role; the member role trusts the hub's function role with the external id.
+    let spoke = std::fs::read_to_string(workspace_root().join("spoke.yaml")).unwrap();
+    assert!(
+        !spoke.lines().any(|l| l.starts_with("Transform")),
+        "spoke.yaml has a transform"
+    );
+    let trust = spoke
+        .split("AssumeRolePolicyDocument:")
+        .nth(1)
+        .and_then(|rest| rest.split("Policies:").next())
+        .unwrap();
+    assert!(trust.contains("AWS: !Ref HubPolicyDriftRoleArn"), "{trust}");
+    assert!(trust.contains("sts:ExternalId: !Ref ExternalId"), "{trust}");
 }

@@ -40,7 +40,7 @@ pub struct KeyFacts {
 /// The key's aliases, tags and management. Only the aliases are needed: a failure to read the
 /// tags or the management only makes the message poorer.
 pub async fn read(deps: &Deps, key: &KeyInfo) -> Result<KeyFacts, GuardrailError> {
-    let client = deps.clients.kms(&key.region);
+    let client = deps.clients.kms_in(&key.account, &key.region);
     let aliases = kms::aliases(&client, &key.key_id).await?;
     let tags = kms::tags(&client, key.arn.as_str())
         .await

@@ -37,7 +37,7 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
         commanded,
     } = correct;
     let mode = deps.config.common.mode;
-    let client = deps.clients.kms(&key.region);
+    let client = deps.clients.kms_in(&key.account, &key.region);
     outcome.status = if findings.is_empty() {
         Status::Compliant
     } else {

@@ -102,7 +102,10 @@ pub async fn run(
     };
     let locator =
         KeyLocator::parse(command.key(), &common.region).map_err(GuardrailError::InvalidEvent)?;
-    let key = kms::describe_key(&deps.clients.kms(&locator.region), &locator.identifier).await?;
+    let account = locator.account().unwrap_or(&common.account_id);
+    deps.clients.reach(account).await?;
+    let client = deps.clients.kms_in(account, &locator.region);
+    let key = kms::describe_key(&client, &locator.identifier).await?;
     let history = store.history(key.arn.as_str()).await?;
     match command {
         OperatorCommand::History { .. } => Ok(Response::Report(CommandReport::History {
@@ -136,7 +139,7 @@ async fn rollback(
         identifier: key.arn.to_string(),
     };
     // Only a managed key is ever written: check before anything is recorded.
-    match resolve(&deps.clients, &deps.config.common, &locator).await? {
+    match resolve(&deps.clients, &deps.config.common, &locator, None).await? {
         Resolution::Managed(_) => {}
         Resolution::Unmanaged { reason, .. } | Resolution::NotOurs(reason) => {
             return Err(refused(format!("{} is not rolled back: {reason}", key.arn)));
@@ -158,16 +161,19 @@ async fn rollback(
         ))
     })?;
     let aliases = if per_key.needs_aliases() {
-        kms::aliases(&deps.clients.kms(&key.region), &key.key_id).await?
+        kms::aliases(&deps.clients.kms_in(&key.account, &key.region), &key.key_id).await?
     } else {
         Vec::new()
     };
+    let acting_as = deps.config.common.self_principal(&key.account);
     let mut problems = per_key.floor.violations(
         &policy,
         &key.account,
+        &acting_as,
         &per_key.keepers_of(&key.key_id, &aliases),
     );
-    if let Err(refusals) = SafePolicy::check(&target.state.policy, &deps.config.keepers()) {
+    if let Err(refusals) = SafePolicy::check(&target.state.policy, &deps.config.keepers(&acting_as))
+    {
         problems.extend(refusals.iter().map(|r| r.to_string()));
     }
     if !problems.is_empty() {

@@ -193,10 +193,7 @@ fn read_desired(
         // A complete document says for itself whether root is named.
         BaselineSource::Document(_) => true,
     };
-    let mut keepers = vec![(
-        common.self_role_arn.to_string(),
-        SELF_ACTIONS.iter().map(|a| a.to_string()).collect(),
-    )];
+    let mut keepers = Vec::new();
     if let BaselineSource::Parts(parts) = baseline {
         keepers.extend(parts.admin_role_arns.iter().map(|arn| {
             (
@@ -211,6 +208,7 @@ fn read_desired(
         floor: Floor {
             root_access,
             keepers,
+            self_actions: SELF_ACTIONS.iter().map(|a| a.to_string()).collect(),
             allowed_accounts,
             organization_id,
         },
@@ -238,9 +236,11 @@ impl Config {
     }
 
     /// The principals that must keep administering a key after the baseline is written.
-    pub fn keepers(&self) -> Vec<Keeper<'_>> {
+    /// `acting_as`: the function's principal in the key's account
+    /// ([`CommonConfig::self_principal`]).
+    pub fn keepers<'a>(&'a self, acting_as: &'a str) -> Vec<Keeper<'a>> {
         let mut keepers = vec![Keeper {
-            principal: self.common.self_role_arn.as_str(),
+            principal: acting_as,
             actions: SELF_ACTIONS,
         }];
         if let BaselineSource::Parts(parts) = &self.baseline {
@@ -262,7 +262,8 @@ impl Config {
     ) -> Result<SafePolicy, Vec<String>> {
         let rendered =
             baseline::render(&self.baseline, account, region, partition).map_err(|e| vec![e])?;
-        SafePolicy::check(&rendered.document, &self.keepers()).map_err(|refusals| {
+        let acting_as = self.common.self_principal(account);
+        SafePolicy::check(&rendered.document, &self.keepers(&acting_as)).map_err(|refusals| {
             refusals
                 .into_iter()
                 .map(|refusal| match refusal {

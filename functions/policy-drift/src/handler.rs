@@ -169,7 +169,7 @@ async fn read_per_key(
         Some(store) => store.latest(key.arn.as_str()).await?,
         None => None,
     };
-    let client = deps.clients.kms(&key.region);
+    let client = deps.clients.kms_in(&key.account, &key.region);
     let grants = grants::list_grants(&client, key.arn.as_str()).await?;
     let aliases = if per_key.needs_aliases() {
         kms::aliases(&client, &key.key_id).await?
@@ -188,6 +188,7 @@ async fn read_per_key(
         change,
         sweep,
         now: utc(now()),
+        acting_as: common.self_principal(&key.account),
     })
 }
 
@@ -249,7 +250,8 @@ fn decide_per_key(
         PerKeyPlan::Decided(decision) => decision,
     };
     let policy = if decision.corrections.contains(&Correction::PutKeyPolicy) {
-        match SafePolicy::check(&decision.desired.policy, &config.keepers()) {
+        let acting_as = config.common.self_principal(&key.account);
+        match SafePolicy::check(&decision.desired.policy, &config.keepers(&acting_as)) {
             Ok(safe) => Some(safe),
             Err(refusals) => {
                 return Plan::Blocked(
@@ -324,7 +326,7 @@ impl Guardrail for PolicyDrift {
     type Facts = Facts;
 
     async fn read(deps: &Deps, key: &KeyInfo, cause: Cause<'_>) -> Result<Facts, GuardrailError> {
-        let client = deps.clients.kms(&key.region);
+        let client = deps.clients.kms_in(&key.account, &key.region);
         let policy_text = kms::key_policy(&client, key.arn.as_str()).await?;
         let rotation = if !rotation_applies(&deps.config, key) {
             RotationRead::NotApplicable

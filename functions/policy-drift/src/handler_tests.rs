@@ -966,3 +966,48 @@ fn the_handled_events_are_one_list() {
     assert_eq!(GATE.names("kms.amazonaws.com").len(), 16);
     assert!(GATE.names("iam.amazonaws.com").is_empty());
 }
+
+#[tokio::test]
+async fn a_member_account_whose_role_cannot_be_assumed_is_reported_once_and_its_key_untouched() {
+    // STS answers AccessDenied for a role that does not exist (spoke.yaml not deployed) and for
+    // one whose trust policy does not admit the hub or wants another external id; moto never
+    // denies AssumeRole, so the SDK's mocks play STS here.
+    let denied = mock!(aws_sdk_sts::Client::assume_role).then_error(|| {
+        aws_sdk_sts::operation::assume_role::AssumeRoleError::generic(error(
+            "AccessDenied",
+            "not authorized to perform: sts:AssumeRole",
+        ))
+    });
+    let publish = shared::testing::publish_where(
+        "Guardrail cannot reach account 777788889999",
+        "Deploy spoke.yaml to account 777788889999",
+    );
+    let deps = deps_with(
+        config(
+            "enforce",
+            &[
+                ("MEMBER_ROLE_NAME", "kms-guardrails-member"),
+                ("MEMBER_EXTERNAL_ID", "hub-7f3a"),
+            ],
+        ),
+        Mocks {
+            sns: &[&publish],
+            ..Mocks::default()
+        },
+    );
+    let sts = mock_client!(aws_sdk_sts, RuleMode::MatchAny, [&denied]);
+    let role = deps.config.common.members.clone().unwrap();
+    let sessions = shared::aws::accounts::MemberSessions::new(role, "aws", "policy-drift", sts);
+    let deps = Deps {
+        clients: deps.clients.with_members("111122223333", sessions),
+        ..deps
+    };
+    let member_event = PUT_KEY_POLICY.replace("111122223333", "777788889999");
+    let outcome = function_handler(event(&member_event), &deps).await.unwrap();
+    let Outcome::Key(key) = outcome else {
+        panic!("expected a key outcome, got {outcome:?}")
+    };
+    assert_eq!(key.status, Status::Failed);
+    assert!(key.key_arn.contains(":777788889999:"), "{}", key.key_arn);
+    assert_eq!((denied.num_calls(), publish.num_calls()), (1, 1));
+}

@@ -147,6 +147,8 @@ pub struct PerKeyFacts {
     pub sweep: Option<String>,
     /// Now, for a version recorded without an event time.
     pub now: String,
+    /// The function's principal in the key's account (its role, or the member role).
+    pub acting_as: String,
 }
 
 impl PerKeyFacts {
@@ -227,7 +229,9 @@ fn floor_problems(
         Err(e) => return vec![format!("the key policy cannot be evaluated ({e})")],
     };
     let keepers = per_key.keepers_of(&key.key_id, &facts.aliases);
-    per_key.floor.violations(&policy, &key.account, &keepers)
+    per_key
+        .floor
+        .violations(&policy, &key.account, &facts.acting_as, &keepers)
 }
 
 /// Who recorded a version, when, and from which event or sweep. An enrolment is the

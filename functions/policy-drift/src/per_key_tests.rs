@@ -82,6 +82,7 @@ fn facts(record: Option<Version>, change: Option<Change>) -> PerKeyFacts {
         change,
         sweep: Some("sweep-2".into()),
         now: "2026-12-02T11:00:00Z".into(),
+        acting_as: SELF_ROLE.into(),
         ..PerKeyFacts::default()
     }
 }

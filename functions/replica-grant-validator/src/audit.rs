@@ -84,7 +84,7 @@ pub struct GrantPlan {
 /// Reads the primary's policy, then each replica's key, policy and grants in its Region. I/O
 /// only; a failed read stops that replica's reads and is kept in the facts.
 pub async fn read(deps: &Deps, primary: &KeyInfo) -> Facts {
-    let client = deps.clients.kms(&primary.region);
+    let client = deps.clients.kms_in(&primary.account, &primary.region);
     let primary_policy = kms::key_policy(&client, primary.arn.as_str()).await;
     let mut replicas = Vec::new();
     if primary_policy.is_ok() {
@@ -104,7 +104,11 @@ pub async fn read(deps: &Deps, primary: &KeyInfo) -> Facts {
 }
 
 async fn read_replica(deps: &Deps, arn: &str, region: Region) -> ReplicaFacts {
-    let client = deps.clients.kms(&region);
+    // A replica lives in its primary's account (KMS replicates within one account).
+    let account = Arn::parse(arn)
+        .map(|a| a.account().to_string())
+        .unwrap_or_else(|_| deps.config.common.account_id.clone());
+    let client = deps.clients.kms_in(&account, &region);
     let mut facts = ReplicaFacts {
         arn: arn.to_string(),
         region,
@@ -415,7 +419,7 @@ async fn write_grants(
     report: &mut ReplicaReport,
 ) -> (Vec<ExistingGrant>, Option<GuardrailError>) {
     let key = &plan.key;
-    let client = deps.clients.kms(&key.region);
+    let client = deps.clients.kms_in(&key.account, &key.region);
     let mut created = Vec::new();
     let mut failure = None;
     for spec in &plan.missing {

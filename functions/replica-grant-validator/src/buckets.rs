@@ -554,7 +554,7 @@ async fn look_up(
     let (KeyReference::KeyArn(arn) | KeyReference::AliasArn(arn)) = KeyReference::of(id) else {
         return Ok(None);
     };
-    match kms::describe_key(&clients.kms(arn.region()), id).await {
+    match kms::describe_key(&clients.kms_in(arn.account(), arn.region()), id).await {
         Ok(key) => {
             let primary_managed = match key.primary_arn.as_deref().filter(|_| key.is_replica()) {
                 Some(primary) => match primaries.get(primary) {
@@ -592,7 +592,7 @@ async fn primary_managed(
         region,
         identifier: primary.to_string(),
     };
-    match resolve(clients, common, &locator).await {
+    match resolve(clients, common, &locator, None).await {
         Ok(Resolution::Managed(_)) => Some(true),
         Ok(Resolution::Unmanaged { .. } | Resolution::NotOurs(_)) => Some(false),
         Ok(Resolution::ShutOut { error, .. }) | Err(error) => {

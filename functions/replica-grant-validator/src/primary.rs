@@ -35,7 +35,7 @@ pub async fn target(deps: &Deps, resolved: Resolution) -> Result<Resolution, Gua
         ))
     })?;
     Ok(
-        match resolve(&deps.clients, &deps.config.common, &primary).await? {
+        match resolve(&deps.clients, &deps.config.common, &primary, None).await? {
             Resolution::Managed(primary) => Resolution::Managed(primary),
             Resolution::Unmanaged { key: primary, .. } if named_managed => {
                 Resolution::Managed(primary)

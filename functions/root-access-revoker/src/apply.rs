@@ -102,7 +102,7 @@ pub async fn apply(deps: &Deps, key: &KeyInfo, plan: Plan) -> Audit {
                 });
                 return Audit::new(outcome, None, "Root access found in KMS key policy");
             }
-            let client = deps.clients.kms(&key.region);
+            let client = deps.clients.kms_in(&key.account, &key.region);
             if let Err(e) = write::put_key_policy(&client, key, &policy).await {
                 return Audit::new(outcome, Some(e), NOT_DONE);
             }

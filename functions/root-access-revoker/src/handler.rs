@@ -89,7 +89,7 @@ impl Guardrail for RootAccessRevoker {
 
     /// The key policy as KMS holds it, then the admin roles as IAM knows them.
     async fn read(deps: &Deps, key: &KeyInfo, _: Cause<'_>) -> Result<Facts, GuardrailError> {
-        let client = deps.clients.kms(&key.region);
+        let client = deps.clients.kms_in(&key.account, &key.region);
         let policy = kms::key_policy(&client, key.arn.as_str()).await?;
         let admins = crate::deps::admin_roles(deps).await?;
         Ok(Facts { policy, admins })

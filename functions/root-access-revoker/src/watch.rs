@@ -241,7 +241,11 @@ async fn keys_at_risk(deps: &Deps, role_arn: &str, deadline: Deadline) -> Vec<St
                 Swept::ShutOut { key, .. } => key,
             };
             let outcome = KeyOutcome::new(&key);
-            let text = kms::key_policy(&deps.clients.kms(&key.region), key.arn.as_str()).await?;
+            let text = kms::key_policy(
+                &deps.clients.kms_in(&key.account, &key.region),
+                key.arn.as_str(),
+            )
+            .await?;
             if Policy::parse(&text)
                 .is_ok_and(|p| only_administrator(&p, role_arn, self_role, &key.account))
             {

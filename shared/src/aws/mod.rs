@@ -2,6 +2,7 @@
 //! another Region sends the call there), the endpoint override for local runs and standard
 //! retries with backoff for throttling and transient errors.
 
+pub mod accounts;
 pub mod grants;
 pub mod kms;
 pub mod tagging;
@@ -15,6 +16,9 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_kms::config::{Credentials, SharedCredentialsProvider};
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+use crate::base::error::GuardrailError;
+use crate::config::CommonConfig;
 
 /// Attempts per call, first try included. Throttling and 5xx are retried with jittered
 /// exponential backoff; AccessDenied and validation errors are not.
@@ -194,6 +198,43 @@ pub struct AwsClients {
     sqs: Regional<aws_sdk_sqs::Client>,
     tagging: Regional<aws_sdk_resourcegroupstagging::Client>,
     dynamodb: Regional<aws_sdk_dynamodb::Client>,
+    /// Other accounts, through their member role; `None`: this account only.
+    members: Option<Members>,
+}
+
+/// The clients of member accounts, per (account, Region), all on one session cache.
+struct Members {
+    home: String,
+    sessions: std::sync::Arc<accounts::MemberSessions>,
+    kms: Mutex<HashMap<(String, String), aws_sdk_kms::Client>>,
+    tagging: Mutex<HashMap<(String, String), aws_sdk_resourcegroupstagging::Client>>,
+}
+
+impl Members {
+    /// The SDK configuration of `account`: the home one with the member role's credentials.
+    fn sdk(&self, home: &SdkConfig, account: &str) -> SdkConfig {
+        let credentials = accounts::MemberCredentials {
+            sessions: self.sessions.clone(),
+            account: account.to_string(),
+        };
+        home.to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .build()
+    }
+}
+
+/// A client of `map` for (account, region), built by `build` the first time.
+fn member_client<C: Clone>(
+    map: &Mutex<HashMap<(String, String), C>>,
+    account: &str,
+    region: &str,
+    build: impl FnOnce() -> C,
+) -> C {
+    map.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((account.to_string(), region.to_string()))
+        .or_insert_with(build)
+        .clone()
 }
 
 impl AwsClients {
@@ -205,6 +246,78 @@ impl AwsClients {
             sqs: Regional::new(regional_client!(aws_sdk_sqs)),
             tagging: Regional::new(regional_client!(aws_sdk_resourcegroupstagging)),
             dynamodb: Regional::new(regional_client!(aws_sdk_dynamodb)),
+            members: None,
+        }
+    }
+
+    /// This account's clients, and other accounts' through the member role when the
+    /// configuration names one (`function` names the sessions in their CloudTrail).
+    pub fn for_function(sdk: SdkConfig, common: &CommonConfig, function: &str) -> AwsClients {
+        let clients = AwsClients::new(sdk.clone());
+        match &common.members {
+            None => clients,
+            Some(role) => {
+                let sts = aws_sdk_sts::Client::new(&sdk);
+                let partition = common.self_role_arn.partition();
+                let sessions =
+                    accounts::MemberSessions::new(role.clone(), partition, function, sts);
+                clients.with_members(&common.account_id, sessions)
+            }
+        }
+    }
+
+    /// Reaches the accounts of the organization through `sessions` (their member role);
+    /// `home` is this account, reached with the function's own credentials.
+    pub fn with_members(mut self, home: &str, sessions: accounts::MemberSessions) -> AwsClients {
+        self.members = Some(Members {
+            home: home.to_string(),
+            sessions: std::sync::Arc::new(sessions),
+            kms: Mutex::default(),
+            tagging: Mutex::default(),
+        });
+        self
+    }
+
+    /// The member account's sessions, when other accounts are reached.
+    fn member<'a>(&'a self, account: &str) -> Option<&'a Members> {
+        self.members.as_ref().filter(|m| m.home != account)
+    }
+
+    /// Whether keys of `account` can be reached at all: this account, or any account when a
+    /// member role is configured.
+    pub fn serves(&self, account: &str, home: &str) -> bool {
+        account == home || self.members.is_some()
+    }
+
+    /// Checks that `account` can be reached, assuming its member role once (then cached): a
+    /// missing or denied role is an AccessDenied failure naming the role, before any key call.
+    pub async fn reach(&self, account: &str) -> Result<(), GuardrailError> {
+        match self.member(account) {
+            Some(members) => members.sessions.credentials(account).await.map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// KMS in `account` and `region`: this account's client, or one on the member role.
+    pub fn kms_in(&self, account: &str, region: &str) -> aws_sdk_kms::Client {
+        match self.member(account) {
+            None => self.kms(region),
+            Some(members) => member_client(&members.kms, account, region, || {
+                regional_client!(aws_sdk_kms)(&members.sdk(&self.sdk, account), region)
+            }),
+        }
+    }
+
+    /// The Tagging API in `account` and `region`.
+    pub fn tagging_in(&self, account: &str, region: &str) -> aws_sdk_resourcegroupstagging::Client {
+        match self.member(account) {
+            None => self.tagging(region),
+            Some(members) => member_client(&members.tagging, account, region, || {
+                regional_client!(aws_sdk_resourcegroupstagging)(
+                    &members.sdk(&self.sdk, account),
+                    region,
+                )
+            }),
         }
     }
 

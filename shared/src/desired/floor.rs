@@ -23,9 +23,11 @@ pub struct KeyKeeper {
 pub struct Floor {
     /// Whether the account root may be named (`ROOT_ACCESS`).
     pub root_access: bool,
-    /// Principals that must keep actions on every key: the function's role and the admins.
-    /// Access through the account principal counts for them (the template grants the role).
+    /// Principals that must keep actions on every key: the admins. Access through the account
+    /// principal counts for them (IAM grants it).
     pub keepers: Vec<(String, Vec<String>)>,
+    /// The actions the function's own principal in the key's account must keep.
+    pub self_actions: Vec<String>,
     /// Accounts besides the key's own whose principals may be named (`ALLOWED_ACCOUNTS`).
     pub allowed_accounts: BTreeSet<String>,
     /// The organization `Principal: "*"` may be restricted to (`ORGANIZATION_ID`).
@@ -46,12 +48,14 @@ const RESTRICTING_KEYS: &[&str] = &[
 
 impl Floor {
     /// Every way `policy`, on a key of `account`, breaks the floor or takes `key_keepers`'
-    /// actions away, one sentence each; empty when it holds. The key's own keepers must be
-    /// named by the policy itself (access through IAM is not seen here, so it does not count).
+    /// actions away, one sentence each; empty when it holds. `acting_as`: the function's own
+    /// principal there (its role, or the member role). The key's own keepers must be named by
+    /// the policy itself (access through IAM is not seen here, so it does not count).
     pub fn violations(
         &self,
         policy: &Policy,
         account: &str,
+        acting_as: &str,
         key_keepers: &[KeyKeeper],
     ) -> Vec<String> {
         let mut out = Vec::new();
@@ -66,6 +70,7 @@ impl Floor {
             .keepers
             .iter()
             .flat_map(|(p, actions)| actions.iter().map(move |a| (p.as_str(), a.as_str())))
+            .chain(self.self_actions.iter().map(|a| (acting_as, a.as_str())))
             .collect();
         out.extend(lockout_problems(policy, &requirements, true));
         let requirements: Vec<(&str, &str)> = key_keepers
@@ -180,13 +185,11 @@ mod tests {
     fn floor(root_access: bool) -> Floor {
         Floor {
             root_access,
-            keepers: vec![(
-                SELF_ROLE.to_string(),
-                vec![
-                    "kms:PutKeyPolicy".to_string(),
-                    "kms:GetKeyPolicy".to_string(),
-                ],
-            )],
+            keepers: Vec::new(),
+            self_actions: vec![
+                "kms:PutKeyPolicy".to_string(),
+                "kms:GetKeyPolicy".to_string(),
+            ],
             allowed_accounts: BTreeSet::from(["444455556666".to_string()]),
             organization_id: Some("o-abc123".to_string()),
         }
@@ -213,7 +216,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            floor(false).violations(&p, ACCOUNT, &[vault]),
+            floor(false).violations(&p, ACCOUNT, SELF_ROLE, &[vault]),
             Vec::<String>::new()
         );
     }
@@ -223,13 +226,15 @@ mod tests {
         let p = policy(
             r#",{"Sid":"Root","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}"#,
         );
-        let problems = floor(false).violations(&p, ACCOUNT, &[]);
+        let problems = floor(false).violations(&p, ACCOUNT, SELF_ROLE, &[]);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
             problems[0].contains("\"Root\" names the account root"),
             "{problems:?}"
         );
-        assert!(floor(true).violations(&p, ACCOUNT, &[]).is_empty());
+        assert!(floor(true)
+            .violations(&p, ACCOUNT, SELF_ROLE, &[])
+            .is_empty());
     }
 
     #[test]
@@ -239,7 +244,9 @@ mod tests {
             {"Sid":"OtherOrg","Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-evil"}}},
             {"Sid":"Stranger","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:role/x"},"Action":"kms:Decrypt","Resource":"*"}"#,
         );
-        let problems = floor(true).violations(&p, ACCOUNT, &[]).join("\n");
+        let problems = floor(true)
+            .violations(&p, ACCOUNT, SELF_ROLE, &[])
+            .join("\n");
         assert!(
             problems.contains("\"Open\" allows Principal \"*\" without a condition"),
             "{problems}"
@@ -271,7 +278,7 @@ mod tests {
                 "kms:DescribeKey".into(),
             ],
         };
-        let problems = floor(true).violations(&p, ACCOUNT, &[vault]);
+        let problems = floor(true).violations(&p, ACCOUNT, SELF_ROLE, &[vault]);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("kms:Decrypt"), "{problems:?}");
     }
@@ -279,7 +286,9 @@ mod tests {
     #[test]
     fn the_functions_role_must_keep_the_policy_in_hand() {
         let p = Policy::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/app"},"Action":"kms:Decrypt","Resource":"*"}]}"#).unwrap();
-        let problems = floor(false).violations(&p, ACCOUNT, &[]).join("\n");
+        let problems = floor(false)
+            .violations(&p, ACCOUNT, SELF_ROLE, &[])
+            .join("\n");
         assert!(problems.contains("kms:PutKeyPolicy"), "{problems}");
     }
 }

@@ -32,7 +32,9 @@ impl Guard<'_> {
         match aliases {
             Aliases::Region(book) => book.first(self.clients, &key.key_id).await,
             Aliases::PerKey => {
-                match kms::aliases(&self.clients.kms(&key.region), &key.key_id).await {
+                match kms::aliases(&self.clients.kms_in(&key.account, &key.region), &key.key_id)
+                    .await
+                {
                     Ok(names) => names.into_iter().find(|n| !n.starts_with("alias/aws/")),
                     Err(e) => {
                         tracing::warn!(error = %e, "aliases unavailable for the notification");
@@ -66,6 +68,8 @@ impl Guard<'_> {
             audit.severity = Severity::Critical;
             if audit.failure.as_ref().is_some_and(is_shut_out) {
                 shut_out_finding(&mut audit, operation, self.common.self_role_arn.as_str());
+            } else if audit.failure.as_ref().is_some_and(is_member_unreachable) {
+                member_unreachable_finding(&mut audit, &key.account);
             }
         }
         if audit.outcome.findings.is_empty() && audit.failure.is_none() {
@@ -78,7 +82,14 @@ impl Guard<'_> {
             return Ok(audit.outcome);
         }
 
-        audit.outcome.alias = self.alias(key, aliases).await;
+        // A key the function is denied (or whose account it cannot reach) has no alias to read.
+        if !audit
+            .failure
+            .as_ref()
+            .is_some_and(GuardrailError::is_access_denied)
+        {
+            audit.outcome.alias = self.alias(key, aliases).await;
+        }
         let notification = KeyMessage {
             key,
             cause,
@@ -143,6 +154,25 @@ pub fn announcement_id(key_arn: &str, run: &str) -> String {
 /// AccessDenied on the reads every audit starts with: someone took the function's access.
 fn is_shut_out(e: &GuardrailError) -> bool {
     e.is_access_denied() && matches!(e.operation(), Some("DescribeKey" | "GetKeyPolicy"))
+}
+
+/// AccessDenied on the member role: the account is not reached at all.
+fn is_member_unreachable(e: &GuardrailError) -> bool {
+    e.is_access_denied() && e.operation() == Some("AssumeRole")
+}
+
+fn member_unreachable_finding(audit: &mut Audit, account: &str) {
+    audit.headline = format!("Guardrail cannot reach account {account}");
+    audit.outcome.findings.insert(
+        0,
+        Finding::new(
+            FindingKind::ShutOut,
+            format!("the member role of account {account} cannot be assumed, so no key of that account is read or corrected: the role is missing (spoke.yaml not deployed there), or its trust policy does not admit this function's role with the configured external id"),
+        ),
+    );
+    audit.guidance = Some(format!(
+        "Deploy spoke.yaml to account {account} (the StackSet's automatic deployment covers every new account of its organizational units), with the hub's function roles and the ExternalId that MEMBER_EXTERNAL_ID holds. Other accounts are unaffected."
+    ));
 }
 
 fn shut_out_finding(audit: &mut Audit, operation: Option<&'static str>, role: &str) {

@@ -180,7 +180,7 @@ pub async fn audit_one<G: Guardrail>(
     cause: Cause<'_>,
 ) -> Result<KeyOutcome, GuardrailError> {
     let common = deps.config.common();
-    let resolved = resolve(&deps.clients, common, locator).await?;
+    let resolved = resolve(&deps.clients, common, locator, None).await?;
     match G::target(deps, resolved, locator).await? {
         Resolution::Managed(key) => {
             let (audit, _) = audit_key::<G>(deps, &key, cause).await;
@@ -192,7 +192,8 @@ pub async fn audit_one<G: Guardrail>(
             Err(GuardrailError::InvalidEvent(reason))
         }
         Resolution::ShutOut { key, error } => {
-            let key = KeyInfo::unreadable(&key, &locator.region, &common.account_id);
+            let account = locator.account().unwrap_or(&common.account_id);
+            let key = KeyInfo::unreadable(&key, &locator.region, account);
             guard::<G>(deps).shut_out(&key, cause, error).await
         }
     }
@@ -310,7 +311,8 @@ async fn on_key<G: Guardrail>(
 ) -> KeyResult<G::Detail> {
     let (common, cause) = (deps.config.common(), Cause::Event(detail));
     let run = detail.event_id();
-    let resolved = resolve(&deps.clients, common, locator).await?;
+    let account = detail.recipient_account_id.as_deref();
+    let resolved = resolve(&deps.clients, common, locator, account).await?;
     // The key's unannounced corrections, read once (after this attempt's own record) for its
     // message and for the late announcements after it; `None` when that read failed.
     let (key, audit, own, pending) = match G::target(deps, resolved, locator).await? {
@@ -343,7 +345,8 @@ async fn on_key<G: Guardrail>(
         }
         Resolution::NotOurs(reason) => return Ok(Err(reason)),
         Resolution::ShutOut { key, error } => {
-            let key = KeyInfo::unreadable(&key, &locator.region, &common.account_id);
+            let account = locator.account().or(account).unwrap_or(&common.account_id);
+            let key = KeyInfo::unreadable(&key, &locator.region, account);
             let outcome = guard::<G>(deps).shut_out(&key, cause, error).await?;
             return Ok(Ok((outcome, None)));
         }

@@ -23,13 +23,34 @@ pub enum Resolution {
     ShutOut { key: String, error: GuardrailError },
 }
 
-/// Resolves what an event names.
+/// Resolves what an event names. `account`: the account the call was made in (the event's
+/// `recipientAccountId`), for identifiers that do not name one; else this account.
 pub async fn resolve(
     clients: &AwsClients,
     common: &CommonConfig,
     locator: &KeyLocator,
+    account: Option<&str>,
 ) -> Result<Resolution, GuardrailError> {
-    let client = clients.kms(&locator.region);
+    let account = locator
+        .account()
+        .or(account)
+        .unwrap_or(&common.account_id)
+        .to_string();
+    if !clients.serves(&account, &common.account_id) {
+        return Ok(Resolution::NotOurs(format!(
+            "key belongs to account {}, not {} (set MEMBER_ROLE_NAME to reach other accounts)",
+            crate::base::text::value(&account),
+            common.account_id
+        )));
+    }
+    if let Err(e) = clients.reach(&account).await {
+        // The member role is missing, denied or wants another external id: reported, not retried.
+        return Ok(Resolution::ShutOut {
+            key: locator.identifier.clone(),
+            error: e,
+        });
+    }
+    let client = clients.kms_in(&account, &locator.region);
     match kms::describe_key(&client, &locator.identifier).await {
         Ok(key) => classify(clients, common, key, None).await,
         Err(e) if e.is_not_found() => Ok(Resolution::NotOurs(format!(
@@ -37,7 +58,7 @@ pub async fn resolve(
             crate::base::text::value(&locator.identifier)
         ))),
         Err(e) if e.is_access_denied() => {
-            if known_managed(clients, common, locator).await {
+            if known_managed(clients, common, locator, &account).await {
                 Ok(Resolution::ShutOut {
                     key: locator.identifier.clone(),
                     error: e,
@@ -60,7 +81,7 @@ pub async fn classify(
     key: KeyInfo,
     managed: Option<Management>,
 ) -> Result<Resolution, GuardrailError> {
-    if key.account != common.account_id {
+    if !clients.serves(&key.account, &common.account_id) {
         return Ok(Resolution::NotOurs(format!(
             "key belongs to account {}, not {}",
             crate::base::text::value(&key.account),
@@ -74,7 +95,14 @@ pub async fn classify(
     }
     let decision = match managed {
         Some(decision) => decision,
-        None => management(&common.managed, &clients.kms(&key.region), &key).await?,
+        None => {
+            management(
+                &common.managed,
+                &clients.kms_in(&key.account, &key.region),
+                &key,
+            )
+            .await?
+        }
     };
     Ok(match decision {
         Management::Managed => Resolution::Managed(key),
@@ -87,7 +115,12 @@ pub async fn classify(
 
 /// Whether a key the function cannot describe is one it manages: listed in MANAGED_KEYS, or
 /// carrying the managed tag according to the Tagging API (which needs no access to the key).
-async fn known_managed(clients: &AwsClients, common: &CommonConfig, locator: &KeyLocator) -> bool {
+async fn known_managed(
+    clients: &AwsClients,
+    common: &CommonConfig,
+    locator: &KeyLocator,
+    account: &str,
+) -> bool {
     match &common.managed {
         ManagedSelector::Keys(entries) => entries
             .iter()
@@ -100,12 +133,17 @@ async fn known_managed(clients: &AwsClients, common: &CommonConfig, locator: &Ke
             if arn.kms_key_id().is_none() {
                 return false;
             }
-            tagging::key_has_tag(&clients.tagging(&locator.region), &arn, key, value)
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "cannot tell whether the key is managed");
-                    false
-                })
+            tagging::key_has_tag(
+                &clients.tagging_in(account, &locator.region),
+                &arn,
+                key,
+                value,
+            )
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot tell whether the key is managed");
+                false
+            })
         }
     }
 }

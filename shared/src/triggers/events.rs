@@ -342,6 +342,14 @@ fn is_alias_name(s: &str) -> bool {
 }
 
 impl KeyLocator {
+    /// The account an ARN identifier names; `None` for key ids and alias names, which name a
+    /// key of the account the call was made in.
+    pub fn account(&self) -> Option<&str> {
+        let rest = self.identifier.strip_prefix("arn:")?;
+        let account = rest.split(':').nth(3)?;
+        (!account.is_empty()).then_some(account)
+    }
+
     /// Accepts a bare key id, an `mrk-` id, an alias name, an alias ARN or a key ARN. An ARN's
     /// own Region wins over `default_region`: the call must go where the key lives.
     pub fn parse(reference: &str, default_region: &Region) -> Result<KeyLocator, String> {

@@ -97,7 +97,7 @@ async fn run(common: &CommonConfig, clients: &AwsClients, identifier: &str) -> R
         &crate::base::region::Region::parse("eu-west-1").unwrap(),
     )
     .unwrap();
-    resolve(clients, common, &locator).await.unwrap()
+    resolve(clients, common, &locator, None).await.unwrap()
 }
 
 #[tokio::test]

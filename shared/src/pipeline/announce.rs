@@ -82,12 +82,8 @@ impl Guard<'_> {
             return Ok(audit.outcome);
         }
 
-        // A key the function is denied (or whose account it cannot reach) has no alias to read.
-        if !audit
-            .failure
-            .as_ref()
-            .is_some_and(GuardrailError::is_access_denied)
-        {
+        // In an account the function cannot reach, aliases cannot be listed either.
+        if !audit.failure.as_ref().is_some_and(is_member_unreachable) {
             audit.outcome.alias = self.alias(key, aliases).await;
         }
         let notification = KeyMessage {

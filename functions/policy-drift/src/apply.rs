@@ -10,8 +10,8 @@ use shared::GuardrailError;
 use tracing::info;
 
 use crate::config::RotationBaseline;
-use crate::handler::{Correct, Deps, Plan};
-use crate::plan::{headline, rotation_finding, Correction, Desired};
+use crate::handler::Deps;
+use crate::plan::{headline, rotation_finding, Correct, Correction, Desired, Plan};
 
 /// The corrections in order (none in report mode); a failed call stops them and is the
 /// audit's `failure`, classified by the pipeline.

@@ -3,8 +3,11 @@
 //! Expected findings and corrections are written by hand.
 
 use super::*;
+use crate::plan::Correction;
 use aws_sdk_kms::types::KeyState;
+use shared::aws::kms::RotationStatus;
 use shared::config::FunctionConfig;
+use shared::notify::outcome::FindingKind;
 
 const SELF_ROLE: &str = "arn:aws:iam::111122223333:role/policy-drift";
 const ARN: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";

@@ -25,7 +25,7 @@ use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
 use shared::aws::AwsClients;
 use shared::config::FunctionConfig;
-use shared::notify::outcome::{KeyOutcome, Status};
+use shared::notify::outcome::{FindingKind, KeyOutcome, Status};
 use shared::testing::{managed_tag, no_aliases};
 use std::collections::HashMap;
 use std::time::Duration;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod handler;
 pub mod per_key;
 pub mod plan;
+pub mod record;
 
 pub use config::Config;
 pub use handler::{function_handler, invoke, Deps, PolicyDrift, GATE};

@@ -17,9 +17,14 @@ use shared::notify::outcome::{Finding, FindingKind};
 use shared::policy::model::Policy;
 use shared::triggers::events::CloudTrailDetail;
 
-use crate::config::{PerKey, Unrecorded};
-use crate::handler::RotationRead;
-use crate::plan::{policy_finding, scheduled_deletion, Correction, Desired};
+use shared::config::Mode;
+use shared::policy::safe_policy::SafePolicy;
+
+use crate::config::{Config, PerKey, RotationBaseline, Unrecorded};
+use crate::plan::{
+    decide_by_baseline, policy_finding, rotation_unknown, scheduled_deletion, Correct, Correction,
+    Desired, Plan, RotationRead,
+};
 
 /// The CloudTrail call that led to this audit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +58,25 @@ pub fn policy_written(detail: &CloudTrailDetail) -> Option<String> {
         .get("policy")?
         .as_str()?;
     canonical_policy(policy).ok()
+}
+
+/// The CloudTrail call as a per-key decision needs it.
+impl Change {
+    pub fn of(detail: &CloudTrailDetail) -> Change {
+        Change {
+            event_id: detail.event_id().to_string(),
+            event_name: detail.event_name.clone(),
+            actor: detail.actor(),
+            issuer: detail
+                .session_issuer_arn()
+                .or(detail.user_identity.arn.as_deref())
+                .map(str::to_string),
+            time: detail.event_time.clone(),
+            grant_made: grant_made(detail),
+            grant_ended: grant_ended(detail),
+            policy_written: policy_written(detail),
+        }
+    }
 }
 
 /// The grant a successful CreateGrant record made, from its request and response.
@@ -539,6 +563,64 @@ fn compare(
     }
     corrections.sort();
     (findings, corrections, revoke)
+}
+
+/// The plan against the key's own record.
+pub fn plan(
+    config: &Config,
+    per_key: &PerKey,
+    key: &KeyInfo,
+    policy_text: &str,
+    rotation_read: RotationRead,
+    known: &PerKeyFacts,
+) -> Plan {
+    let current = current_state(key, policy_text, rotation_read, &known.grants_now());
+    let decision = match decide(per_key, key, policy_text, current, known) {
+        PerKeyPlan::Baseline => return decide_by_baseline(config, key, policy_text, rotation_read),
+        PerKeyPlan::Decided(decision) => decision,
+    };
+    let policy = if decision.corrections.contains(&Correction::PutKeyPolicy) {
+        let acting_as = config.common.self_principal(&key.account);
+        match SafePolicy::check(&decision.desired.policy, &config.keepers(&acting_as)) {
+            Ok(safe) => Some(safe),
+            Err(refusals) => {
+                return Plan::Blocked(
+                    refusals
+                        .iter()
+                        .map(|r| {
+                            format!(
+                                "the key policy recorded as version {} cannot be restored: {r}",
+                                decision.version
+                            )
+                        })
+                        .collect(),
+                )
+            }
+        }
+    } else {
+        None
+    };
+    let wanted = decision.desired.rotation;
+    let rotation = RotationBaseline {
+        enabled: wanted.is_some_and(|w| w.enabled),
+        period_days: wanted.and_then(|w| w.period_days).unwrap_or(365),
+    };
+    let rotation_deferred = rotation_read == RotationRead::Deferred && rotation.enabled;
+    let mut findings = decision.findings;
+    if rotation_deferred && config.common.mode == Mode::Report {
+        findings.push(rotation_unknown(key));
+    }
+    Plan::Correct(Box::new(Correct {
+        findings,
+        corrections: decision.corrections,
+        policy,
+        desired: Desired::Record(decision.version),
+        rotation,
+        rotation_deferred,
+        revoke: decision.revoke,
+        record: decision.record,
+        commanded: known.change.is_none() && known.sweep.is_none(),
+    }))
 }
 
 #[cfg(test)]

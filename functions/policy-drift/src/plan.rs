@@ -7,7 +7,11 @@ use shared::config::Mode;
 use shared::notify::outcome::{Finding, FindingKind, KeyOutcome, Status};
 use shared::policy::model::Policy;
 
-use crate::config::RotationBaseline;
+use shared::aws::grants::ExistingGrant;
+use shared::desired::Version;
+use shared::policy::safe_policy::SafePolicy;
+
+use crate::config::{Config, RotationBaseline};
 
 /// A write that brings the key back to its baseline, in the order they must run: a key pending
 /// deletion or disabled refuses PutKeyPolicy and EnableKeyRotation.
@@ -103,6 +107,91 @@ pub fn scheduled_deletion(key: &KeyInfo) -> String {
         .map(|d| format!(" on {d}"))
         .unwrap_or_default();
     format!("the key is scheduled for deletion{when}")
+}
+
+/// What KMS says of the key's rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationRead {
+    Read(RotationStatus),
+    /// Replicas, asymmetric, HMAC and imported keys, or rotation not in the baseline.
+    NotApplicable,
+    /// KMS refuses rotation reads while a key is disabled or pending deletion: read again
+    /// once the key is enabled.
+    Deferred,
+}
+
+pub enum Plan {
+    /// The desired policy for this key fails a safety check: nothing is compared or written.
+    Blocked(Vec<String>),
+    Correct(Box<Correct>),
+}
+
+/// What `decide` concluded for a key it may compare and correct.
+pub struct Correct {
+    pub findings: Vec<Finding>,
+    pub corrections: Vec<Correction>,
+    /// The policy PutKeyPolicy writes, checked; `None` when none is to be written.
+    pub policy: Option<SafePolicy>,
+    /// What the key is compared with, as messages name it.
+    pub desired: Desired,
+    /// The rotation EnableKeyRotation restores.
+    pub rotation: RotationBaseline,
+    pub rotation_deferred: bool,
+    /// Grants to revoke (per-key, `REVOKE_UNEXPECTED_GRANTS=true`).
+    pub revoke: Vec<ExistingGrant>,
+    /// The desired-state version to record before any write.
+    pub record: Option<Version>,
+    /// Audited for an operator's command (a rollback), not a change.
+    pub commanded: bool,
+}
+
+/// The plan against the baseline (every key alike, or a key without a record).
+pub fn decide_by_baseline(
+    config: &Config,
+    key: &KeyInfo,
+    policy_text: &str,
+    rotation: RotationRead,
+) -> Plan {
+    let baseline = match config.baseline_for(&key.account, &key.region, key.arn.partition()) {
+        Ok(safe) => safe,
+        Err(problems) => return Plan::Blocked(problems),
+    };
+    let status = match rotation {
+        RotationRead::Read(status) => Some(status),
+        RotationRead::NotApplicable | RotationRead::Deferred => None,
+    };
+    let (mut findings, corrections) = plan(
+        key,
+        policy_text,
+        baseline.policy(),
+        status.filter(|_| config.rotation.enabled),
+        config.rotation,
+    );
+    let rotation_deferred = rotation == RotationRead::Deferred && config.rotation.enabled;
+    if rotation_deferred && config.common.mode == Mode::Report {
+        findings.push(rotation_unknown(key));
+    }
+    Plan::Correct(Box::new(Correct {
+        findings,
+        corrections,
+        policy: Some(baseline),
+        desired: Desired::Baseline,
+        rotation: config.rotation,
+        rotation_deferred,
+        revoke: Vec::new(),
+        record: None,
+        commanded: false,
+    }))
+}
+
+pub fn rotation_unknown(key: &KeyInfo) -> Finding {
+    Finding::new(
+        FindingKind::RotationUnknown,
+        format!(
+            "rotation was not checked: KMS does not report it while the key is {}",
+            key.state.as_str()
+        ),
+    )
 }
 
 /// What a key is compared with, as messages name it.

@@ -52,6 +52,33 @@ async fn leave_management_and_drift(
     Ok(())
 }
 
+/// The managed key alias/app-data at `config`'s baseline, rotating: the demo's starting point.
+async fn seed_key_at_baseline(
+    bed: &TestBed,
+    config: &policy_drift::Config,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let baseline = shared::policy::baseline::render(
+        &config.baseline,
+        integration_tests::ACCOUNT_ID,
+        integration_tests::REGION,
+        "aws",
+    )?;
+    let key = bed
+        .create_key(
+            "app-data key",
+            &[("guardrails:managed", "true")],
+            Some(&baseline.document),
+        )
+        .await;
+    bed.kms
+        .enable_key_rotation()
+        .key_id(&key.key_id)
+        .send()
+        .await?;
+    bed.create_alias("alias/app-data", &key.key_id).await;
+    Ok(key.key_id)
+}
+
 fn heading(text: &str) {
     println!(
         "\n=== {text} {}",
@@ -123,22 +150,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bed = TestBed::start().await;
     println!("moto server: {}", bed.moto.endpoint);
     let config = config(&bed.topic_arn, &[("MODE", &mode)]);
-    let baseline = shared::policy::baseline::render(
-        &config.baseline,
-        integration_tests::ACCOUNT_ID,
-        integration_tests::REGION,
-        "aws",
-    )?;
-    let key = bed
-        .create_key(
-            "app-data key",
-            &[("guardrails:managed", "true")],
-            Some(&baseline.document),
-        )
-        .await;
-    let key_id = key.key_id.clone();
-    bed.kms.enable_key_rotation().key_id(&key_id).send().await?;
-    bed.create_alias("alias/app-data", &key_id).await;
+    let key_id = seed_key_at_baseline(&bed, &config).await?;
     println!("managed key alias/app-data ({key_id}) at its baseline; mode {mode}");
 
     // The change a person made, as the sample event records it.
@@ -228,22 +240,7 @@ async fn per_key_demo(mode: &str) -> Result<(), Box<dyn std::error::Error>> {
             ),
         ],
     );
-    let baseline = shared::policy::baseline::render(
-        &config.baseline,
-        integration_tests::ACCOUNT_ID,
-        integration_tests::REGION,
-        "aws",
-    )?;
-    let key = bed
-        .create_key(
-            "app-data key",
-            &[("guardrails:managed", "true")],
-            Some(&baseline.document),
-        )
-        .await;
-    let key_id = key.key_id.clone();
-    bed.kms.enable_key_rotation().key_id(&key_id).send().await?;
-    bed.create_alias("alias/app-data", &key_id).await;
+    let key_id = seed_key_at_baseline(&bed, &config).await?;
     println!("managed key alias/app-data ({key_id}); DESIRED_STATE=per-key, mode {mode}");
     let deps = Deps {
         config,

@@ -59,7 +59,26 @@ pub struct CommonConfig {
     pub state: Option<StateStore>,
     /// The role other accounts' keys are reached through; `None`: this account only.
     pub members: Option<MemberRole>,
+    /// The accounts a sweep covers, this one first (`SWEEP_ACCOUNTS`).
+    pub sweep_accounts: Vec<String>,
+    /// Sweeps fanned out on SQS, one work item per (account, Region); `None`: swept in place.
+    pub fan_out: Option<FanOut>,
+    /// Request pacing per account and Region (`SWEEP_KEYS_PER_SECOND`, `WRITES_PER_SECOND`).
+    pub rates: crate::base::pace::Rates,
 }
+
+/// The work queue of fanned-out sweeps (`SWEEP_QUEUE_URL`, `SWEEP_MAX_RECEIVES`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FanOut {
+    pub queue_url: String,
+    /// The queue's `maxReceiveCount`: a work item's last delivery is finished whatever
+    /// happens, as a part not swept, so the sweep's summary still comes.
+    pub max_receives: u32,
+}
+
+/// The queue's redrive `maxReceiveCount` unless `SWEEP_MAX_RECEIVES` says otherwise
+/// (template.yaml's SweepQueue).
+pub const DEFAULT_SWEEP_MAX_RECEIVES: u32 = 3;
 
 /// The member role every member account has, deployed by `spoke.yaml` (`MEMBER_ROLE_NAME`,
 /// `MEMBER_EXTERNAL_ID`).
@@ -452,6 +471,35 @@ impl CommonConfig {
 
         let state = StateStore::read(r, &region, mode);
         let members = MemberRole::read(r);
+        let sweep_accounts = read_sweep_accounts(r, &account_id, members.is_some());
+        let fan_out = r.optional("SWEEP_QUEUE_URL").map(|queue_url| {
+            if !queue_url.starts_with("https://") && !queue_url.starts_with("http://") {
+                r.problem(format!(
+                    "SWEEP_QUEUE_URL is not an SQS queue URL: {}",
+                    crate::base::text::quoted(&queue_url, 120)
+                ));
+            }
+            if state.is_none() {
+                r.problem("SWEEP_QUEUE_URL needs STATE_TABLE: a fanned-out sweep keeps its progress there, to send one summary when its last part is done".to_string());
+            }
+            let max_receives = r.number("SWEEP_MAX_RECEIVES", DEFAULT_SWEEP_MAX_RECEIVES, 1..=1000);
+            FanOut {
+                queue_url,
+                max_receives,
+            }
+        });
+        let rates = crate::base::pace::Rates {
+            keys_per_second: r.number(
+                "SWEEP_KEYS_PER_SECOND",
+                crate::base::pace::DEFAULT_KEYS_PER_SECOND,
+                1..=1000,
+            ),
+            writes_per_second: r.number(
+                "WRITES_PER_SECOND",
+                crate::base::pace::DEFAULT_WRITES_PER_SECOND,
+                1..=crate::base::pace::LOWEST_WRITE_QUOTA,
+            ),
+        };
 
         CommonConfig {
             mode,
@@ -466,8 +514,38 @@ impl CommonConfig {
             fallback_queue_url,
             state,
             members,
+            sweep_accounts,
+            fan_out,
+            rates,
         }
     }
+}
+
+/// `SWEEP_ACCOUNTS`: this account first, then the others listed, each once. Another account
+/// is reachable only through its member role.
+fn read_sweep_accounts(r: &mut Env<'_>, home: &str, members: bool) -> Vec<String> {
+    let mut accounts = vec![home.to_string()];
+    let mut others = Vec::new();
+    for entry in r.list("SWEEP_ACCOUNTS") {
+        if !crate::base::arn::is_account_id(&entry) {
+            r.problem(format!(
+                "SWEEP_ACCOUNTS entry {} is not a 12-digit account id",
+                crate::base::text::quoted(&entry, 40)
+            ));
+        } else if !accounts.contains(&entry) {
+            if entry != home {
+                others.push(entry.clone());
+            }
+            accounts.push(entry);
+        }
+    }
+    if !others.is_empty() && !members {
+        r.problem(format!(
+            "SWEEP_ACCOUNTS names other accounts ({}) but MEMBER_ROLE_NAME is not set: the hub reaches another account's keys only through its member role (spoke.yaml)",
+            others.join(", ")
+        ));
+    }
+    accounts
 }
 
 /// The desired key policy, shared by every function that reads it (policy-drift restores it,

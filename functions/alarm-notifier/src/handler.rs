@@ -129,7 +129,7 @@ impl Guardrail for AlarmNotifier {
                 format!("{FUNCTION} acts on CloudWatch alarm state changes, not CloudTrail events"),
             ))),
             // Not this function's: the pipeline says so in an InvalidEvent error.
-            Trigger::Command(_) => return None,
+            Trigger::Command(_) | Trigger::SweepWork(_) => return None,
         })
     }
 

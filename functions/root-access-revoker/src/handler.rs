@@ -70,7 +70,9 @@ impl Guardrail for RootAccessRevoker {
                     (ev.envelope_id.as_deref(), ev.detail.event_name.clone())
                 }
                 Trigger::Scheduled { id, .. } => (id.as_deref(), trigger.describe()),
-                Trigger::Alarm(_) | Trigger::Command(_) => (None, trigger.describe()),
+                Trigger::Alarm(_) | Trigger::Command(_) | Trigger::SweepWork(_) => {
+                    (None, trigger.describe())
+                }
             };
             let event_id = event_id.unwrap_or("unknown");
             let outcome = Outcome::skipped(event_id, &event_name, ROOT_ACCESS_ON.into());

@@ -233,7 +233,12 @@ async fn keys_at_risk(deps: &Deps, role_arn: &str, deadline: Deadline) -> Vec<St
         &deps.config.common,
         deps.config.common.self_role_arn.as_str(),
     );
-    sweep::run(&deps.clients, common, deadline, "admin-role", |swept| {
+    // An IAM role administers keys of its own account only.
+    let scopes: Vec<sweep::Scope> = sweep::scopes(common)
+        .into_iter()
+        .filter(|s| s.account == common.account_id)
+        .collect();
+    sweep::run(&deps.clients, common, deadline, "admin-role", &scopes, |swept| {
         let found = &found;
         async move {
             let key = match swept {

@@ -18,6 +18,7 @@ use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::base::error::GuardrailError;
+use crate::base::pace::{Paced, Paces, Rates};
 use crate::config::CommonConfig;
 
 /// Attempts per call, first try included. Throttling and 5xx are retried with jittered
@@ -200,6 +201,8 @@ pub struct AwsClients {
     dynamodb: Regional<aws_sdk_dynamodb::Client>,
     /// Other accounts, through their member role; `None`: this account only.
     members: Option<Members>,
+    /// Request pacing per (account, Region), below the KMS quotas.
+    paces: Paces,
 }
 
 /// The clients of member accounts, per (account, Region), all on one session cache.
@@ -247,13 +250,14 @@ impl AwsClients {
             tagging: Regional::new(regional_client!(aws_sdk_resourcegroupstagging)),
             dynamodb: Regional::new(regional_client!(aws_sdk_dynamodb)),
             members: None,
+            paces: Paces::default(),
         }
     }
 
     /// This account's clients, and other accounts' through the member role when the
     /// configuration names one (`function` names the sessions in their CloudTrail).
     pub fn for_function(sdk: SdkConfig, common: &CommonConfig, function: &str) -> AwsClients {
-        let clients = AwsClients::new(sdk.clone());
+        let clients = AwsClients::new(sdk.clone()).with_rates(common.rates);
         match &common.members {
             None => clients,
             Some(role) => {
@@ -276,6 +280,17 @@ impl AwsClients {
             tagging: Mutex::default(),
         });
         self
+    }
+
+    /// Paces sweeps and corrections at `rates` per account and Region.
+    pub fn with_rates(mut self, rates: Rates) -> AwsClients {
+        self.paces = Paces::new(rates);
+        self
+    }
+
+    /// Waits until `paced` may go on in `account` and `region` (see [`crate::base::pace`]).
+    pub async fn pace(&self, account: &str, region: &str, paced: Paced) {
+        self.paces.wait(account, region, paced).await;
     }
 
     /// The member account's sessions, when other accounts are reached.

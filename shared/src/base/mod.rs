@@ -3,5 +3,6 @@
 
 pub mod arn;
 pub mod error;
+pub mod pace;
 pub mod region;
 pub mod text;

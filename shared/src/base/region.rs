@@ -73,6 +73,14 @@ impl Serialize for Region {
     }
 }
 
+/// Read through [`Region::parse`]: a document never yields a Region the parser refuses.
+impl<'de> serde::Deserialize<'de> for Region {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Region, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Region::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl PartialEq<str> for Region {
     fn eq(&self, other: &str) -> bool {
         self.0 == other

@@ -205,6 +205,7 @@ pub struct KeyFailure {
 /// One Region of a sweep: how many keys it listed, or why it could not be swept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RegionReport {
+    pub account: String,
     pub region: Region,
     pub keys_listed: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -297,6 +298,101 @@ pub enum Outcome {
     /// An event about two keys (UpdateAlias moves an alias from one to the other).
     Keys(Vec<KeyOutcome>),
     Sweep(SweepReport),
+    /// A schedule that enqueued its sweep's parts, one per (account, Region).
+    FanOut(FanOutReport),
+    /// Parts of a fanned-out sweep, from SQS; `batchItemFailures` names the ones SQS must
+    /// deliver again.
+    SweepWork(WorkReport),
+}
+
+/// The counts of one part (account, Region) of a fanned-out sweep, added up in the state
+/// table into the sweep's summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PartTally {
+    pub managed: u64,
+    pub compliant: u64,
+    pub corrected: u64,
+    pub reported: u64,
+    pub blocked: u64,
+    pub failed: u64,
+    pub retry_later: u64,
+    pub not_started: u64,
+    /// `account/Region: why`, for each part or Region that could not be swept.
+    pub not_swept: Vec<String>,
+}
+
+impl PartTally {
+    pub fn of(report: &SweepReport) -> PartTally {
+        let n = |v: usize| v as u64;
+        PartTally {
+            managed: n(report.managed),
+            compliant: n(report.compliant),
+            corrected: n(report.corrected),
+            reported: n(report.reported),
+            blocked: n(report.blocked),
+            failed: n(report.failed),
+            retry_later: n(report.retry_later),
+            not_started: n(report.not_started),
+            not_swept: report
+                .regions
+                .iter()
+                .filter_map(|r| {
+                    let e = r.error.as_ref()?;
+                    Some(format!("{}/{}: {}", r.account, r.region, e.error_type))
+                })
+                .collect(),
+        }
+    }
+
+    /// The counters by name, as the state table sums them.
+    pub fn counters(&self) -> [(&'static str, u64); 8] {
+        [
+            ("managed", self.managed),
+            ("compliant", self.compliant),
+            ("corrected", self.corrected),
+            ("reported", self.reported),
+            ("blocked", self.blocked),
+            ("failed", self.failed),
+            ("retry_later", self.retry_later),
+            ("not_started", self.not_started),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FanOutReport {
+    /// The scheduled event's id, carried by every part.
+    pub sweep: String,
+    pub parts: usize,
+    pub accounts: usize,
+    pub regions: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkReport {
+    pub parts: Vec<PartDone>,
+    /// The Lambda SQS partial batch response: these messages return to the queue.
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<BatchItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartDone {
+    pub sweep: String,
+    /// `account/Region`.
+    pub part: String,
+    pub tally: PartTally,
+    /// Parts of the sweep done, this one included; `None` when it was already counted.
+    pub done: Option<u64>,
+    pub of: u64,
+    /// Whether this part finished the sweep and sent its summary.
+    pub summary_sent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
 }
 
 /// Where a notification ended up.

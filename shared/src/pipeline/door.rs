@@ -12,8 +12,12 @@ use tracing::{info_span, Instrument};
 
 use crate::aws::kms::KeyInfo;
 use crate::base::error::{Disposition, GuardrailError};
-use crate::config::FunctionConfig;
-use crate::notify::outcome::{Finding, FindingKind, KeyOutcome, Outcome, Status, SweepReport};
+use crate::base::pace::Paced;
+use crate::config::{FanOut, FunctionConfig, DEFAULT_SWEEP_MAX_RECEIVES};
+use crate::notify::outcome::{
+    BatchItemFailure, FanOutReport, Finding, FindingKind, KeyOutcome, Outcome, PartDone, PartTally,
+    Status, SweepReport, WorkReport,
+};
 use crate::notify::{deliver, Cause};
 use crate::pipeline::announce::Guard;
 use crate::pipeline::audit::{Aliases, Audit};
@@ -24,10 +28,12 @@ use crate::pipeline::journal::{
     RunView,
 };
 use crate::pipeline::membership;
-use crate::pipeline::notices::{sweep_notices, Remembered, SweepMemory};
+use crate::pipeline::fanout::{self, Ledger};
+use crate::pipeline::notices::{region_subject, sweep_notices, Remembered, SweepMemory};
 use crate::pipeline::resolve::{resolve, Resolution};
-use crate::pipeline::sweep::{self, Deadline, Swept};
+use crate::pipeline::sweep::{self, Deadline, Scope, Swept};
 use crate::triggers::events::{parse_trigger, CloudTrailDetail, KeyLocator, Trigger};
+use crate::triggers::work::WorkDelivery;
 
 /// The one retry-or-report rule: `Err` when a retry can fix the failure (propagate it with
 /// `?` so the invocation fails and Lambda retries), `Ok` with the failure when only a person
@@ -98,10 +104,24 @@ async fn on_trigger<G: Guardrail>(
         }
         Trigger::Scheduled { id, time } => {
             let span = info_span!("sweep", event_id = id.as_deref().unwrap_or("unknown"));
-            on_sweep::<G>(deps, invocation, time.as_deref())
-                .instrument(span)
-                .await
+            let common = deps.config.common();
+            match &common.fan_out {
+                Some(fan_out) => {
+                    // EventBridge always sends an id; a hand-made event still gets its own.
+                    let sweep = id
+                        .clone()
+                        .unwrap_or_else(|| format!("sweep-{}", journal::now()));
+                    fan_out_sweep::<G>(deps, fan_out, &sweep, time.as_deref())
+                        .instrument(span)
+                        .await
+                }
+                None => on_sweep::<G>(deps, invocation, time.as_deref(), &sweep::scopes(common))
+                    .instrument(span)
+                    .await
+                    .map(|(response, _)| response),
+            }
         }
+        Trigger::SweepWork(batch) => on_work::<G>(deps, invocation, batch).await,
         other => Err(not_handled::<G>(other)),
     }
 }
@@ -163,6 +183,11 @@ async fn audit_key<G: Guardrail>(
             }
             record = Some(sort_key);
         }
+        // KMS's write quotas are per account and Region; the account's own deployments
+        // share them.
+        deps.clients
+            .pace(&key.account, &key.region, Paced::Correction)
+            .await;
     }
     kill_point(KillPoint::BeforeWrite, key.arn.as_str()).await;
     let (mut audit, detail) = G::apply(deps, key, plan).await;
@@ -370,6 +395,141 @@ async fn on_key<G: Guardrail>(
     Ok(Ok((outcome, own)))
 }
 
+/// Enqueues the sweep's parts, one per (account, Region); the queue brings each back as
+/// [`Trigger::SweepWork`].
+async fn fan_out_sweep<G: Guardrail>(
+    deps: &DepsOf<G>,
+    fan_out: &FanOut,
+    sweep: &str,
+    time: Option<&str>,
+) -> Result<Response<G::Report>, GuardrailError> {
+    let common = deps.config.common();
+    let scopes = sweep::scopes(common);
+    let items = fanout::work_items(sweep, time, &scopes);
+    let sqs = deps.clients.sqs(&common.region);
+    let calls = fanout::enqueue(&sqs, &fan_out.queue_url, &items).await?;
+    tracing::info!(sweep = %sweep, parts = items.len(), send_calls = calls, "sweep fanned out: one work item per account and Region");
+    Ok(Response::Outcome(Outcome::FanOut(FanOutReport {
+        sweep: sweep.to_string(),
+        parts: items.len(),
+        accounts: common.sweep_accounts.len(),
+        regions: common.sweep_regions.len(),
+    })))
+}
+
+/// Parts of a fanned-out sweep: each swept, counted once, and the last one sends the
+/// summary. A part that failed in a way a retry can fix goes back to the queue (a partial
+/// batch failure); on its last delivery it is counted as not swept, so the summary comes.
+async fn on_work<G: Guardrail>(
+    deps: &DepsOf<G>,
+    invocation: Invocation<'_>,
+    batch: &[WorkDelivery],
+) -> Result<Response<G::Report>, GuardrailError> {
+    let common = deps.config.common();
+    let Some(ledger) = Ledger::open(&deps.clients, common, G::NAME) else {
+        return Err(GuardrailError::InvalidEvent(format!(
+            "{} received sweep work items from SQS but has no STATE_TABLE to count them in; set STATE_TABLE and SWEEP_QUEUE_URL as template.yaml does",
+            G::NAME
+        )));
+    };
+    let max_receives = common
+        .fan_out
+        .as_ref()
+        .map_or(DEFAULT_SWEEP_MAX_RECEIVES, |f| f.max_receives);
+    let (mut parts, mut failures) = (Vec::new(), Vec::new());
+    for delivery in batch {
+        let span = info_span!("part", message_id = %delivery.message_id);
+        let result = if invocation.deadline.too_close() {
+            tracing::warn!(message_id = %delivery.message_id, "sweep part not started: the invocation deadline is near; SQS delivers it again");
+            failures.push(BatchItemFailure {
+                item_identifier: delivery.message_id.clone(),
+            });
+            continue;
+        } else {
+            work_part::<G>(deps, invocation, &ledger, max_receives, delivery)
+                .instrument(span)
+                .await
+        };
+        match result {
+            Ok(done) => parts.extend(done),
+            Err(e) => {
+                tracing::error!(message_id = %delivery.message_id, error_type = e.error_type(), error = %e, "sweep part not finished: SQS delivers it again");
+                failures.push(BatchItemFailure {
+                    item_identifier: delivery.message_id.clone(),
+                });
+            }
+        }
+    }
+    Ok(Response::Outcome(Outcome::SweepWork(WorkReport {
+        parts,
+        batch_item_failures: failures,
+    })))
+}
+
+async fn work_part<G: Guardrail>(
+    deps: &DepsOf<G>,
+    invocation: Invocation<'_>,
+    ledger: &Ledger,
+    max_receives: u32,
+    delivery: &WorkDelivery,
+) -> Result<Option<PartDone>, GuardrailError> {
+    let item = match &delivery.item {
+        Ok(item) => item,
+        Err(reason) => {
+            // Delivering it again cannot make it a work item.
+            tracing::error!(message_id = %delivery.message_id, reason = %reason, "SQS message dropped: not a sweep work item, so nothing was swept for it");
+            return Ok(None);
+        }
+    };
+    let scope = Scope {
+        account: item.account.clone(),
+        region: item.region.clone(),
+    };
+    let invocation = Invocation {
+        deadline: invocation.deadline,
+        sweep_seed: &item.sweep,
+    };
+    let swept = on_sweep::<G>(
+        deps,
+        invocation,
+        item.time.as_deref(),
+        std::slice::from_ref(&scope),
+    )
+    .await;
+    let tally = match swept {
+        Ok((_, tally)) => tally,
+        Err(e) if delivery.receive_count < max_receives => return Err(e),
+        Err(e) => {
+            tracing::error!(part = %item.part(), error_type = e.error_type(), error = %e, "sweep part failed on its last delivery: counted as not swept");
+            fanout::not_swept(item, &e)
+        }
+    };
+    let progress = ledger.count(item, &tally).await?;
+    if progress.counted {
+        tracing::info!(sweep = %item.sweep, part = %item.part(), done = progress.done, parts = progress.parts, "sweep progress");
+    } else {
+        tracing::info!(sweep = %item.sweep, part = %item.part(), "part already counted by an earlier delivery");
+    }
+    let mut summary_sent = false;
+    if progress.complete() && !progress.summary_sent && ledger.claim_summary(&item.sweep).await? {
+        let notification = fanout::summary(&guard::<G>(deps).speaker(), &item.sweep, &progress);
+        if let Err(e) = deliver(&deps.clients, deps.config.common(), &notification).await {
+            ledger.release_summary(&item.sweep).await;
+            return Err(e);
+        }
+        tracing::info!(sweep = %item.sweep, parts = progress.parts, "sweep finished: summary sent");
+        summary_sent = true;
+    }
+    Ok(Some(PartDone {
+        sweep: item.sweep.clone(),
+        part: item.part(),
+        tally,
+        done: progress.counted.then_some(progress.done),
+        of: progress.parts,
+        summary_sent,
+    }))
+}
+
 /// Every managed key through the sweep runner; each target audited once per sweep. Findings
 /// announced before and unchanged wait for their reminder; a Region not swept and a
 /// `MANAGED_KEYS` entry that names no key are announced; corrections earlier invocations did
@@ -378,7 +538,8 @@ async fn on_sweep<G: Guardrail>(
     deps: &DepsOf<G>,
     invocation: Invocation<'_>,
     time: Option<&str>,
-) -> Result<Response<G::Report>, GuardrailError> {
+    scopes: &[Scope],
+) -> Result<(Response<G::Report>, PartTally), GuardrailError> {
     let common = deps.config.common();
     let guard = guard::<G>(deps);
     let run = invocation.sweep_seed;
@@ -395,6 +556,7 @@ async fn on_sweep<G: Guardrail>(
         common,
         invocation.deadline,
         invocation.sweep_seed,
+        scopes,
         |swept| async move {
             let cause = Cause::Sweep { id: run, time };
             let swept = match swept {
@@ -412,7 +574,7 @@ async fn on_sweep<G: Guardrail>(
                     return Ok(KeyOutcome::skipped(&listed, reason));
                 }
                 Resolution::ShutOut { key, error } => {
-                    let key = KeyInfo::unreadable(&key, &locator.region, &common.account_id);
+                    let key = KeyInfo::unreadable(&key, &locator.region, &listed.account);
                     return guard.shut_out(&key, cause, error).await;
                 }
             };
@@ -480,16 +642,18 @@ async fn on_sweep<G: Guardrail>(
     )
     .await;
     report.not_announced_again = quiet.load(Ordering::Relaxed);
-    announce_notices::<G>(deps, &memory, &report).await?;
+    announce_notices::<G>(deps, &memory, &report, scopes).await?;
+    let tally = PartTally::of(&report);
     let view = view.into_inner().unwrap_or_else(|e| e.into_inner());
     match G::SWEEP_MESSAGES {
         SweepMessages::PerKey => {
             let pending = load_pending::<G>(deps, None).await?;
             report.announced_late = announce_pending::<G>(deps, &pending, run, &view).await?;
-            Ok(G::respond(
+            let response = G::respond(
                 Outcome::Sweep(report),
                 details.into_inner().unwrap_or_else(|e| e.into_inner()),
-            ))
+            );
+            Ok((response, tally))
         }
         SweepMessages::Digest => {
             let audited = audited.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -509,21 +673,22 @@ async fn on_sweep<G: Guardrail>(
                     journal.settle(record).await;
                 }
             }
-            Ok(response)
+            Ok((response, tally))
         }
     }
 }
 
 /// The sweep's own notices (Regions not swept, entries naming no key): each sent when it is
-/// news or its reminder is due, and forgotten once resolved.
+/// news or its reminder is due, and forgotten once resolved. Only notices of the swept
+/// `scopes` can be resolved: another part of a fanned-out sweep speaks for its own.
 async fn announce_notices<G: Guardrail>(
     deps: &DepsOf<G>,
     memory: &SweepMemory<'_>,
     report: &SweepReport,
+    scopes: &[Scope],
 ) -> Result<(), GuardrailError> {
     let guard = guard::<G>(deps);
-    let role = deps.config.common().self_role_arn.as_str();
-    let notices = sweep_notices(&guard.speaker(), role, report);
+    let notices = sweep_notices(&guard.speaker(), deps.config.common(), report);
     for notice in &notices {
         if !memory.is_news(notice) {
             tracing::info!(subject = %notice.subject, "unchanged since announced: not announced again");
@@ -538,7 +703,16 @@ async fn announce_notices<G: Guardrail>(
             )
             .await;
     }
-    for resolved in memory.resolved(&["region#", "entry#"], &notices) {
+    let home = deps.config.common().account_id.as_str();
+    let covered: Vec<String> = scopes
+        .iter()
+        .flat_map(|s| {
+            let entries = (s.account == home).then(|| format!("entry#{}#", s.region));
+            std::iter::once(region_subject(home, &s.account, &s.region)).chain(entries)
+        })
+        .collect();
+    let covered: Vec<&str> = covered.iter().map(String::as_str).collect();
+    for resolved in memory.resolved(&covered, &notices) {
         memory.settle(resolved, Remembered::Forget, false).await;
     }
     Ok(())

@@ -6,6 +6,7 @@
 pub mod announce;
 pub mod audit;
 pub mod door;
+pub mod fanout;
 pub mod faults;
 pub mod guardrail;
 pub mod journal;

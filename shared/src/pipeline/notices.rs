@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crate::base::text;
+use crate::config::CommonConfig;
 use crate::notify::outcome::{RegionReport, SweepReport, UnresolvedEntry};
 use crate::notify::{subject_line, Notification, Speaker};
 use crate::pipeline::audit::Audit;
@@ -18,8 +19,14 @@ pub struct Notice {
     pub notification: Notification,
 }
 
-pub fn region_subject(region: &str) -> String {
-    format!("region#{region}")
+/// The state-table subject of a part not swept: the Region alone for the hub's own account
+/// (as before organizations), the account and Region for a member account.
+pub fn region_subject(home: &str, account: &str, region: &str) -> String {
+    if account == home {
+        format!("region#{region}")
+    } else {
+        format!("region#{account}/{region}")
+    }
 }
 
 pub fn entry_subject(entry: &UnresolvedEntry) -> String {
@@ -27,11 +34,15 @@ pub fn entry_subject(entry: &UnresolvedEntry) -> String {
 }
 
 /// The notices of a finished sweep: pure.
-pub fn sweep_notices(speaker: &Speaker<'_>, role: &str, report: &SweepReport) -> Vec<Notice> {
+pub fn sweep_notices(
+    speaker: &Speaker<'_>,
+    common: &CommonConfig,
+    report: &SweepReport,
+) -> Vec<Notice> {
     let mut notices: Vec<Notice> = report
         .regions
         .iter()
-        .filter_map(|r| region_notice(speaker, role, r))
+        .filter_map(|r| region_notice(speaker, common, r))
         .collect();
     notices.extend(
         report
@@ -49,35 +60,62 @@ fn frame(speaker: &Speaker<'_>) -> String {
     )
 }
 
-fn region_notice(speaker: &Speaker<'_>, role: &str, region: &RegionReport) -> Option<Notice> {
+fn region_notice(
+    speaker: &Speaker<'_>,
+    common: &CommonConfig,
+    region: &RegionReport,
+) -> Option<Notice> {
     let failure = region.error.as_ref()?;
     let code = region.region.as_str();
-    let subject = subject_line(&format!(
-        "{}KMS guardrail could not sweep Region {code}",
-        speaker.subject_label()
-    ));
-    let fix = if failure.error_type == "AccessDenied" {
+    let account = region.account.as_str();
+    let member = account != common.account_id;
+    let role = common.self_principal(account);
+    let (subject, place) = if member {
+        (
+            format!(
+                "{}KMS guardrail could not sweep account {account} in Region {code}",
+                speaker.subject_label()
+            ),
+            format!("account {account}, Region {code}"),
+        )
+    } else {
+        (
+            format!(
+                "{}KMS guardrail could not sweep Region {code}",
+                speaker.subject_label()
+            ),
+            code.to_string(),
+        )
+    };
+    let subject = subject_line(&subject);
+    let fix = if member && failure.error_type == "AccessDenied" {
+        format!(
+            "AWS denied the hub in account {account}: its member role {} is missing there, does not trust this function's role, expects another external id, or a service control policy denies it. Deploy spoke.yaml to that account (the StackSet's organizational units) with the ExternalId set in MEMBER_EXTERNAL_ID; if the account is not to be guarded, remove it from SWEEP_ACCOUNTS.",
+            text::value(&role)
+        )
+    } else if failure.error_type == "AccessDenied" {
         format!(
             "AWS denied the calls. A service control policy that denies this Region (aws:RequestedRegion), the function role's IAM policy or its permissions boundary refuses them. If the Region is closed on purpose, remove it from SWEEP_REGIONS; otherwise allow the function's role {} there.",
-            text::value(role)
+            text::value(&role)
         )
     } else {
         "If this repeats at the next sweep, look at the function's log for the failing call."
             .to_string()
     };
     let body = format!(
-        "{}The scheduled sweep could not list the managed keys in {code} ({}): {}\n\nKeys in this Region are not audited by sweeps until this is fixed: a change whose event was missed stays unnoticed there. {fix}\n\nThis is announced once while it lasts (again as a reminder, see REMINDER_HOURS); the function's log has the line \"Region not fully swept\" at every sweep.\n",
+        "{}The scheduled sweep could not list the managed keys in {place} ({}): {}\n\nKeys there are not audited by sweeps until this is fixed: a change whose event was missed stays unnoticed there. {fix}\n\nThis is announced once while it lasts (again as a reminder, see REMINDER_HOURS); the function's log has the line \"Region not fully swept\" at every sweep.\n",
         frame(speaker),
         text::value(&failure.error_type),
         text::one_line(&failure.error, 1000),
     );
     Some(Notice {
-        subject: region_subject(code),
+        subject: region_subject(&common.account_id, account, code),
         fingerprint: fnv1a(&failure.error_type),
         notification: Notification::new(&subject, body)
             .attribute("function", speaker.function)
             .attribute("severity", "high")
             .attribute("status", "failed")
+            .attribute("account", account.to_string())
             .attribute("region", code.to_string())
             .attribute("environment", speaker.environment.unwrap_or_default()),
     })
@@ -272,6 +310,7 @@ mod tests {
     fn a_denied_region_is_announced_with_its_likely_cause_and_the_fix() {
         let mut report = SweepReport::default();
         report.regions.push(RegionReport {
+            account: "111122223333".into(),
             region: crate::base::region::Region::parse("eu-west-3").unwrap(),
             keys_listed: 0,
             error: Some(KeyFailure {
@@ -280,11 +319,7 @@ mod tests {
                 error: "GetResources on eu-west-3 failed: AccessDeniedException: explicit deny in a service control policy".into(),
             }),
         });
-        let notices = sweep_notices(
-            &speaker(),
-            "arn:aws:iam::111122223333:role/policy-drift",
-            &report,
-        );
+        let notices = sweep_notices(&speaker(), &common(&[]), &report);
         assert_eq!(notices.len(), 1);
         let n = &notices[0].notification;
         assert_eq!(
@@ -300,6 +335,46 @@ mod tests {
         assert_eq!(notices[0].subject, "region#eu-west-3");
     }
 
+    fn common(extra: &[(&str, &str)]) -> CommonConfig {
+        let env = crate::testing::env("arn:aws:iam::111122223333:role/policy-drift", extra);
+        crate::config::load(&env, CommonConfig::read, |_| Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn a_member_account_the_hub_cannot_enter_is_announced_with_its_role_and_the_spoke() {
+        let mut report = SweepReport::default();
+        report.regions.push(RegionReport {
+            account: "444455556666".into(),
+            region: crate::base::region::Region::parse("us-east-1").unwrap(),
+            keys_listed: 0,
+            error: Some(KeyFailure {
+                key: "keys of account 444455556666 in us-east-1".into(),
+                error_type: "AccessDenied".into(),
+                error: "AssumeRole on arn:aws:iam::444455556666:role/kms-guardrails-member failed: AccessDenied".into(),
+            }),
+        });
+        let member = [
+            ("MEMBER_ROLE_NAME", "kms-guardrails-member"),
+            ("MEMBER_EXTERNAL_ID", "guardrails-7f3a"),
+        ];
+        let notices = sweep_notices(&speaker(), &common(&member), &report);
+        assert_eq!(notices.len(), 1);
+        let n = &notices[0].notification;
+        assert_eq!(
+            n.subject,
+            "[prod] KMS guardrail could not sweep account 444455556666 in Region us-east-1"
+        );
+        assert!(
+            n.body.contains("arn:aws:iam::444455556666:role/kms-guardrails-member"),
+            "{}",
+            n.body
+        );
+        assert!(n.body.contains("Deploy spoke.yaml"), "{}", n.body);
+        assert!(n.body.contains("SWEEP_ACCOUNTS"), "{}", n.body);
+        assert_eq!(n.attributes["account"], "444455556666");
+        assert_eq!(notices[0].subject, "region#444455556666/us-east-1");
+    }
+
     #[test]
     fn an_entry_that_names_no_key_is_announced_with_the_entry() {
         let mut report = SweepReport::default();
@@ -307,7 +382,7 @@ mod tests {
             entry: "alias/payments".into(),
             region: crate::base::region::Region::parse("eu-west-1").unwrap(),
         });
-        let notices = sweep_notices(&speaker(), "role", &report);
+        let notices = sweep_notices(&speaker(), &common(&[]), &report);
         assert_eq!(notices.len(), 1);
         let n = &notices[0].notification;
         assert!(n.body.contains("\"alias/payments\""), "{}", n.body);

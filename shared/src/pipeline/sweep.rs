@@ -14,6 +14,7 @@ use crate::aws::kms;
 use crate::aws::tagging;
 use crate::aws::AwsClients;
 use crate::base::error::{Disposition, GuardrailError};
+use crate::base::pace::Paced;
 use crate::base::region::Region;
 use crate::config::{CommonConfig, ManagedSelector};
 use crate::notify::outcome::{
@@ -47,9 +48,33 @@ impl Deadline {
         self.0.is_some_and(|d| SystemTime::now() + margin >= d)
     }
 
-    fn too_close(&self) -> bool {
+    /// Whether nothing new should start: less than [`DEADLINE_MARGIN`] is left.
+    pub fn too_close(&self) -> bool {
         self.within(DEADLINE_MARGIN)
     }
+}
+
+/// One account and Region of a sweep: a fanned-out sweep's work item, or one step of a sweep
+/// run in place.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Scope {
+    pub account: String,
+    pub region: Region,
+}
+
+/// Every (account, Region) a sweep covers: `SWEEP_ACCOUNTS` x `SWEEP_REGIONS`, account by
+/// account.
+pub fn scopes(common: &CommonConfig) -> Vec<Scope> {
+    common
+        .sweep_accounts
+        .iter()
+        .flat_map(|account| {
+            common.sweep_regions.iter().map(|region| Scope {
+                account: account.clone(),
+                region: region.clone(),
+            })
+        })
+        .collect()
 }
 
 /// A managed key handed to the function's audit, with its Region's alias listing.
@@ -82,7 +107,7 @@ enum Run {
     Done(String, Box<Result<KeyOutcome, GuardrailError>>),
 }
 
-/// Runs `audit` on every managed key of every sweep Region. `audit` turns failures only a
+/// Runs `audit` on every managed key of every scope (account and Region). `audit` turns failures only a
 /// person can fix into `Failed` outcomes (announced once); its `Err` is a transient failure,
 /// counted as `retry_later`: the next sweep audits the key again. A sweep never fails as a
 /// whole for one key or one Region.
@@ -94,6 +119,7 @@ pub async fn run<F, Fut>(
     common: &CommonConfig,
     deadline: Deadline,
     seed: &str,
+    scopes: &[Scope],
     audit: F,
 ) -> SweepReport
 where
@@ -102,13 +128,13 @@ where
 {
     let mut report = SweepReport::default();
     let first_half = half_of(seed);
-    for region in &common.sweep_regions {
+    for scope in scopes {
         let region_report = sweep_region(
             clients,
             common,
             deadline,
             first_half,
-            region,
+            scope,
             audit,
             &mut report,
         )
@@ -142,9 +168,11 @@ fn half_of(text: &str) -> bool {
     stable_hash(text) & 1 == 1
 }
 
-/// The keys of one Region the selector names, page by page.
+/// The keys of one account and Region the selector names, page by page. A `MANAGED_KEYS`
+/// entry without an account (an alias, a key id) names a key of this account.
 fn candidates<'a>(
     common: &'a CommonConfig,
+    account: &'a str,
     region: &'a str,
     tagging_client: &'a aws_sdk_resourcegroupstagging::Client,
     keep_listing: impl Fn() -> bool + 'a,
@@ -170,6 +198,7 @@ fn candidates<'a>(
                 .iter()
                 .filter_map(|e| KeyLocator::parse(e, &common.region).ok())
                 .filter(|l| l.region == region)
+                .filter(|l| l.account().unwrap_or(&common.account_id) == account)
                 .map(|l| Candidate {
                     identifier: l.identifier,
                     managed: Management::Managed,
@@ -185,7 +214,7 @@ async fn sweep_region<F, Fut>(
     common: &CommonConfig,
     deadline: Deadline,
     first_half: bool,
-    region: &Region,
+    scope: &Scope,
     audit: F,
     report: &mut SweepReport,
 ) -> RegionReport
@@ -193,14 +222,27 @@ where
     F: Fn(Swept) -> Fut + Copy,
     Fut: Future<Output = Result<KeyOutcome, GuardrailError>>,
 {
+    let (account, region) = (scope.account.as_str(), &scope.region);
     let mut region_report = RegionReport {
+        account: account.to_string(),
         region: region.clone(),
         keys_listed: 0,
         error: None,
     };
+    // A member account whose role is missing or denied is reported once, as a part not swept;
+    // the other accounts are still swept.
+    if let Err(e) = clients.reach(account).await {
+        tracing::error!(account = %account, region = %region, error_type = e.error_type(), error = %e, "account not swept");
+        region_report.error = Some(KeyFailure {
+            key: format!("keys of account {account} in {region}"),
+            error_type: e.error_type().to_string(),
+            error: e.to_string(),
+        });
+        return region_report;
+    }
     let aliases = Arc::new(RegionAliases::new(region));
-    let tagging_client = clients.tagging(region);
-    let kms_client = clients.kms(region);
+    let tagging_client = clients.tagging_in(account, region);
+    let kms_client = clients.kms_in(account, region);
     let seen = Mutex::new(HashSet::new());
     let deferred = Mutex::new(Vec::new());
     let listing_error = Mutex::new(None);
@@ -216,6 +258,7 @@ where
                 tracing::warn!(key = %candidate.identifier, "not audited: the invocation deadline is near; the next sweep covers it");
                 return Run::NotStarted;
             }
+            clients.pace(account, region, Paced::KeyAudit).await;
             let key = match kms::describe_key(kms_client, &candidate.identifier).await {
                 Ok(key) => key,
                 // A listed entry that names nothing is news; a tagged key deleted between the
@@ -229,7 +272,7 @@ where
                 // The listing proved the key managed; the key policy now shuts us out.
                 Err(error) if error.is_access_denied() => {
                     let key =
-                        kms::KeyInfo::unreadable(&candidate.identifier, region, &common.account_id);
+                        kms::KeyInfo::unreadable(&candidate.identifier, region, account);
                     let result = audit(Swept::ShutOut { key, error }).await;
                     return Run::Done(candidate.identifier, Box::new(result));
                 }
@@ -249,7 +292,7 @@ where
                     Run::Done(arn, Box::new(result))
                 }
                 Ok(Resolution::ShutOut { key, error }) => {
-                    let key = kms::KeyInfo::unreadable(&key, region, &common.account_id);
+                    let key = kms::KeyInfo::unreadable(&key, region, account);
                     let result = audit(Swept::ShutOut { key, error }).await;
                     Run::Done(candidate.identifier, Box::new(result))
                 }
@@ -270,7 +313,7 @@ where
         }
         !stop
     };
-    let now = candidates(common, region, &tagging_client, keep_listing)
+    let now = candidates(common, account, region, &tagging_client, keep_listing)
         .take_while(|page| {
             let ok = page.is_ok();
             if let Err(e) = page {
@@ -314,9 +357,9 @@ where
         .unwrap_or_else(|p| p.into_inner())
         .take()
     {
-        tracing::error!(region = %region, error_type = %error_type, error = %error, "Region not fully swept");
+        tracing::error!(account = %account, region = %region, error_type = %error_type, error = %error, "Region not fully swept");
         region_report.error = Some(KeyFailure {
-            key: format!("keys in {region}"),
+            key: format!("keys of account {account} in {region}"),
             error_type,
             error,
         });

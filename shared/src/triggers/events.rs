@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::base::error::GuardrailError;
 use crate::base::region::Region;
 use crate::triggers::alarm::{parse_alarm_payload, AlarmChange};
+use crate::triggers::work::{parse_sqs_batch, WorkDelivery};
 
 pub const API_CALL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
 pub const SERVICE_EVENT_DETAIL_TYPE: &str = "AWS Service Event via CloudTrail";
@@ -29,6 +30,8 @@ pub enum Trigger {
     /// An operator's command, sent with `aws lambda invoke` (policy-drift's desired-state
     /// history and rollback).
     Command(OperatorCommand),
+    /// Parts of a fanned-out sweep, from its SQS queue.
+    SweepWork(Vec<WorkDelivery>),
 }
 
 /// `{"command": "history", "key": "alias/app"}` or
@@ -64,6 +67,7 @@ impl Trigger {
             Trigger::Scheduled { .. } => "scheduled sweep".to_string(),
             Trigger::Alarm(alarm) => format!("alarm state change ({:?})", alarm.delivery),
             Trigger::Command(command) => format!("operator command {command:?}"),
+            Trigger::SweepWork(batch) => format!("{} sweep work item(s) from SQS", batch.len()),
         }
     }
 }
@@ -171,6 +175,9 @@ pub fn parse_trigger(payload: &Value) -> Result<Trigger, GuardrailError> {
             "expected an EventBridge event (a JSON object), got {}",
             short_json(payload)
         )));
+    }
+    if let Some(batch) = parse_sqs_batch(payload) {
+        return Ok(Trigger::SweepWork(batch));
     }
     if let Some(alarm) = parse_alarm_payload(payload) {
         return alarm.map(|a| Trigger::Alarm(Box::new(a)));

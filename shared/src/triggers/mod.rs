@@ -4,3 +4,4 @@
 pub mod alarm;
 pub mod events;
 pub mod gate;
+pub mod work;

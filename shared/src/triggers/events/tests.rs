@@ -145,6 +145,13 @@ fn every_sample_event_parses_and_names_its_key() {
             Trigger::Scheduled { id, .. } => assert!(id.is_some(), "{path}"),
             Trigger::Alarm(_) => panic!("{path}: a policy-drift sample parsed as an alarm"),
             Trigger::Command(command) => assert!(command.key().contains(KEY_ID), "{path}"),
+            Trigger::SweepWork(batch) => {
+                assert!(!batch.is_empty(), "{path}");
+                for delivery in batch {
+                    let item = delivery.item.unwrap_or_else(|e| panic!("{path}: {e}"));
+                    assert_eq!(item.account, "111122223333", "{path}");
+                }
+            }
         }
     }
 }
@@ -189,7 +196,10 @@ fn every_invalid_sample_is_a_clear_error() {
                     .detail
                     .key_locator(&Region::parse("eu-west-1").unwrap())
                     .map(|_| ()),
-                Trigger::Scheduled { .. } | Trigger::Alarm(_) | Trigger::Command(_) => Ok(()),
+                Trigger::Scheduled { .. }
+                | Trigger::Alarm(_)
+                | Trigger::Command(_)
+                | Trigger::SweepWork(_) => Ok(()),
             });
         let err = result.expect_err(&path);
         assert_eq!(err.error_type(), "InvalidEvent", "{path}: {err}");

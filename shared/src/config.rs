@@ -63,7 +63,7 @@ pub struct CommonConfig {
     pub sweep_accounts: Vec<String>,
     /// Sweeps fanned out on SQS, one work item per (account, Region); `None`: swept in place.
     pub fan_out: Option<FanOut>,
-    /// Request pacing per account and Region (`SWEEP_KEYS_PER_SECOND`, `WRITES_PER_SECOND`).
+    /// The share of each KMS quota taken per account and Region (`KMS_QUOTA_SHARE`, percent).
     pub rates: crate::base::pace::Rates,
 }
 
@@ -489,15 +489,10 @@ impl CommonConfig {
             }
         });
         let rates = crate::base::pace::Rates {
-            keys_per_second: r.number(
-                "SWEEP_KEYS_PER_SECOND",
-                crate::base::pace::DEFAULT_KEYS_PER_SECOND,
-                1..=1000,
-            ),
-            writes_per_second: r.number(
-                "WRITES_PER_SECOND",
-                crate::base::pace::DEFAULT_WRITES_PER_SECOND,
-                1..=crate::base::pace::LOWEST_WRITE_QUOTA,
+            quota_share_percent: r.number(
+                "KMS_QUOTA_SHARE",
+                crate::base::pace::DEFAULT_QUOTA_SHARE_PERCENT,
+                1..=100,
             ),
         };
 

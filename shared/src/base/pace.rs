@@ -1,7 +1,8 @@
 //! Request pacing per (account, Region): KMS quotas are per account and Region and separate
 //! per operation, and the guardrail shares them with everything else in the account. A sweep
-//! starts keys at most `keys_per_second`, and corrections are written at most
-//! `writes_per_second`, so a large sweep never throttles the account's own workloads.
+//! starts keys, and corrections make each write call, at a share of the quota of the call
+//! (`KMS_QUOTA_SHARE`), so even a sweep correcting every key never throttles the account's
+//! own workloads.
 //! <https://docs.aws.amazon.com/kms/latest/developerguide/requests-per-second.html>
 
 use std::collections::HashMap;
@@ -10,49 +11,61 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The lowest write quota the functions call (EnableKey and CancelKeyDeletion, 5 per second);
-/// PutKeyPolicy allows 15.
-pub const LOWEST_WRITE_QUOTA: u32 = 5;
-/// Corrections per second unless `WRITES_PER_SECOND` says otherwise: below the lowest write
-/// quota, leaving room for the account's own deployments.
-pub const DEFAULT_WRITES_PER_SECOND: u32 = 3;
-/// Keys a sweep starts per second unless `SWEEP_KEYS_PER_SECOND` says otherwise. A swept key
-/// costs one DescribeKey (quota 2,000/s), one GetKeyPolicy (1,000/s), one
-/// GetKeyRotationStatus (1,000/s) and, in per-key mode, one ListGrants (100/s): 50 keys a
-/// second keeps ListGrants at half its quota.
-pub const DEFAULT_KEYS_PER_SECOND: u32 = 50;
+/// The share of each KMS quota the guardrail takes unless `KMS_QUOTA_SHARE` says otherwise:
+/// two thirds, leaving the rest to the account's own deployments and workloads.
+pub const DEFAULT_QUOTA_SHARE_PERCENT: u32 = 66;
+
+/// KMS's default request quota per second, per account and Region, for the calls the
+/// functions pace (AWS KMS Developer Guide, "Request quotas"; all adjustable, so a raised
+/// quota is simply not used in full). A write not listed gets the lowest write quota.
+pub fn kms_quota(operation: &str) -> u32 {
+    match operation {
+        "DescribeKey" => 2_000,
+        "GetKeyPolicy" | "GetKeyRotationStatus" => 1_000,
+        "ListGrants" | "ListAliases" | "ListResourceTags" => 100,
+        "CreateGrant" => 50,
+        "RevokeGrant" | "RetireGrant" => 30,
+        "PutKeyPolicy" => 15,
+        // EnableKey, CancelKeyDeletion, EnableKeyRotation, TagResource, UpdateAlias, ...
+        _ => 5,
+    }
+}
+
+/// The tightest read a swept key may make (ListGrants, in per-key mode): it sets how fast a
+/// sweep starts keys.
+pub const SWEEP_READ_BOUND: &str = "ListGrants";
 
 /// What is paced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Paced {
-    /// A swept key's reads.
+    /// A swept key's reads (at most one of each per key).
     KeyAudit,
-    /// A correction's writes.
-    Correction,
+    /// One write call of a correction, by its KMS operation name.
+    Write(&'static str),
 }
 
-/// The rates, per account and Region.
+/// The share of each quota taken, per account and Region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rates {
-    pub keys_per_second: u32,
-    pub writes_per_second: u32,
+    pub quota_share_percent: u32,
 }
 
 impl Default for Rates {
     fn default() -> Rates {
         Rates {
-            keys_per_second: DEFAULT_KEYS_PER_SECOND,
-            writes_per_second: DEFAULT_WRITES_PER_SECOND,
+            quota_share_percent: DEFAULT_QUOTA_SHARE_PERCENT,
         }
     }
 }
 
 impl Rates {
-    fn per_second(&self, paced: Paced) -> u32 {
-        match paced {
-            Paced::KeyAudit => self.keys_per_second,
-            Paced::Correction => self.writes_per_second,
-        }
+    /// Calls per second for `paced`: its quota's share, at least one.
+    pub fn per_second(&self, paced: Paced) -> f64 {
+        let quota = match paced {
+            Paced::KeyAudit => kms_quota(SWEEP_READ_BOUND),
+            Paced::Write(operation) => kms_quota(operation),
+        };
+        (f64::from(quota) * f64::from(self.quota_share_percent) / 100.0).max(1.0)
     }
 }
 
@@ -65,9 +78,9 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    pub fn per_second(rate: u32) -> Pacer {
+    pub fn per_second(rate: f64) -> Pacer {
         Pacer {
-            interval: Duration::from_secs(1) / rate.max(1),
+            interval: Duration::from_secs_f64(1.0 / rate.max(0.001)),
             next: Mutex::new(None),
         }
     }
@@ -122,43 +135,68 @@ impl Paces {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn corrections_in_one_account_and_region_are_spaced_by_the_rate() {
-        let paces = Paces::new(Rates {
-            keys_per_second: 50,
-            writes_per_second: 4,
-        });
-        let start = Instant::now();
-        for _ in 0..9 {
-            paces.wait("111122223333", "eu-west-1", Paced::Correction).await;
-        }
-        // The first goes at once, the other eight a quarter second apart.
-        assert_eq!(start.elapsed(), Duration::from_millis(2000));
+    #[test]
+    fn each_write_gets_its_share_of_its_own_quota() {
+        let rates = Rates::default();
+        assert_eq!(rates.per_second(Paced::Write("PutKeyPolicy")), 9.9);
+        assert_eq!(rates.per_second(Paced::Write("EnableKey")), 3.3);
+        assert_eq!(rates.per_second(Paced::Write("CancelKeyDeletion")), 3.3);
+        assert_eq!(rates.per_second(Paced::Write("RevokeGrant")), 19.8);
+        assert_eq!(rates.per_second(Paced::KeyAudit), 66.0);
+        let all = Rates {
+            quota_share_percent: 100,
+        };
+        assert_eq!(all.per_second(Paced::Write("PutKeyPolicy")), 15.0);
+        let tiny = Rates {
+            quota_share_percent: 1,
+        };
+        assert_eq!(tiny.per_second(Paced::Write("EnableKey")), 1.0);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn accounts_regions_and_kinds_have_separate_schedules() {
+    async fn writes_in_one_account_and_region_are_spaced_by_their_quota() {
         let paces = Paces::new(Rates {
-            keys_per_second: 10,
-            writes_per_second: 1,
+            quota_share_percent: 100,
         });
         let start = Instant::now();
-        paces.wait("111122223333", "eu-west-1", Paced::Correction).await;
-        paces.wait("444455556666", "eu-west-1", Paced::Correction).await;
-        paces.wait("111122223333", "us-east-1", Paced::Correction).await;
+        for _ in 0..11 {
+            paces
+                .wait("111122223333", "eu-west-1", Paced::Write("EnableKey"))
+                .await;
+        }
+        // The first goes at once, the other ten a fifth of a second apart: 5 per second.
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn accounts_regions_and_operations_have_separate_schedules() {
+        let paces = Paces::new(Rates {
+            quota_share_percent: 20,
+        });
+        let put = Paced::Write("PutKeyPolicy");
+        let start = Instant::now();
+        paces.wait("111122223333", "eu-west-1", put).await;
+        paces.wait("444455556666", "eu-west-1", put).await;
+        paces.wait("111122223333", "us-east-1", put).await;
+        paces
+            .wait("111122223333", "eu-west-1", Paced::Write("EnableKey"))
+            .await;
         paces.wait("111122223333", "eu-west-1", Paced::KeyAudit).await;
         assert_eq!(start.elapsed(), Duration::ZERO);
-        paces.wait("111122223333", "eu-west-1", Paced::Correction).await;
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        // PutKeyPolicy at 20% of 15 per second: 3 per second.
+        paces.wait("111122223333", "eu-west-1", put).await;
+        // (The paused clock's timer has millisecond resolution.)
+        let third = Duration::from_millis(333)..=Duration::from_millis(334);
+        assert!(third.contains(&start.elapsed()), "{:?}", start.elapsed());
     }
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_callers_share_one_schedule() {
         let paces = Arc::new(Paces::new(Rates {
-            keys_per_second: 20,
-            writes_per_second: 1,
+            quota_share_percent: 20,
         }));
         let start = Instant::now();
+        // Sweep keys at 20% of ListGrants' 100 per second: 20 per second.
         let waits = (0..21).map(|_| {
             let paces = paces.clone();
             async move { paces.wait("111122223333", "eu-west-1", Paced::KeyAudit).await }

@@ -183,11 +183,13 @@ async fn audit_key<G: Guardrail>(
             }
             record = Some(sort_key);
         }
-        // KMS's write quotas are per account and Region; the account's own deployments
-        // share them.
-        deps.clients
-            .pace(&key.account, &key.region, Paced::Correction)
-            .await;
+        // KMS's write quotas are per account, Region and operation; the account's own
+        // deployments share them.
+        for operation in &planned.operations {
+            deps.clients
+                .pace(&key.account, &key.region, Paced::Write(operation))
+                .await;
+        }
     }
     kill_point(KillPoint::BeforeWrite, key.arn.as_str()).await;
     let (mut audit, detail) = G::apply(deps, key, plan).await;

@@ -430,7 +430,7 @@ mod tests {
     }
 
     #[test]
-    fn a_summary_with_parts_not_swept_is_high_and_names_them_escaped() {
+    fn a_summary_with_parts_not_swept_is_high_and_names_them_on_one_line_each() {
         let progress = Progress {
             counted: true,
             done: 2,
@@ -448,7 +448,7 @@ mod tests {
         assert!(n.subject.ends_with(", 1 not swept"), "{}", n.subject);
         assert_eq!(n.attributes["severity"], "high");
         assert!(
-            n.body.contains("  444455556666/us-east-1: AccessDenied forged line\n"),
+            n.body.contains("  444455556666/us-east-1: AccessDenied\\nforged line\n"),
             "{}",
             n.body
         );

@@ -155,3 +155,219 @@ async fn without_a_member_role_another_accounts_key_is_skipped_with_the_reason()
     );
     assert!(bed.notifications().await.is_empty());
 }
+
+const THIRD: &str = "777788889999";
+const OTHER_REGION: &str = "us-east-1";
+const DEBUG_GRANT: &str = r#"{"Sid":"TemporaryDebugAccess","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":"kms:Decrypt","Resource":"*"}"#;
+
+/// A managed key in `account` and `region` whose policy lets a stranger decrypt.
+async fn drifted_key(bed: &TestBed, account: &str, region: &str) -> String {
+    let sdk = bed
+        .sdk_in(account)
+        .await
+        .to_builder()
+        .region(aws_config::Region::new(region.to_string()))
+        .build();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Root","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}},{DEBUG_GRANT}]}}"#
+    );
+    aws_sdk_kms::Client::new(&sdk)
+        .create_key()
+        .description(format!("app key {account} {region}"))
+        .tags(
+            aws_sdk_kms::types::Tag::builder()
+                .tag_key("guardrails:managed")
+                .tag_value("true")
+                .build()
+                .unwrap(),
+        )
+        .policy(policy)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap()
+}
+
+async fn policy_of(bed: &TestBed, arn: &str) -> String {
+    let (account, region) = (arn.split(':').nth(4).unwrap(), arn.split(':').nth(3).unwrap());
+    let sdk = bed
+        .sdk_in(account)
+        .await
+        .to_builder()
+        .region(aws_config::Region::new(region.to_string()))
+        .build();
+    aws_sdk_kms::Client::new(&sdk)
+        .get_key_policy()
+        .key_id(arn.rsplit('/').next().unwrap())
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap()
+}
+
+/// The SQS event Lambda's event source mapping would send for `messages`.
+fn sqs_batch(messages: &[aws_sdk_sqs::types::Message], receive_count: u32) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m.message_id().unwrap(),
+                "receiptHandle": m.receipt_handle().unwrap(),
+                "body": m.body().unwrap(),
+                "attributes": {"ApproximateReceiveCount": receive_count.to_string()},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:111122223333:kms-guardrails-sweep",
+                "awsRegion": "eu-west-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+// A schedule over three accounts and two Regions enqueues six parts; the parts, handed back
+// in two batches as the event source mapping would, correct every key in every account and
+// Region through the member roles, and the part that completes the sweep sends one summary.
+// SQS delivers at least once: a part delivered again is swept again but not counted twice.
+#[tokio::test]
+async fn a_sweep_over_three_accounts_and_two_regions_is_fanned_out_and_summarised_once() {
+    let bed = TestBed::start_organization().await;
+    let mut keys = Vec::new();
+    for account in [integration_tests::ACCOUNT_ID, MEMBER, THIRD] {
+        for region in [REGION, OTHER_REGION] {
+            keys.push(drifted_key(&bed, account, region).await);
+        }
+    }
+    let queue_url = bed
+        .sqs
+        .create_queue()
+        .queue_name("kms-guardrails-sweep")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let accounts = format!("{MEMBER},{THIRD}");
+    let regions = format!("{REGION},{OTHER_REGION}");
+    let config = config(
+        &bed.topic_arn,
+        &[
+            ("MODE", "enforce"),
+            ("KMS_ADMIN_ROLE_ARNS", ""),
+            ("MEMBER_ROLE_NAME", MEMBER_ROLE),
+            ("MEMBER_EXTERNAL_ID", "hub-test"),
+            ("SWEEP_ACCOUNTS", &accounts),
+            ("SWEEP_REGIONS", &regions),
+            ("SWEEP_QUEUE_URL", &queue_url),
+        ],
+    );
+    let deps = Deps {
+        clients: AwsClients::for_function(bed.sdk.clone(), &config.common, "policy-drift"),
+        config,
+        own: (),
+    };
+    let invoke = |payload: Value| {
+        let deps = &deps;
+        async move {
+            function_handler(LambdaEvent::new(payload, Context::default()), deps)
+                .await
+                .unwrap()
+        }
+    };
+
+    let fanned = invoke(sample_event("policy-drift/scheduled-sweep.json", "")).await;
+    let Outcome::FanOut(fanned) = fanned else {
+        panic!("expected the sweep to fan out, got {fanned:?}")
+    };
+    assert_eq!((fanned.parts, fanned.accounts, fanned.regions), (6, 3, 2));
+    // Nothing is swept by the schedule itself.
+    assert!(policy_of(&bed, &keys[0]).await.contains("TemporaryDebugAccess"));
+
+    let mut messages = Vec::new();
+    while messages.len() < 6 {
+        let received = bed
+            .sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        assert!(!received.messages().is_empty(), "only {} parts queued", messages.len());
+        messages.extend(received.messages().iter().cloned());
+    }
+    assert_eq!(messages.len(), 6);
+
+    let mut parts = Vec::new();
+    for batch in [&messages[..4], &messages[4..]] {
+        let Outcome::SweepWork(work) = invoke(sqs_batch(batch, 1)).await else {
+            panic!("expected sweep work")
+        };
+        assert!(work.batch_item_failures.is_empty(), "{work:?}");
+        parts.extend(work.parts);
+    }
+    let mut names: Vec<&str> = parts.iter().map(|p| p.part.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "111122223333/eu-west-1",
+            "111122223333/us-east-1",
+            "444455556666/eu-west-1",
+            "444455556666/us-east-1",
+            "777788889999/eu-west-1",
+            "777788889999/us-east-1",
+        ]
+    );
+    assert!(parts.iter().all(|p| p.tally.corrected == 1), "{parts:?}");
+    assert_eq!(parts.iter().filter(|p| p.summary_sent).count(), 1);
+    assert_eq!(parts.last().unwrap().done, Some(6));
+    for key in &keys {
+        let policy = policy_of(&bed, key).await;
+        assert!(!policy.contains("999988887777"), "{key}: {policy}");
+        let account = key.split(':').nth(4).unwrap();
+        assert!(
+            policy.contains(&format!("arn:aws:iam::{account}:root")),
+            "{key}: {policy}"
+        );
+    }
+
+    let notes = bed.notifications().await;
+    let summaries: Vec<_> = notes
+        .iter()
+        .filter(|n| n.subject.contains("sweep done"))
+        .collect();
+    assert_eq!(summaries.len(), 1, "{notes:?}");
+    assert_eq!(
+        summaries[0].subject,
+        "[test] KMS guardrail sweep done: 6 keys in 6 parts, 6 corrected, 0 reported"
+    );
+    assert!(summaries[0].message.contains("Corrected                        6\n"));
+    // Each correction was announced in its own message, naming its account.
+    let corrections: Vec<_> = notes
+        .iter()
+        .filter(|n| n.subject.contains("drift corrected"))
+        .collect();
+    assert_eq!(corrections.len(), 6, "{notes:?}");
+    for account in [integration_tests::ACCOUNT_ID, MEMBER, THIRD] {
+        let named = corrections
+            .iter()
+            .filter(|n| n.message.contains(&format!("Account:     {account}")))
+            .count();
+        assert_eq!(named, 2, "{account}");
+    }
+
+    // SQS delivers one part again: swept again (nothing to correct), not counted twice.
+    let Outcome::SweepWork(again) = invoke(sqs_batch(&messages[..1], 2)).await else {
+        panic!("expected sweep work")
+    };
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(again.parts[0].done, None, "{again:?}");
+    assert!(!again.parts[0].summary_sent);
+    assert!(bed.notifications().await.is_empty());
+}

@@ -123,7 +123,8 @@ def main():
     for name, unit in [("cold_start_ms", "ms"), ("first_invoke_ms", "ms"), ("rss_mb", "MB")]:
         values = sorted(r[name] for r in results)
         p90 = values[min(len(values) - 1, int(len(values) * 0.9))]
-        print(f"{name:16} median {statistics.median(values):7.2f} {unit}  p90 {p90:7.2f} {unit}  max {values[-1]:7.2f} {unit}  ({len(values)} runs)")
+        p95 = values[min(len(values) - 1, int(len(values) * 0.95))]
+        print(f"{name:16} median {statistics.median(values):7.2f} {unit}  p90 {p90:7.2f} {unit}  p95 {p95:7.2f} {unit}  max {values[-1]:7.2f} {unit}  ({len(values)} runs)")
 
 
 if __name__ == "__main__":

@@ -112,9 +112,10 @@ fn every_function_that_writes_keys_gets_the_state_table_and_may_use_it() {
         3,
         "policy-drift, root-access-revoker and replica-grant-validator"
     );
+    // The three functions' statements, and policy-drift's sweep progress when it fans out.
     assert_eq!(
         template.matches("Resource: !GetAtt StateTable.Arn").count(),
-        3
+        4
     );
     for action in ["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"] {
         assert!(template.matches(action).count() >= 3, "{action}");
@@ -167,4 +168,48 @@ fn spoke_yaml_deploys_with_service_managed_stack_sets() {
         .unwrap();
     assert!(trust.contains("AWS: !Ref HubPolicyDriftRoleArn"), "{trust}");
     assert!(trust.contains("sts:ExternalId: !Ref ExternalId"), "{trust}");
+}
+
+/// The value after `key:` on the first line at or after `from` that holds it.
+fn value_after<'a>(template: &'a str, from: &str, key: &str) -> &'a str {
+    let start = template.find(from).unwrap_or_else(|| panic!("{from} not in template.yaml"));
+    template[start..]
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .unwrap_or_else(|| panic!("{key} not after {from}"))
+        .trim()
+}
+
+// AWS's guidance for an SQS event source: a visibility timeout of at least six times the
+// function's timeout, partial batch responses turned on (the function answers with
+// batchItemFailures), and a MaximumConcurrency of at least 2. The function counts a part's
+// last delivery as not swept, so its SWEEP_MAX_RECEIVES must be the queue's maxReceiveCount.
+#[test]
+fn a_fanned_out_sweep_is_consumed_as_aws_documents_for_sqs_event_sources() {
+    let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    let timeout: u64 = value_after(&template, "Globals:", "Timeout:").parse().unwrap();
+    let visibility: u64 = value_after(&template, "  SweepQueue:", "VisibilityTimeout:")
+        .parse()
+        .unwrap();
+    assert!(visibility >= 6 * timeout, "{visibility} < 6 x {timeout}");
+    let max_receives = value_after(&template, "  SweepQueue:", "maxReceiveCount:");
+    let env_receives = value_after(&template, "PolicyDriftFunction:", "SWEEP_MAX_RECEIVES:");
+    assert_eq!(env_receives, format!("\"{max_receives}\""));
+    assert_eq!(
+        max_receives,
+        shared::config::DEFAULT_SWEEP_MAX_RECEIVES.to_string()
+    );
+    assert_eq!(
+        value_after(&template, "  SweepWork:", "FunctionResponseTypes:"),
+        "[ReportBatchItemFailures]"
+    );
+    assert_eq!(
+        value_after(&template, "  SweepWork:", "MaximumConcurrency:"),
+        "!Ref SweepParallelism"
+    );
+    assert_eq!(value_after(&template, "  SweepParallelism:", "MinValue:"), "2");
+    assert_eq!(
+        value_after(&template, "PolicyDriftFunction:", "SWEEP_QUEUE_URL:"),
+        "!If [FanOutSweeps, !Ref SweepQueue, \"\"]"
+    );
 }

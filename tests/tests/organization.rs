@@ -24,7 +24,12 @@ async fn kms_in(bed: &TestBed, account: &str) -> aws_sdk_kms::Client {
 
 /// The sample PutKeyPolicy record, made in `account` on `key_id`.
 fn member_event(key_id: &str, account: &str) -> Value {
-    let mut event = sample_event("policy-drift/put-key-policy.json", key_id);
+    member_sample("policy-drift/put-key-policy.json", key_id, account)
+}
+
+/// The sample `name`, made in `account` on `key_id`.
+fn member_sample(name: &str, key_id: &str, account: &str) -> Value {
+    let mut event = sample_event(name, key_id);
     let detail = &mut event["detail"];
     detail["recipientAccountId"] = json!(account);
     detail["userIdentity"]["accountId"] = json!(account);
@@ -192,7 +197,10 @@ async fn drifted_key(bed: &TestBed, account: &str, region: &str) -> String {
 }
 
 async fn policy_of(bed: &TestBed, arn: &str) -> String {
-    let (account, region) = (arn.split(':').nth(4).unwrap(), arn.split(':').nth(3).unwrap());
+    let (account, region) = (
+        arn.split(':').nth(4).unwrap(),
+        arn.split(':').nth(3).unwrap(),
+    );
     let sdk = bed
         .sdk_in(account)
         .await
@@ -286,7 +294,9 @@ async fn a_sweep_over_three_accounts_and_two_regions_is_fanned_out_and_summarise
     };
     assert_eq!((fanned.parts, fanned.accounts, fanned.regions), (6, 3, 2));
     // Nothing is swept by the schedule itself.
-    assert!(policy_of(&bed, &keys[0]).await.contains("TemporaryDebugAccess"));
+    assert!(policy_of(&bed, &keys[0])
+        .await
+        .contains("TemporaryDebugAccess"));
 
     let mut messages = Vec::new();
     while messages.len() < 6 {
@@ -298,7 +308,11 @@ async fn a_sweep_over_three_accounts_and_two_regions_is_fanned_out_and_summarise
             .send()
             .await
             .unwrap();
-        assert!(!received.messages().is_empty(), "only {} parts queued", messages.len());
+        assert!(
+            !received.messages().is_empty(),
+            "only {} parts queued",
+            messages.len()
+        );
         messages.extend(received.messages().iter().cloned());
     }
     assert_eq!(messages.len(), 6);
@@ -347,7 +361,9 @@ async fn a_sweep_over_three_accounts_and_two_regions_is_fanned_out_and_summarise
         summaries[0].subject,
         "[test] KMS guardrail sweep done: 6 keys in 6 parts, 6 corrected, 0 reported"
     );
-    assert!(summaries[0].message.contains("Corrected                        6\n"));
+    assert!(summaries[0]
+        .message
+        .contains("Corrected                        6\n"));
     // Each correction was announced in its own message, naming its account.
     let corrections: Vec<_> = notes
         .iter()
@@ -370,4 +386,94 @@ async fn a_sweep_over_three_accounts_and_two_regions_is_fanned_out_and_summarise
     assert_eq!(again.parts[0].done, None, "{again:?}");
     assert!(!again.parts[0].summary_sent);
     assert!(bed.notifications().await.is_empty());
+}
+
+// root-access-revoker in a member account: the admin role is read in that account through
+// the member role, and the member role (the principal the revoker acts as there) must keep
+// control of the key, so the lockout check looks for it, not for the hub's function role.
+#[tokio::test]
+async fn root_access_revoker_removes_a_member_accounts_root_through_its_member_role() {
+    let bed = TestBed::start_organization().await;
+    let member_sdk = bed.sdk_in(MEMBER).await;
+    let member_admin = format!("arn:aws:iam::{MEMBER}:role/kms-admin");
+    let member_role = format!("arn:aws:iam::{MEMBER}:role/{MEMBER_ROLE}");
+    let iam = aws_sdk_iam::Client::new(&member_sdk);
+    for name in ["kms-admin", MEMBER_ROLE] {
+        iam.create_role()
+            .role_name(name)
+            .assume_role_policy_document(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole"}]}"#,
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let admins = json!({"Sid": "AllowKmsAdminRole", "Effect": "Allow",
+        "Principal": {"AWS": [member_admin, member_role]}, "Action": "kms:*", "Resource": "*"});
+    let root = json!({"Sid": "EnableRootAccess", "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{MEMBER}:root")}, "Action": "kms:*", "Resource": "*"});
+    let member_kms = aws_sdk_kms::Client::new(&member_sdk);
+    let key = member_kms
+        .create_key()
+        .tags(
+            aws_sdk_kms::types::Tag::builder()
+                .tag_key("guardrails:managed")
+                .tag_value("true")
+                .build()
+                .unwrap(),
+        )
+        .policy(json!({"Version": "2012-10-17", "Statement": [root, admins.clone()]}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let config = integration_tests::revoker_config(
+        &bed.topic_arn,
+        &[
+            ("KMS_ADMIN_ROLE_ARNS", member_admin.as_str()),
+            ("MEMBER_ROLE_NAME", MEMBER_ROLE),
+            ("MEMBER_EXTERNAL_ID", "hub-test"),
+        ],
+    );
+    let clients = AwsClients::for_function(bed.sdk.clone(), &config.common, "root-access-revoker");
+    let deps = root_access_revoker::deps::new(config, clients);
+    let event = member_sample(
+        "root-access-revoker/put-key-policy.json",
+        key.key_id(),
+        MEMBER,
+    );
+    let response =
+        root_access_revoker::function_handler(LambdaEvent::new(event, Context::default()), &deps)
+            .await
+            .unwrap();
+    let shared::pipeline::Response::Outcome(Outcome::Key(outcome)) = response else {
+        panic!("expected a key outcome, got {response:?}")
+    };
+    assert_eq!(outcome.status, Status::Corrected, "{outcome:?}");
+    let policy = member_kms
+        .get_key_policy()
+        .key_id(key.key_id())
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    let after = Policy::parse(&policy).unwrap();
+    let expected =
+        Policy::parse(&json!({"Version": "2012-10-17", "Statement": [admins]}).to_string())
+            .unwrap();
+    assert!(
+        after.semantically_equal(&expected),
+        "{}",
+        after.diff_against(&expected)
+    );
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].message.contains("Account:     444455556666"),
+        "{}",
+        notes[0].message
+    );
 }

@@ -123,33 +123,40 @@ fn every_function_that_writes_keys_gets_the_state_table_and_may_use_it() {
     assert!(template.contains("PointInTimeRecoveryEnabled: true"));
 }
 
-#[test]
-fn member_accounts_forward_and_the_organization_bus_routes_exactly_the_events_policy_drift_acts_on()
-{
-    let in_code: Vec<String> = policy_drift::GATE
-        .names("kms.amazonaws.com")
+/// The KMS events a function's gate admits, as the code lists them.
+fn kms_events(gate: &shared::triggers::gate::EventGate) -> Vec<String> {
+    gate.names("kms.amazonaws.com")
         .into_iter()
         .map(str::to_string)
-        .collect();
+        .collect()
+}
+
+#[test]
+fn member_accounts_forward_and_the_organization_bus_routes_exactly_the_events_the_functions_act_on()
+{
+    let drift = kms_events(&policy_drift::GATE);
+    let revoker = kms_events(&root_access_revoker::handler::GATE);
     let spoke = std::fs::read_to_string(workspace_root().join("spoke.yaml")).unwrap();
-    let forwarded = event_names_at(
+    let mut forwarded = event_names_at(
         &spoke,
         &["ForwardKeyEvents", "Properties", "EventPattern", "detail"],
     )
     .unwrap();
-    assert_eq!(forwarded, in_code, "spoke.yaml forwards other events");
+    let mut wanted: Vec<String> = drift.iter().chain(&revoker).cloned().collect();
+    for list in [&mut forwarded, &mut wanted] {
+        list.sort();
+        list.dedup();
+    }
+    assert_eq!(forwarded, wanted, "spoke.yaml forwards other events");
     let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
-    let routed = event_names_at(
-        &template,
-        &[
-            "PolicyDriftMemberKeyEvents",
-            "Properties",
-            "EventPattern",
-            "detail",
-        ],
-    )
-    .unwrap();
-    assert_eq!(routed, in_code, "the organization bus routes other events");
+    for (rule, in_code) in [
+        ("PolicyDriftMemberKeyEvents", &drift),
+        ("RootAccessRevokerMemberKeyEvents", &revoker),
+    ] {
+        let routed =
+            event_names_at(&template, &[rule, "Properties", "EventPattern", "detail"]).unwrap();
+        assert_eq!(&routed, in_code, "{rule} routes other events");
+    }
 }
 
 #[test]
@@ -166,13 +173,19 @@ fn spoke_yaml_deploys_with_service_managed_stack_sets() {
         .nth(1)
         .and_then(|rest| rest.split("Policies:").next())
         .unwrap();
-    assert!(trust.contains("AWS: !Ref HubPolicyDriftRoleArn"), "{trust}");
+    assert!(
+        trust.contains("[!Ref HubPolicyDriftRoleArn, !Ref HubRootAccessRevokerRoleArn]"),
+        "{trust}"
+    );
+    assert!(trust.contains("- [!Ref HubPolicyDriftRoleArn]"), "{trust}");
     assert!(trust.contains("sts:ExternalId: !Ref ExternalId"), "{trust}");
 }
 
 /// The value after `key:` on the first line at or after `from` that holds it.
 fn value_after<'a>(template: &'a str, from: &str, key: &str) -> &'a str {
-    let start = template.find(from).unwrap_or_else(|| panic!("{from} not in template.yaml"));
+    let start = template
+        .find(from)
+        .unwrap_or_else(|| panic!("{from} not in template.yaml"));
     template[start..]
         .lines()
         .find_map(|l| l.trim().strip_prefix(key))
@@ -187,7 +200,9 @@ fn value_after<'a>(template: &'a str, from: &str, key: &str) -> &'a str {
 #[test]
 fn a_fanned_out_sweep_is_consumed_as_aws_documents_for_sqs_event_sources() {
     let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
-    let timeout: u64 = value_after(&template, "Globals:", "Timeout:").parse().unwrap();
+    let timeout: u64 = value_after(&template, "Globals:", "Timeout:")
+        .parse()
+        .unwrap();
     let visibility: u64 = value_after(&template, "  SweepQueue:", "VisibilityTimeout:")
         .parse()
         .unwrap();
@@ -207,7 +222,10 @@ fn a_fanned_out_sweep_is_consumed_as_aws_documents_for_sqs_event_sources() {
         value_after(&template, "  SweepWork:", "MaximumConcurrency:"),
         "!Ref SweepParallelism"
     );
-    assert_eq!(value_after(&template, "  SweepParallelism:", "MinValue:"), "2");
+    assert_eq!(
+        value_after(&template, "  SweepParallelism:", "MinValue:"),
+        "2"
+    );
     assert_eq!(
         value_after(&template, "PolicyDriftFunction:", "SWEEP_QUEUE_URL:"),
         "!If [FanOutSweeps, !Ref SweepQueue, \"\"]"

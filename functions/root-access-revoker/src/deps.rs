@@ -1,6 +1,7 @@
 //! What the revoker needs from AWS beyond the shared clients: IAM and Access Analyzer, each a
 //! [`Regional`] cache built on first use, and the admin roles' facts read once a minute.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use shared::aws::{AwsClients, Regional};
@@ -21,6 +22,8 @@ pub type Deps = shared::pipeline::Deps<Config, Clients>;
 pub struct Clients {
     pub iam: Regional<aws_sdk_iam::Client>,
     pub analyzer: Regional<aws_sdk_accessanalyzer::Client>,
+    /// IAM in member accounts, through their member role: an admin role is read where it is.
+    member_iam: std::sync::Mutex<HashMap<String, aws_sdk_iam::Client>>,
     role_facts: Mutex<Option<(Instant, Vec<AdminRole>)>>,
 }
 
@@ -29,6 +32,7 @@ impl Default for Clients {
         Clients {
             iam: Regional::new(shared::regional_client!(aws_sdk_iam)),
             analyzer: Regional::new(shared::regional_client!(aws_sdk_accessanalyzer)),
+            member_iam: std::sync::Mutex::default(),
             role_facts: Mutex::new(None),
         }
     }
@@ -70,6 +74,23 @@ pub fn iam(deps: &Deps) -> aws_sdk_iam::Client {
         .regional(&deps.own.iam, &deps.config.common.region)
 }
 
+/// IAM in `account`: this account's client, or one on the member account's member role.
+pub fn iam_in(deps: &Deps, account: &str) -> aws_sdk_iam::Client {
+    if account == deps.config.common.account_id || account.is_empty() {
+        return iam(deps);
+    }
+    let region = deps.config.common.region.to_string();
+    deps.own
+        .member_iam
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(account.to_string())
+        .or_insert_with(|| {
+            shared::regional_client!(aws_sdk_iam)(&deps.clients.sdk_for(account), &region)
+        })
+        .clone()
+}
+
 pub fn analyzer(deps: &Deps) -> aws_sdk_accessanalyzer::Client {
     deps.clients
         .regional(&deps.own.analyzer, &deps.config.common.region)
@@ -83,10 +104,14 @@ pub async fn admin_roles(deps: &Deps) -> Result<Vec<AdminRole>, GuardrailError> 
             return Ok(roles.clone());
         }
     }
-    let iam = iam(deps);
     let mut roles = Vec::new();
     for arn in &deps.config.admin_role_arns {
-        let role = crate::watch::get_role(&iam, arn).await?;
+        // A member account's admin role is read in that account, through its member role.
+        let account = arn.split(':').nth(4).unwrap_or_default();
+        if !account.is_empty() {
+            deps.clients.reach(account).await?;
+        }
+        let role = crate::watch::get_role(&iam_in(deps, account), arn).await?;
         roles.push(AdminRole {
             arn: arn.clone(),
             role_id: role.map(|r| r.role_id),

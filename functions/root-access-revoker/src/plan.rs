@@ -50,7 +50,8 @@ pub fn plan(config: &Config, key: &KeyInfo, facts: Facts) -> Plan {
         &facts.policy,
         &key.account,
         &facts.admins,
-        config.common.self_role_arn.as_str(),
+        // In a member account the revoker acts as the member role: that role must keep control.
+        &config.common.self_principal(&key.account),
         config.remove_account_wide,
     );
     match decision {

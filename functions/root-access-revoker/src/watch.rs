@@ -55,6 +55,17 @@ pub async fn get_role(
             ))
         })?;
     match iam.get_role().role_name(&name).send().await {
+        // GetRole takes a name and answers for the caller's account: a role of another
+        // account read without its member role would be this account's namesake.
+        Ok(out) if out.role().is_some_and(|role| role.arn() != arn) => {
+            Err(GuardrailError::Configuration(shared::base::error::ConfigError {
+                problems: vec![format!(
+                    "KMS_ADMIN_ROLE_ARNS names {}, a role of another account, and IAM answered for {} instead; roles of other accounts are read through their member role: set MEMBER_ROLE_NAME and deploy spoke.yaml there",
+                    shared::base::text::quoted(arn, 120),
+                    shared::base::text::quoted(out.role().map(|r| r.arn()).unwrap_or_default(), 120)
+                )],
+            }))
+        }
         Ok(out) => Ok(out.role().map(|role| RoleFacts {
             role_id: role.role_id().to_string(),
             assumable: role
@@ -238,30 +249,37 @@ async fn keys_at_risk(deps: &Deps, role_arn: &str, deadline: Deadline) -> Vec<St
         .into_iter()
         .filter(|s| s.account == common.account_id)
         .collect();
-    sweep::run(&deps.clients, common, deadline, "admin-role", &scopes, |swept| {
-        let found = &found;
-        async move {
-            let key = match swept {
-                Swept::Key(s) => s.key,
-                Swept::ShutOut { key, .. } => key,
-            };
-            let outcome = KeyOutcome::new(&key);
-            let text = kms::key_policy(
-                &deps.clients.kms_in(&key.account, &key.region),
-                key.arn.as_str(),
-            )
-            .await?;
-            if Policy::parse(&text)
-                .is_ok_and(|p| only_administrator(&p, role_arn, self_role, &key.account))
-            {
-                found
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(key.arn.to_string());
+    sweep::run(
+        &deps.clients,
+        common,
+        deadline,
+        "admin-role",
+        &scopes,
+        |swept| {
+            let found = &found;
+            async move {
+                let key = match swept {
+                    Swept::Key(s) => s.key,
+                    Swept::ShutOut { key, .. } => key,
+                };
+                let outcome = KeyOutcome::new(&key);
+                let text = kms::key_policy(
+                    &deps.clients.kms_in(&key.account, &key.region),
+                    key.arn.as_str(),
+                )
+                .await?;
+                if Policy::parse(&text)
+                    .is_ok_and(|p| only_administrator(&p, role_arn, self_role, &key.account))
+                {
+                    found
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(key.arn.to_string());
+                }
+                Ok(outcome)
             }
-            Ok(outcome)
-        }
-    })
+        },
+    )
     .await;
     let mut keys = found.into_inner().unwrap_or_else(|e| e.into_inner());
     keys.sort();

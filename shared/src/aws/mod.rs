@@ -313,6 +313,15 @@ impl AwsClients {
         }
     }
 
+    /// The SDK configuration for calls in `account`: this account's own, or one on the member
+    /// role's credentials; a function builds its own services' clients from it.
+    pub fn sdk_for(&self, account: &str) -> SdkConfig {
+        match self.member(account) {
+            None => self.sdk.clone(),
+            Some(members) => members.sdk(&self.sdk, account),
+        }
+    }
+
     /// KMS in `account` and `region`: this account's client, or one on the member role.
     pub fn kms_in(&self, account: &str, region: &str) -> aws_sdk_kms::Client {
         match self.member(account) {

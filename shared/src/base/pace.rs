@@ -181,7 +181,9 @@ mod tests {
         paces
             .wait("111122223333", "eu-west-1", Paced::Write("EnableKey"))
             .await;
-        paces.wait("111122223333", "eu-west-1", Paced::KeyAudit).await;
+        paces
+            .wait("111122223333", "eu-west-1", Paced::KeyAudit)
+            .await;
         assert_eq!(start.elapsed(), Duration::ZERO);
         // PutKeyPolicy at 20% of 15 per second: 3 per second.
         paces.wait("111122223333", "eu-west-1", put).await;
@@ -199,7 +201,11 @@ mod tests {
         // Sweep keys at 20% of ListGrants' 100 per second: 20 per second.
         let waits = (0..21).map(|_| {
             let paces = paces.clone();
-            async move { paces.wait("111122223333", "eu-west-1", Paced::KeyAudit).await }
+            async move {
+                paces
+                    .wait("111122223333", "eu-west-1", Paced::KeyAudit)
+                    .await
+            }
         });
         futures::future::join_all(waits).await;
         assert_eq!(start.elapsed(), Duration::from_secs(1));

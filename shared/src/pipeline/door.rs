@@ -21,6 +21,7 @@ use crate::notify::outcome::{
 use crate::notify::{deliver, Cause};
 use crate::pipeline::announce::Guard;
 use crate::pipeline::audit::{Aliases, Audit};
+use crate::pipeline::fanout::{self, Ledger};
 use crate::pipeline::faults::{kill_point, KillPoint};
 use crate::pipeline::guardrail::{Audited, DepsOf, Guardrail, Invocation, Response, SweepMessages};
 use crate::pipeline::journal::{
@@ -28,7 +29,6 @@ use crate::pipeline::journal::{
     RunView,
 };
 use crate::pipeline::membership;
-use crate::pipeline::fanout::{self, Ledger};
 use crate::pipeline::notices::{region_subject, sweep_notices, Remembered, SweepMemory};
 use crate::pipeline::resolve::{resolve, Resolution};
 use crate::pipeline::sweep::{self, Deadline, Scope, Swept};

@@ -153,7 +153,10 @@ impl Ledger {
     }
 
     fn key(&self, sweep: &str) -> Item {
-        HashMap::from([("pk".to_string(), s(&self.pk)), ("sk".to_string(), s(sweep))])
+        HashMap::from([
+            ("pk".to_string(), s(&self.pk)),
+            ("sk".to_string(), s(sweep)),
+        ])
     }
 
     /// Counts `item`'s part once, whatever SQS delivers twice, and returns the progress.
@@ -170,7 +173,10 @@ impl Ledger {
             (":part_name".to_string(), s(item.part())),
             (":parts".to_string(), n(item.parts as u64)),
             (":expires".to_string(), n(now + PROGRESS_KEEP_SECONDS)),
-            (":time".to_string(), s(item.time.clone().unwrap_or_default())),
+            (
+                ":time".to_string(),
+                s(item.time.clone().unwrap_or_default()),
+            ),
         ]);
         for (name, value) in tally.counters() {
             adds.push(format!("{name} :{name}"));
@@ -193,13 +199,18 @@ impl Ledger {
             .table_name(&self.table)
             .set_key(Some(self.key(&item.sweep)))
             .update_expression(update)
-            .condition_expression("attribute_not_exists(finished) OR NOT contains(finished, :part_name)")
+            .condition_expression(
+                "attribute_not_exists(finished) OR NOT contains(finished, :part_name)",
+            )
             .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match result {
-            Ok(updated) => Ok(progress_of(true, updated.attributes().unwrap_or(&Item::new()))),
+            Ok(updated) => Ok(progress_of(
+                true,
+                updated.attributes().unwrap_or(&Item::new()),
+            )),
             Err(e) if e.as_service_error().is_some_and(conditional_failed) => {
                 let read = self
                     .client
@@ -425,7 +436,11 @@ mod tests {
             "[prod] KMS guardrail sweep done: 12 keys in 6 parts, 3 corrected, 0 reported"
         );
         assert_eq!(n.attributes["severity"], "info");
-        assert!(n.body.contains("Corrected                        3\n"), "{}", n.body);
+        assert!(
+            n.body.contains("Corrected                        3\n"),
+            "{}",
+            n.body
+        );
         assert!(n.body.contains("Nothing else is needed"), "{}", n.body);
     }
 
@@ -448,7 +463,8 @@ mod tests {
         assert!(n.subject.ends_with(", 1 not swept"), "{}", n.subject);
         assert_eq!(n.attributes["severity"], "high");
         assert!(
-            n.body.contains("  444455556666/us-east-1: AccessDenied\\nforged line\n"),
+            n.body
+                .contains("  444455556666/us-east-1: AccessDenied\\nforged line\n"),
             "{}",
             n.body
         );

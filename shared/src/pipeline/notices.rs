@@ -365,7 +365,8 @@ mod tests {
             "[prod] KMS guardrail could not sweep account 444455556666 in Region us-east-1"
         );
         assert!(
-            n.body.contains("arn:aws:iam::444455556666:role/kms-guardrails-member"),
+            n.body
+                .contains("arn:aws:iam::444455556666:role/kms-guardrails-member"),
             "{}",
             n.body
         );

@@ -271,8 +271,7 @@ where
                 }
                 // The listing proved the key managed; the key policy now shuts us out.
                 Err(error) if error.is_access_denied() => {
-                    let key =
-                        kms::KeyInfo::unreadable(&candidate.identifier, region, account);
+                    let key = kms::KeyInfo::unreadable(&candidate.identifier, region, account);
                     let result = audit(Swept::ShutOut { key, error }).await;
                     return Run::Done(candidate.identifier, Box::new(result));
                 }

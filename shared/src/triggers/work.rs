@@ -125,9 +125,17 @@ mod tests {
             record("m-3", r#"{"sweep":"e1","account":"444455556666","region":"Mars","parts":1}"#, "1"),
         ]}))
         .unwrap();
-        assert!(batch[0].item.as_ref().unwrap_err().contains("not a sweep work item"));
+        assert!(batch[0]
+            .item
+            .as_ref()
+            .unwrap_err()
+            .contains("not a sweep work item"));
         assert!(batch[1].item.as_ref().unwrap_err().contains("12-digit"));
-        assert!(batch[2].item.as_ref().unwrap_err().contains("not a sweep work item"));
+        assert!(batch[2]
+            .item
+            .as_ref()
+            .unwrap_err()
+            .contains("not a sweep work item"));
     }
 
     #[test]

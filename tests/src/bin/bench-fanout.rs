@@ -26,7 +26,9 @@ struct Args {
 }
 
 fn list(text: &str) -> Vec<f64> {
-    text.split(',').filter_map(|v| v.trim().parse().ok()).collect()
+    text.split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
 }
 
 fn args() -> Args {
@@ -79,9 +81,21 @@ fn main() {
         quota_share_percent: args.quota_share,
     };
     let regions: Vec<Region> = [
-        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2",
-        "eu-west-3", "eu-central-1", "eu-north-1", "ap-northeast-1", "ap-southeast-1",
-        "ap-southeast-2", "ap-south-1", "sa-east-1", "ca-central-1",
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-central-1",
+        "eu-north-1",
+        "ap-northeast-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-south-1",
+        "sa-east-1",
+        "ca-central-1",
     ]
     .iter()
     .take(args.regions)
@@ -98,7 +112,9 @@ fn main() {
     let items = work_items("bench", Some("2026-12-03T06:00:00Z"), &scopes);
     let send_calls = items.len().div_ceil(SEND_BATCH);
     let call_seconds = args.key_latency_ms / 3.0 / 1000.0;
-    let body_bytes = serde_json::to_string(&items[0]).map(|b| b.len()).unwrap_or(0);
+    let body_bytes = serde_json::to_string(&items[0])
+        .map(|b| b.len())
+        .unwrap_or(0);
     println!(
         "fan-out: {} accounts x {} Regions = {} work items ({} bytes each), {} SendMessageBatch calls (~{} at {:.0} ms a call)",
         args.accounts,

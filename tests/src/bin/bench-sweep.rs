@@ -53,6 +53,22 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Calls a compliant key needs at the least: its state, its policy, its rotation.
+const MIN_COMPLIANT: usize = 3;
+/// A drifted key also needs its correction and its message.
+const MIN_DRIFTED: usize = 5;
+
+/// This process's peak resident memory so far (`VmHWM`), in MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// One request as it left for moto.
 struct Sent {
     /// "kms:GetKeyPolicy", "tagging:GetResources", "sns:Publish", ...
@@ -285,7 +301,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "1 key in {drift_every} drifted; requests to moto counted for KMS, Tagging API, SNS and SQS"
     );
     println!(
-        "keys  managed  corrected  wall_s  wall_ms/key  cpu_s  cpu_ms/key  calls/compliant  calls/drifted  shared  calls/key"
+        "keys  managed  corrected  wall_s  wall_ms/key  cpu_s  cpu_ms/key  calls/compliant  calls/drifted  shared  calls/key  peak_rss_mb"
+    );
+    println!(
+        "(the fewest calls possible: a compliant key {MIN_COMPLIANT} (DescribeKey, GetKeyPolicy, GetKeyRotationStatus), a drifted one {MIN_DRIFTED} (+ PutKeyPolicy, Publish); peak RSS is this whole process, moto client and all)"
     );
     let mut details = Vec::new();
     for keys in sizes {
@@ -343,7 +362,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let shared: usize = counts.shared.values().sum();
         let n = keys as f64;
         println!(
-            "{keys:>4}  {:>7}  {:>9}  {wall:>6.2}  {:>11.2}  {cpu:>5.2}  {:>10.3}  {:>15.2}  {:>13.2}  {shared:>6}  {:>9.2}",
+            "{keys:>4}  {:>7}  {:>9}  {wall:>6.2}  {:>11.2}  {cpu:>5.2}  {:>10.3}  {:>15.2}  {:>13.2}  {shared:>6}  {:>9.2}  {:>11.1}",
             report.managed,
             report.corrected,
             wall * 1000.0 / n,
@@ -351,6 +370,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             counts.compliant.per_key(),
             counts.drifted.per_key(),
             sent.len() as f64 / n,
+            peak_rss_mb(),
         );
         details.push((keys, counts));
     }

@@ -2,7 +2,8 @@
 # The main job locally: a function on one of its sample events against moto server, showing
 # the key before and after and the notification sent. Needs no AWS account.
 #   bash scripts/demo.sh [policy-drift] [put-key-policy|disable-key-rotation|schedule-key-deletion|
-#                         disable-key|untag-resource|tag-resource|scheduled-sweep|per-key]
+#                         disable-key|untag-resource|tag-resource|scheduled-sweep|sweep-part|
+#                         per-key]
 #   bash scripts/demo.sh root-access-revoker [put-key-policy|create-key|delete-role|
 #                         update-assume-role-policy|scheduled-sweep]
 #   bash scripts/demo.sh alarm-notifier [any sample name in events/alarm-notifier/ | scheduled-sweep]

@@ -94,6 +94,8 @@ fn rotation_applies(config: &Config, key: &KeyInfo) -> bool {
 }
 
 impl Guardrail for PolicyDrift {
+    /// Organizations' sweeps run on the stack's sweep queue (template: FanOutSweeps).
+    const FANS_OUT: bool = true;
     const NAME: &'static str = FUNCTION;
     const HANDLED: &'static [HandledEvents] = HANDLED;
     type Config = Config;

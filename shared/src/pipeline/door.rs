@@ -105,23 +105,35 @@ async fn on_trigger<G: Guardrail>(
         Trigger::Scheduled { id, time } => {
             let span = info_span!("sweep", event_id = id.as_deref().unwrap_or("unknown"));
             let common = deps.config.common();
+            if common.fan_out.is_some() && !G::FANS_OUT {
+                tracing::warn!(
+                    "SWEEP_QUEUE_URL is set, but {} sweeps in place: its sweeps do not fan out",
+                    G::NAME
+                );
+            }
             match &common.fan_out {
-                Some(fan_out) => {
+                Some(fan_out) if G::FANS_OUT => {
                     // EventBridge always sends an id; a hand-made event still gets its own.
                     let sweep = id
                         .clone()
                         .unwrap_or_else(|| format!("sweep-{}", journal::now()));
-                    fan_out_sweep::<G>(deps, fan_out, &sweep, time.as_deref())
-                        .instrument(span)
-                        .await
+                    // Boxed, like the key path: a function that never fans out does not link it.
+                    let fanned: BoxedResponse<'_, G::Report> = Box::pin(
+                        fan_out_sweep::<G>(deps, fan_out, &sweep, time.as_deref()).instrument(span),
+                    );
+                    fanned.await
                 }
-                None => on_sweep::<G>(deps, invocation, time.as_deref(), &sweep::scopes(common))
+                _ => on_sweep::<G>(deps, invocation, time.as_deref(), &sweep::scopes(common))
                     .instrument(span)
                     .await
                     .map(|(response, _)| response),
             }
         }
-        Trigger::SweepWork(batch) => on_work::<G>(deps, invocation, batch).await,
+        Trigger::SweepWork(batch) if G::FANS_OUT => {
+            let work: BoxedResponse<'_, G::Report> =
+                Box::pin(on_work::<G>(deps, invocation, batch));
+            work.await
+        }
         other => Err(not_handled::<G>(other)),
     }
 }

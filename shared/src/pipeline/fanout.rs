@@ -304,10 +304,10 @@ pub fn summary(speaker: &Speaker<'_>, sweep: &str, progress: &Progress) -> Notif
     let t = &progress.totals;
     let troubled = t.failed + t.blocked + t.retry_later + t.not_started;
     let mut headline = format!(
-        "{}KMS guardrail sweep done: {} keys in {} parts, {} corrected, {} reported",
+        "{}KMS guardrail sweep done: {} in {}, {} corrected, {} reported",
         speaker.subject_label(),
-        t.managed,
-        progress.parts,
+        counted(t.managed, "key", "keys"),
+        counted(progress.parts, "part", "parts"),
         t.corrected,
         t.reported
     );
@@ -323,12 +323,12 @@ pub fn summary(speaker: &Speaker<'_>, sweep: &str, progress: &Progress) -> Notif
         Severity::High
     };
     let mut body = format!(
-        "kms-guardrails {}, mode {}\n\nThe scheduled sweep {} (started {}) has finished all {} parts, one per account and Region.\n\n",
+        "kms-guardrails {}, mode {}\n\nThe scheduled sweep {} (started {}) has finished: {}, one per account and Region.\n\n",
         speaker.function,
         speaker.mode,
         text::value(sweep),
         text::value(progress.time.as_deref().unwrap_or("at an unknown time")),
-        progress.parts
+        counted(progress.parts, "part", "parts")
     );
     for (label, value) in [
         ("Managed keys audited", t.managed),
@@ -358,6 +358,11 @@ pub fn summary(speaker: &Speaker<'_>, sweep: &str, progress: &Progress) -> Notif
         .attribute("severity", severity.to_string())
         .attribute("status", "sweep_summary")
         .attribute("environment", speaker.environment.unwrap_or_default())
+}
+
+/// `1 key`, `2 keys`.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// One part a delivery could not finish on its last try: counted as not swept, so the sweep
@@ -460,7 +465,10 @@ mod tests {
             time: None,
         };
         let n = summary(&speaker(), "e-1", &progress);
-        assert!(n.subject.ends_with(", 1 not swept"), "{}", n.subject);
+        assert_eq!(
+            n.subject,
+            "[prod] KMS guardrail sweep done: 1 key in 2 parts, 0 corrected, 0 reported, 1 not swept"
+        );
         assert_eq!(n.attributes["severity"], "high");
         assert!(
             n.body

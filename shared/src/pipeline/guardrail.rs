@@ -97,6 +97,10 @@ pub trait Guardrail {
     const HANDLED: &'static [HandledEvents];
     /// How its sweep announces.
     const SWEEP_MESSAGES: SweepMessages = SweepMessages::PerKey;
+    /// Whether its sweeps fan out on SQS, one part per (account, Region), when
+    /// `SWEEP_QUEUE_URL` is set. A function that sweeps in place keeps `false`, and the
+    /// fan-out (its queue and state-table calls) is then not linked into its binary.
+    const FANS_OUT: bool = false;
     /// Whether the key path (CloudTrail events through the gate, sweeps of managed keys)
     /// serves this function. A function whose every trigger is its own route sets `false`,
     /// and the key path is then not even linked into its binary.

@@ -35,6 +35,7 @@ const SCENARIOS: &[&str] = &[
     "untag-resource",
     "tag-resource",
     "scheduled-sweep",
+    "sweep-part",
 ];
 
 /// The managed tag taken off, then the policy changed while nobody watches.
@@ -191,7 +192,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .send()
                 .await?;
         }
-        // A change whose CloudTrail event never arrived: the sweep finds it.
+        // A change whose CloudTrail event never arrived: the sweep (or, for sweep-part, the
+        // one part of a fanned-out sweep SQS hands back) finds it.
         _ => bed.put_key_policy(&key_id, DRIFTED_POLICY).await,
     }
     heading(&format!("key after {scenario} (before policy-drift)"));

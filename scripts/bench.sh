@@ -8,16 +8,22 @@
 #   3. policy-drift's sweep of 100, 1,000 and 10,000 keys in one account against moto: wall and
 #      CPU time, requests per key next to the fewest possible, peak memory;
 #   4. the fan-out model at 1,000 accounts x 10 Regions (bench-fanout).
-#   bash scripts/bench.sh [--quick]      # --quick: 10 starts, sweeps of 100 and 1,000 keys
+#   bash scripts/bench.sh [--quick] [--only N]
+#     --quick: 10 starts, sweeps of 100 and 1,000 keys; --only N: section N alone
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh >/dev/null
 runs=30
 sizes=(100 1000 10000)
-if [[ "${1:-}" == "--quick" ]]; then
-    runs=10
-    sizes=(100 1000)
-fi
+only=""
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quick) runs=10; sizes=(100 1000); shift ;;
+        --only) only="$2"; shift 2 ;;
+        *) echo "unknown argument $1: bash scripts/bench.sh [--quick] [--only N]" >&2; exit 2 ;;
+    esac
+done
+section() { [[ -z "$only" || "$only" == "$1" ]]; }
 functions=(policy-drift root-access-revoker alarm-notifier replica-grant-validator)
 declare -A skip_event=(
     [policy-drift]=events/policy-drift/put-key-policy-by-self.json
@@ -28,6 +34,7 @@ declare -A skip_event=(
 cargo build --quiet --locked --release -p policy-drift -p root-access-revoker -p alarm-notifier \
     -p replica-grant-validator -p integration-tests --bins
 
+if section 1; then
 echo "== 1. cold start ($runs starts each) and peak memory per sample event"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 .venv/moto/bin/moto_server -p "$port" >/dev/null 2>&1 &
@@ -51,6 +58,9 @@ for f in "${functions[@]}"; do
     done
 done
 
+fi
+
+if section 2; then
 echo "== 2. arm64 packages (cargo lambda build --release --arm64 --output-format zip)"
 packages=()
 for f in "${functions[@]}"; do packages+=(-p "$f"); done
@@ -59,8 +69,14 @@ for f in "${functions[@]}"; do
     printf '   %-26s %s bytes\n' "$f" "$(stat -c %s "target/lambda/$f/bootstrap.zip")"
 done
 
+fi
+
+if section 3; then
 echo "== 3. policy-drift sweeps in one account (moto on loopback, 1 key in 10 drifted)"
 target/release/bench-sweep "${sizes[@]}"
+fi
 
+if section 4; then
 echo "== 4. fan-out model: 1,000 accounts x 10 Regions"
 target/release/bench-fanout
+fi

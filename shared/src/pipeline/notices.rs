@@ -90,7 +90,7 @@ fn region_notice(
     let subject = subject_line(&subject);
     let fix = if member && failure.error_type == "AccessDenied" {
         format!(
-            "AWS denied the hub in account {account}: its member role {} is missing there, does not trust this function's role, expects another external id, or a service control policy denies it. Deploy spoke.yaml to that account (the StackSet's organizational units) with the ExternalId set in MEMBER_EXTERNAL_ID; if the account is not to be guarded, remove it from SWEEP_ACCOUNTS.",
+            "AWS denied the hub in account {account}: its member role {} is missing there, does not trust this function's role, expects another external id, lacks a permission spoke.yaml grants, or a service control policy denies the call. Deploy or update spoke.yaml in that account (the StackSet's organizational units) with the ExternalId set in MEMBER_EXTERNAL_ID; if the account is not to be guarded, remove it from SWEEP_ACCOUNTS.",
             text::value(&role)
         )
     } else if failure.error_type == "AccessDenied" {

@@ -477,3 +477,55 @@ async fn root_access_revoker_removes_a_member_accounts_root_through_its_member_r
         notes[0].message
     );
 }
+
+// alarm-notifier on a member account's alarm, forwarded to the hub: the alarm's KeyId names a
+// key of that account, read through its member role, so the message carries the key's alias.
+#[tokio::test]
+async fn alarm_notifier_reads_a_member_accounts_alarm_key_through_its_member_role() {
+    let bed = TestBed::start_organization().await;
+    let member_kms = kms_in(&bed, MEMBER).await;
+    let key = member_kms
+        .create_key()
+        .description("member payments key")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    member_kms
+        .create_alias()
+        .alias_name("alias/member-payments")
+        .target_key_id(key.key_id())
+        .send()
+        .await
+        .unwrap();
+    let mut event = sample_event(
+        "alarm-notifier/eventbridge-decrypt-volume-alarm.json",
+        key.key_id(),
+    );
+    event["account"] = json!(MEMBER);
+    event["resources"] = json!([format!(
+        "arn:aws:cloudwatch:{REGION}:{MEMBER}:alarm:kms-decrypt-volume"
+    )]);
+    let config = integration_tests::notifier_config(
+        &bed.topic_arn,
+        &[
+            ("MEMBER_ROLE_NAME", MEMBER_ROLE),
+            ("MEMBER_EXTERNAL_ID", "hub-test"),
+        ],
+    );
+    let deps = alarm_notifier::Deps {
+        clients: AwsClients::for_function(bed.sdk.clone(), &config.common, "alarm-notifier"),
+        config,
+        own: alarm_notifier::Clients::new(),
+    };
+    alarm_notifier::function_handler(LambdaEvent::new(event, Context::default()), &deps)
+        .await
+        .unwrap();
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(
+        notes[0].subject,
+        "[test] FIRING: KMS decrypt volume on alias/member-payments (eu-west-1)"
+    );
+}

@@ -157,6 +157,34 @@ fn member_accounts_forward_and_the_organization_bus_routes_exactly_the_events_th
             event_names_at(&template, &[rule, "Properties", "EventPattern", "detail"]).unwrap();
         assert_eq!(&routed, in_code, "{rule} routes other events");
     }
+    // The admin role watch: IAM events, forwarded from us-east-1 and routed to the revoker.
+    let role_events: Vec<String> = root_access_revoker::watch::ROLE_EVENTS
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    let forwarded = event_names_at(
+        &spoke,
+        &["ForwardRoleEvents", "Properties", "EventPattern", "detail"],
+    )
+    .unwrap();
+    assert_eq!(
+        forwarded, role_events,
+        "spoke.yaml forwards other IAM events"
+    );
+    let routed = event_names_at(
+        &template,
+        &[
+            "RootAccessRevokerMemberRoleEvents",
+            "Properties",
+            "EventPattern",
+            "detail",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        routed, role_events,
+        "the organization bus routes other IAM events"
+    );
 }
 
 #[test]
@@ -173,11 +201,16 @@ fn spoke_yaml_deploys_with_service_managed_stack_sets() {
         .nth(1)
         .and_then(|rest| rest.split("Policies:").next())
         .unwrap();
+    // policy-drift always; root-access-revoker and alarm-notifier only when given.
+    assert!(trust.contains("- !Ref HubPolicyDriftRoleArn"), "{trust}");
     assert!(
-        trust.contains("[!Ref HubPolicyDriftRoleArn, !Ref HubRootAccessRevokerRoleArn]"),
+        trust.contains("!If [TrustRevoker, !Ref HubRootAccessRevokerRoleArn, !Ref AWS::NoValue]"),
         "{trust}"
     );
-    assert!(trust.contains("- [!Ref HubPolicyDriftRoleArn]"), "{trust}");
+    assert!(
+        trust.contains("!If [TrustNotifier, !Ref HubAlarmNotifierRoleArn, !Ref AWS::NoValue]"),
+        "{trust}"
+    );
     assert!(trust.contains("sts:ExternalId: !Ref ExternalId"), "{trust}");
 }
 

@@ -143,14 +143,16 @@ async fn key_context(deps: &Deps, change: &AlarmChange) -> Result<KeyContext, St
     let config = &deps.config;
     let region = change.region.as_ref().unwrap_or(&config.common.region);
     let mut key_ref = change.key_id_dimension().map(str::to_string);
+    let account = change.account.as_deref();
     if let (None, Some(arn)) = (&key_ref, &change.alarm_arn) {
-        let cloudwatch = crate::handler::cloudwatch(deps, region);
+        let alarm_account = arn.split(':').nth(4).or(account).unwrap_or_default();
+        let cloudwatch = crate::handler::cloudwatch_in(deps, alarm_account, region);
         key_ref = crate::enrich::key_from_alarm_tags(&cloudwatch, arn).await;
     }
     let Some(identifier) = key_ref.or_else(|| config.alarm_key.clone()) else {
         return Err("the alarm names no key (no KeyId dimension, no ALARM_KEY_ID)".to_string());
     };
-    crate::enrich::key_context(deps, &identifier, region)
+    crate::enrich::key_context(deps, &identifier, region, account)
         .await
         .map_err(|problem| {
             format!(

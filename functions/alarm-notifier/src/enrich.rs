@@ -17,9 +17,22 @@ pub async fn key_context(
     deps: &Deps,
     identifier: &str,
     region: &Region,
+    account: Option<&str>,
 ) -> Result<KeyContext, String> {
     let locator = KeyLocator::parse(identifier, region)?;
-    let client = deps.clients.kms(&locator.region);
+    // A member account's alarm names a key of that account, read through its member role.
+    let home = &deps.config.common.account_id;
+    let account = locator.account().or(account).unwrap_or(home);
+    if !deps.clients.serves(account, home) {
+        return Err(format!(
+            "it is in account {account}, which this function reaches only through a member role (set MEMBER_ROLE_NAME)"
+        ));
+    }
+    deps.clients
+        .reach(account)
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = deps.clients.kms_in(account, &locator.region);
     let key = kms::describe_key(&client, &locator.identifier)
         .await
         .map_err(|e| e.to_string())?;

@@ -8,7 +8,11 @@ use shared::config::FunctionConfig;
 async fn main() -> Result<(), Error> {
     shared::runtime::telemetry::init();
     let config = shared::runtime::config_or_exit(Config::from_env());
-    let clients = AwsClients::new(load_sdk_config().await);
+    let clients = AwsClients::for_function(
+        load_sdk_config().await,
+        &config.common,
+        alarm_notifier::handler::FUNCTION,
+    );
     // Built now, in the init phase, not on the first alarm.
     clients.sns(config.common.notify_topic_arn.region());
     let deps = Deps {

@@ -134,7 +134,7 @@ async fn danger(
     deps: &Deps,
     role_arn: &str,
 ) -> Result<Option<String>, GuardrailError> {
-    let facts = get_role(&crate::deps::iam(deps), role_arn).await?;
+    let facts = get_role(&crate::deps::iam_in(deps, role_account(role_arn)), role_arn).await?;
     Ok(match (detail.event_name.as_str(), facts) {
         ("DeleteRole", None) => Some("was deleted: no one can use it to change these key policies any more".into()),
         ("CreateRole", Some(_)) => Some("was created again under the same name: it is a different principal, and the key policies still name the deleted one (they now show its unique id)".into()),
@@ -152,7 +152,7 @@ async fn lost_kms_permissions(
     deps: &Deps,
     role_arn: &str,
 ) -> Result<Option<String>, GuardrailError> {
-    let out = crate::deps::iam(deps)
+    let out = crate::deps::iam_in(deps, role_account(role_arn))
         .simulate_principal_policy()
         .policy_source_arn(role_arn)
         .action_names("kms:PutKeyPolicy")
@@ -205,11 +205,16 @@ pub async fn on_role_event(
         .and_then(|p| p.get("roleName"))
         .and_then(Value::as_str)
         .unwrap_or_default();
+    // The role is the one of the event's own account (a member account's, forwarded to the
+    // hub's organization bus, or this one's).
+    let account = detail
+        .recipient_account_id
+        .as_deref()
+        .unwrap_or(&common.account_id);
     let Some(role_arn) = deps.config.admin_role_arns.iter().find(|a| {
         Arn::parse(a)
             .ok()
-            .and_then(|a| a.iam_role_name().map(|n| n == name))
-            .unwrap_or(false)
+            .is_some_and(|a| a.account() == account && a.iam_role_name() == Some(name))
     }) else {
         return skipped(format!(
             "role {} is not a configured admin role",
@@ -237,6 +242,11 @@ pub async fn on_role_event(
     }))
 }
 
+/// The account of a role ARN ("" when it is not one).
+fn role_account(role_arn: &str) -> &str {
+    role_arn.split(':').nth(4).unwrap_or_default()
+}
+
 /// Every managed key the role alone administers, found with the sweep's listing.
 async fn keys_at_risk(deps: &Deps, role_arn: &str, deadline: Deadline) -> Vec<String> {
     let found = Mutex::new(Vec::new());
@@ -247,7 +257,7 @@ async fn keys_at_risk(deps: &Deps, role_arn: &str, deadline: Deadline) -> Vec<St
     // An IAM role administers keys of its own account only.
     let scopes: Vec<sweep::Scope> = sweep::scopes(common)
         .into_iter()
-        .filter(|s| s.account == common.account_id)
+        .filter(|s| s.account == role_account(role_arn))
         .collect();
     sweep::run(
         &deps.clients,

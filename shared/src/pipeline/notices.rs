@@ -370,7 +370,7 @@ mod tests {
             "{}",
             n.body
         );
-        assert!(n.body.contains("Deploy spoke.yaml"), "{}", n.body);
+        assert!(n.body.contains("Deploy or update spoke.yaml"), "{}", n.body);
         assert!(n.body.contains("SWEEP_ACCOUNTS"), "{}", n.body);
         assert_eq!(n.attributes["account"], "444455556666");
         assert_eq!(notices[0].subject, "region#444455556666/us-east-1");

@@ -231,7 +231,7 @@ fn every_sample_of_every_function_parses_to_its_trigger() {
             let expected = matches!(
                 (&trigger, folder.as_str()),
                 (Trigger::Alarm(_), "alarm-notifier")
-                    | (Trigger::Command(_), "policy-drift")
+                    | (Trigger::Command(_) | Trigger::SweepWork(_), "policy-drift")
                     | (
                         Trigger::CloudTrail(_) | Trigger::Scheduled { .. },
                         "policy-drift" | "replica-grant-validator" | "root-access-revoker"

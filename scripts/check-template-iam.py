@@ -972,6 +972,50 @@ def check_replica_deployment(template: dict[str, Any], d: ReplicaDeployment, rep
     report.decisions(mode, role, ["sqs:SendMessage"], other_queue, {}, "another queue", False)
 
 
+SWEEP_QUEUE = "<GetAtt:SweepQueue.Arn>"
+STATE_TABLE = "<GetAtt:StateTable.Arn>"
+QUEUE_ACTIONS = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+                 "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+MEMBER = "444455556666"
+
+
+def check_organization(template: dict[str, Any], report: Report) -> None:
+    """policy-drift's fanned-out sweeps and the member role, on and off: the queue and the
+    progress writes only with FanOutSweeps=true, sts:AssumeRole on exactly the member role only
+    with MemberRoleName, and the environment that tells the code so."""
+    member_role = f"arn:{PARTITION}:iam::{MEMBER}:role/kms-guardrails-member"
+    for mode, overrides, fans_out, members in [
+        ("organization off", {}, False, False),
+        ("fan-out", {"FanOutSweeps": "true"}, True, False),
+        ("fan-out + members", {"FanOutSweeps": "true", "MemberRoleName": "kms-guardrails-member",
+                               "MemberExternalId": "hub-7f3a",
+                               "SweepAccounts": f"{MEMBER},777788889999"}, True, True),
+    ]:
+        try:
+            translated = sam_translate(template, overrides)
+            resolver = Resolver(translated, parameter_values(translated, overrides))
+            role = function_role(translated, resolver)
+            queue_url = environment(translated, resolver, "SWEEP_QUEUE_URL")
+            accounts = environment(translated, resolver, "SWEEP_ACCOUNTS")
+        except TemplateError as err:
+            report.check(mode, "resolve the function's role and environment", False, str(err))
+            continue
+        report.decisions(mode, role, QUEUE_ACTIONS, SWEEP_QUEUE, {}, "the sweep queue", fans_out)
+        report.decisions(mode, role, ["dynamodb:UpdateItem", "dynamodb:GetItem"], STATE_TABLE, {},
+                         "the state table", fans_out)
+        other_queue = f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:another-queue"
+        report.decisions(mode, role, QUEUE_ACTIONS, other_queue, {}, "another queue", False)
+        report.check(mode, "SWEEP_QUEUE_URL names the sweep queue only when fanning out",
+                     queue_url == ("<Ref:SweepQueue>" if fans_out else ""), f"it is {queue_url!r}")
+        report.decisions(mode, role, ["sts:AssumeRole"], member_role, {}, "the member role",
+                         members)
+        other_role = f"arn:{PARTITION}:iam::{MEMBER}:role/Admin"
+        report.decisions(mode, role, ["sts:AssumeRole"], other_role, {}, "another role", False)
+        expected_accounts = f"{MEMBER},777788889999" if members else ""
+        report.check(mode, f"SWEEP_ACCOUNTS == {expected_accounts!r}",
+                     accounts == expected_accounts, f"it is {accounts!r}")
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 2:
         print(f"usage: {argv[0]} [TEMPLATE]", file=sys.stderr)
@@ -986,6 +1030,7 @@ def main(argv: list[str]) -> int:
     if template is not None:
         for deployment in DEPLOYMENTS:
             check_deployment(template, deployment, report)
+        check_organization(template, report)
         check_replica_grant_validator_absent(template, report)
         for replica_deployment in RGV_DEPLOYMENTS:
             check_replica_deployment(template, replica_deployment, report)

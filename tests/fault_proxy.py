@@ -13,7 +13,9 @@ the same order of arrival), gets one of:
   slow            the request waits --slow seconds (longer than the client's attempt timeout),
                   then reaches moto: the client gave up on a call that still lands
 
-moto's own API (/moto-api/...) is never faulted. Every request forwarded to moto is logged, one
+With --deny-assume-role ROLE_ARN (repeatable), STS AssumeRole on that role is answered 403
+AccessDenied, as AWS answers for a member role that is missing or does not trust the caller
+(moto assumes any role). moto's own API (/moto-api/...) is never faulted. Every request forwarded to moto is logged, one
 JSON line per request to --log: the operation, the fault, how long the answer took, and for
 PutKeyPolicy the key and the policy sent, so a test can check every policy a key ever held.
 
@@ -38,7 +40,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 
 class Faults:
-    def __init__(self, rate, seed, slow, log_path, upstream):
+    def __init__(self, rate, seed, slow, log_path, upstream, denied_roles=()):
+        self.denied_roles = set(denied_roles)
         self.rate = rate
         self.slow = slow
         self.random = random.Random(seed)
@@ -117,6 +120,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         op, protocol = operation(self.headers, body)
+        if op == "AssumeRole" and protocol == "query":
+            role = (urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("RoleArn") or [""])[0]
+            if role in self.faults.denied_roles:
+                self.faults.record({"operation": op, "fault": "denied", "role": role, "forwarded": False})
+                payload, kind = error_body(protocol, "AccessDenied", "User: arn:aws:sts::111122223333:assumed-role/hub/fault-proxy is not authorized to perform: sts:AssumeRole on resource: " + role)
+                return self.answer(403, payload, kind)
         fault = None if self.path.startswith("/moto-api") else self.faults.draw()
         entry = {"operation": op, "fault": fault}
         if op == "PutKeyPolicy" and protocol == "json":
@@ -178,8 +187,10 @@ def main(argv):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--slow", type=float, default=2.5)
     parser.add_argument("--log")
+    parser.add_argument("--deny-assume-role", action="append", default=[])
     args = parser.parse_args(argv)
-    Handler.faults = Faults(args.rate, args.seed, args.slow, args.log, args.upstream)
+    Handler.faults = Faults(args.rate, args.seed, args.slow, args.log, args.upstream,
+                            args.deny_assume_role)
     server = Server(("127.0.0.1", args.port), Handler)
     server.serve_forever()
 

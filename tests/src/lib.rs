@@ -301,6 +301,21 @@ pub struct FaultPlan {
 
 impl FaultProxy {
     pub fn start(upstream: &MotoServer, plan: FaultPlan) -> FaultProxy {
+        FaultProxy::launch(upstream, plan, &[])
+    }
+
+    /// A proxy that injects no fault but answers AssumeRole on `roles` with AccessDenied, as
+    /// AWS does for a member role that is missing or does not trust the caller.
+    pub fn denying_roles(upstream: &MotoServer, roles: &[&str]) -> FaultProxy {
+        let plan = FaultPlan {
+            rate: 0.0,
+            seed: 1,
+            slow: Duration::from_secs(1),
+        };
+        FaultProxy::launch(upstream, plan, roles)
+    }
+
+    fn launch(upstream: &MotoServer, plan: FaultPlan, denied_roles: &[&str]) -> FaultProxy {
         let port = free_loopback_port();
         let log_dir = workspace_root().join("target/moto-logs");
         std::fs::create_dir_all(&log_dir).expect("cannot create target/moto-logs");
@@ -315,6 +330,7 @@ impl FaultProxy {
             .args(["--slow", &plan.slow.as_secs_f64().to_string()])
             .arg("--log")
             .arg(&log)
+            .args(denied_roles.iter().flat_map(|r| ["--deny-assume-role", r]))
             .stdin(Stdio::null())
             .spawn()
             .expect("cannot start the fault proxy");

@@ -529,3 +529,114 @@ async fn alarm_notifier_reads_a_member_accounts_alarm_key_through_its_member_rol
         "[test] FIRING: KMS decrypt volume on alias/member-payments (eu-west-1)"
     );
 }
+
+// A member account whose role is missing (AWS answers AssumeRole with AccessDenied; moto would
+// assume any role, so a proxy in front of it answers as AWS does): the sweep reports that
+// account once, with the role and the fix, and still corrects the other accounts' keys; an
+// event from that account is reported the same way and nothing else is called for it.
+#[tokio::test]
+async fn a_member_account_without_its_role_is_reported_and_the_others_are_still_swept() {
+    let bed = TestBed::start_organization().await;
+    let denied_role = format!("arn:aws:iam::{THIRD}:role/{MEMBER_ROLE}");
+    let proxy = integration_tests::FaultProxy::denying_roles(&bed.moto, &[&denied_role]);
+    let hub_key = drifted_key(&bed, integration_tests::ACCOUNT_ID, REGION).await;
+    let member_key = drifted_key(&bed, MEMBER, REGION).await;
+    let third_key = drifted_key(&bed, THIRD, REGION).await;
+    let accounts = format!("{MEMBER},{THIRD}");
+    let config = config(
+        &bed.topic_arn,
+        &[
+            ("MODE", "enforce"),
+            ("KMS_ADMIN_ROLE_ARNS", ""),
+            ("MEMBER_ROLE_NAME", MEMBER_ROLE),
+            ("MEMBER_EXTERNAL_ID", "hub-test"),
+            ("SWEEP_ACCOUNTS", &accounts),
+        ],
+    );
+    // The hub's own credentials, every request through the proxy.
+    let sdk = proxy
+        .sdk_config(std::time::Duration::from_secs(10))
+        .await
+        .to_builder()
+        .credentials_provider(bed.sdk.credentials_provider().unwrap())
+        .build();
+    let deps = Deps {
+        clients: AwsClients::for_function(sdk, &config.common, "policy-drift"),
+        config,
+        own: (),
+    };
+
+    let outcome = function_handler(
+        LambdaEvent::new(
+            sample_event("policy-drift/scheduled-sweep.json", ""),
+            Context::default(),
+        ),
+        &deps,
+    )
+    .await
+    .unwrap();
+    let Outcome::Sweep(report) = outcome else {
+        panic!("expected a sweep report, got {outcome:?}")
+    };
+    assert_eq!(report.corrected, 2, "{report:?}");
+    let third = report
+        .regions
+        .iter()
+        .find(|r| r.account == THIRD)
+        .expect("the third account's part");
+    assert_eq!(third.error.as_ref().unwrap().error_type, "AccessDenied");
+    for key in [&hub_key, &member_key] {
+        assert!(
+            !policy_of(&bed, key).await.contains("999988887777"),
+            "{key}"
+        );
+    }
+    assert!(policy_of(&bed, &third_key).await.contains("999988887777"));
+
+    let notes = bed.notifications().await;
+    let denied: Vec<_> = notes
+        .iter()
+        .filter(|n| n.subject.contains("could not sweep"))
+        .collect();
+    assert_eq!(denied.len(), 1, "{notes:?}");
+    assert_eq!(
+        denied[0].subject,
+        format!("[test] KMS guardrail could not sweep account {THIRD} in Region {REGION}")
+    );
+    assert!(
+        denied[0].message.contains(&denied_role),
+        "{}",
+        denied[0].message
+    );
+    assert!(
+        denied[0].message.contains("spoke.yaml"),
+        "{}",
+        denied[0].message
+    );
+    assert_eq!(
+        notes.len(),
+        3,
+        "two corrections and the account not swept: {notes:?}"
+    );
+
+    // An event about the unreachable account's key: reported once, nothing written.
+    let key_id = third_key.rsplit('/').next().unwrap();
+    let outcome = function_handler(
+        LambdaEvent::new(member_event(key_id, THIRD), Context::default()),
+        &deps,
+    )
+    .await
+    .unwrap();
+    let text = serde_json::to_string(&outcome).unwrap();
+    assert!(text.contains("\"failed\""), "{text}");
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0]
+            .subject
+            .contains(&format!("cannot reach account {THIRD}")),
+        "{}",
+        notes[0].subject
+    );
+    assert!(policy_of(&bed, &third_key).await.contains("999988887777"));
+}

@@ -50,6 +50,15 @@ pub fn env(self_role: &str, extra: &[(&str, &str)]) -> impl Fn(&str) -> Option<S
     }
 }
 
+/// policy-drift speaking in enforce mode, labelled `prod`: the voice the message tests read.
+pub fn speaker() -> crate::notify::Speaker<'static> {
+    crate::notify::Speaker {
+        function: "policy-drift",
+        mode: crate::config::Mode::Enforce,
+        environment: Some("prod"),
+    }
+}
+
 /// An enabled, customer-managed, symmetric single-Region key at `arn`.
 pub fn key(arn: &str) -> KeyInfo {
     let arn = Arn::parse(arn).expect("a key ARN");

@@ -41,6 +41,19 @@ fn member_sample(name: &str, key_id: &str, account: &str) -> Value {
     event
 }
 
+/// policy-drift in enforce mode reaching member accounts through MEMBER_ROLE, with no admin
+/// role (the configured one is the hub's), and `extra` on top.
+fn hub_config(bed: &TestBed, extra: &[(&str, &str)]) -> policy_drift::Config {
+    let mut env = vec![
+        ("MODE", "enforce"),
+        ("KMS_ADMIN_ROLE_ARNS", ""),
+        ("MEMBER_ROLE_NAME", MEMBER_ROLE),
+        ("MEMBER_EXTERNAL_ID", "hub-test"),
+    ];
+    env.extend_from_slice(extra);
+    config(&bed.topic_arn, &env)
+}
+
 #[tokio::test]
 async fn an_event_from_a_member_account_is_corrected_through_its_member_role() {
     let bed = TestBed::start_organization().await;
@@ -73,15 +86,7 @@ async fn an_event_from_a_member_account_is_corrected_through_its_member_role() {
         .unwrap();
     assert!(key.arn().unwrap().contains(MEMBER), "{:?}", key.arn());
 
-    let config = config(
-        &bed.topic_arn,
-        &[
-            ("MODE", "enforce"),
-            ("KMS_ADMIN_ROLE_ARNS", ""),
-            ("MEMBER_ROLE_NAME", MEMBER_ROLE),
-            ("MEMBER_EXTERNAL_ID", "hub-test"),
-        ],
-    );
+    let config = hub_config(&bed, &[]);
     let clients = AwsClients::for_function(bed.sdk.clone(), &config.common, "policy-drift");
     let deps = Deps {
         config,
@@ -262,13 +267,9 @@ async fn a_sweep_over_three_accounts_and_two_regions_is_fanned_out_and_summarise
         .unwrap();
     let accounts = format!("{MEMBER},{THIRD}");
     let regions = format!("{REGION},{OTHER_REGION}");
-    let config = config(
-        &bed.topic_arn,
+    let config = hub_config(
+        &bed,
         &[
-            ("MODE", "enforce"),
-            ("KMS_ADMIN_ROLE_ARNS", ""),
-            ("MEMBER_ROLE_NAME", MEMBER_ROLE),
-            ("MEMBER_EXTERNAL_ID", "hub-test"),
             ("SWEEP_ACCOUNTS", &accounts),
             ("SWEEP_REGIONS", &regions),
             ("SWEEP_QUEUE_URL", &queue_url),
@@ -543,16 +544,7 @@ async fn a_member_account_without_its_role_is_reported_and_the_others_are_still_
     let member_key = drifted_key(&bed, MEMBER, REGION).await;
     let third_key = drifted_key(&bed, THIRD, REGION).await;
     let accounts = format!("{MEMBER},{THIRD}");
-    let config = config(
-        &bed.topic_arn,
-        &[
-            ("MODE", "enforce"),
-            ("KMS_ADMIN_ROLE_ARNS", ""),
-            ("MEMBER_ROLE_NAME", MEMBER_ROLE),
-            ("MEMBER_EXTERNAL_ID", "hub-test"),
-            ("SWEEP_ACCOUNTS", &accounts),
-        ],
-    );
+    let config = hub_config(&bed, &[("SWEEP_ACCOUNTS", &accounts)]);
     // The hub's own credentials, every request through the proxy.
     let sdk = proxy
         .sdk_config(std::time::Duration::from_secs(10))

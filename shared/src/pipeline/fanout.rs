@@ -383,7 +383,6 @@ pub fn not_swept(item: &WorkItem, error: &GuardrailError) -> PartTally {
 mod tests {
     use super::*;
     use crate::base::region::Region;
-    use crate::config::Mode;
 
     fn scope(account: &str, region: &str) -> Scope {
         Scope {
@@ -392,13 +391,7 @@ mod tests {
         }
     }
 
-    fn speaker() -> Speaker<'static> {
-        Speaker {
-            function: "policy-drift",
-            mode: Mode::Enforce,
-            environment: Some("prod"),
-        }
-    }
+    use crate::testing::speaker;
 
     #[test]
     fn one_work_item_per_account_and_region_each_knowing_the_count() {

@@ -287,16 +287,9 @@ pub fn utc(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Mode;
     use crate::notify::outcome::KeyFailure;
 
-    fn speaker() -> Speaker<'static> {
-        Speaker {
-            function: "policy-drift",
-            mode: Mode::Enforce,
-            environment: Some("prod"),
-        }
-    }
+    use crate::testing::speaker;
 
     #[test]
     fn times_are_written_in_utc() {

@@ -300,8 +300,10 @@ pub enum Outcome {
     Sweep(SweepReport),
     /// A schedule that enqueued its sweep's parts, one per (account, Region).
     FanOut(FanOutReport),
-    /// Parts of a fanned-out sweep, from SQS; `batchItemFailures` names the ones SQS must
-    /// deliver again.
+    /// Parts of a fanned-out sweep, from SQS. Serialized as exactly the partial batch
+    /// response Lambda documents (`{"batchItemFailures": [...]}`), with no tag: each part's
+    /// counts are in the log and the state table.
+    #[serde(untagged)]
     SweepWork(WorkReport),
 }
 
@@ -370,6 +372,7 @@ pub struct FanOutReport {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkReport {
+    #[serde(skip_serializing)]
     pub parts: Vec<PartDone>,
     /// The Lambda SQS partial batch response: these messages return to the queue.
     #[serde(rename = "batchItemFailures")]
@@ -406,4 +409,41 @@ pub enum Delivery {
     FallbackQueue {
         message_id: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Lambda reads an SQS batch's answer as `{"batchItemFailures": [{"itemIdentifier": ID}]}`
+    // (AWS Lambda Developer Guide, "Implementing partial batch responses"): nothing else is
+    // sent, so no other field can be misread.
+    #[test]
+    fn sweep_work_answers_with_exactly_the_partial_batch_response() {
+        let work = Outcome::SweepWork(WorkReport {
+            parts: vec![PartDone {
+                sweep: "e-1".into(),
+                part: "111122223333/eu-west-1".into(),
+                tally: PartTally::default(),
+                done: Some(1),
+                of: 2,
+                summary_sent: false,
+            }],
+            batch_item_failures: vec![BatchItemFailure {
+                item_identifier: "m-2".into(),
+            }],
+        });
+        assert_eq!(
+            serde_json::to_value(&work).unwrap(),
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m-2"}]})
+        );
+        let none = Outcome::SweepWork(WorkReport {
+            parts: Vec::new(),
+            batch_item_failures: Vec::new(),
+        });
+        assert_eq!(
+            serde_json::to_value(&none).unwrap(),
+            serde_json::json!({"batchItemFailures": []})
+        );
+    }
 }

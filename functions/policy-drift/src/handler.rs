@@ -18,7 +18,7 @@ use shared::GuardrailError;
 use crate::commands::CommandReport;
 use crate::config::Config;
 use crate::per_key::{self, PerKeyFacts};
-use crate::plan::{decide_by_baseline, Correct, Plan, RotationRead};
+use crate::plan::{decide_by_baseline, rotation_applies, Correct, Plan, RotationRead};
 
 pub const FUNCTION: &str = "policy-drift";
 
@@ -86,12 +86,6 @@ pub async fn function_handler(
 
 /// Grant calls change nothing policy-drift compares when every key has the one baseline.
 const GRANT_EVENTS: &[&str] = &["CreateGrant", "RevokeGrant", "RetireGrant"];
-
-/// Replicas share the primary's rotation; asymmetric, HMAC and imported keys cannot rotate.
-/// Per key, the record says whether rotation is wanted, so it is always read.
-fn rotation_applies(config: &Config, key: &KeyInfo) -> bool {
-    (config.rotation.enabled || config.per_key().is_some()) && key.rotatable && !key.is_replica()
-}
 
 impl Guardrail for PolicyDrift {
     /// Organizations' sweeps run on the stack's sweep queue (template: FanOutSweeps).

@@ -120,6 +120,12 @@ pub enum RotationRead {
     Deferred,
 }
 
+/// Replicas share the primary's rotation; asymmetric, HMAC and imported keys cannot rotate.
+/// Per key, the record says whether rotation is wanted, so it is always read.
+pub fn rotation_applies(config: &Config, key: &KeyInfo) -> bool {
+    (config.rotation.enabled || config.per_key().is_some()) && key.rotatable && !key.is_replica()
+}
+
 pub enum Plan {
     /// The desired policy for this key fails a safety check: nothing is compared or written.
     Blocked(Vec<String>),

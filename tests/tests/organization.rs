@@ -17,9 +17,49 @@ use shared::policy::model::Policy;
 const MEMBER: &str = "444455556666";
 const MEMBER_ROLE: &str = "kms-guardrails-member";
 
-/// A KMS client acting in `account`.
-async fn kms_in(bed: &TestBed, account: &str) -> aws_sdk_kms::Client {
-    aws_sdk_kms::Client::new(&bed.sdk_in(account).await)
+/// A KMS client acting in `account` and `region`.
+async fn kms_in(bed: &TestBed, account: &str, region: &str) -> aws_sdk_kms::Client {
+    let sdk = bed
+        .sdk_in(account)
+        .await
+        .to_builder()
+        .region(aws_config::Region::new(region.to_string()))
+        .build();
+    aws_sdk_kms::Client::new(&sdk)
+}
+
+/// A key tagged guardrails:managed=true in `account` and `region` with `policy`: its ARN.
+async fn managed_key(
+    bed: &TestBed,
+    account: &str,
+    region: &str,
+    description: &str,
+    policy: &str,
+) -> String {
+    kms_in(bed, account, region)
+        .await
+        .create_key()
+        .description(description)
+        .tags(
+            aws_sdk_kms::types::Tag::builder()
+                .tag_key("guardrails:managed")
+                .tag_value("true")
+                .build()
+                .unwrap(),
+        )
+        .policy(policy)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap()
+}
+
+/// The key id at the end of a key ARN.
+fn key_id_of(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap()
 }
 
 /// The sample PutKeyPolicy record, made in `account` on `key_id`.
@@ -57,7 +97,6 @@ fn hub_config(bed: &TestBed, extra: &[(&str, &str)]) -> policy_drift::Config {
 #[tokio::test]
 async fn an_event_from_a_member_account_is_corrected_through_its_member_role() {
     let bed = TestBed::start_organization().await;
-    let member_kms = kms_in(&bed, MEMBER).await;
     // Root access and CloudWatch Logs, rendered for the member account (no admin role: the
     // configured one belongs to the hub).
     let mut baseline: Value =
@@ -68,23 +107,9 @@ async fn an_event_from_a_member_account_is_corrected_through_its_member_role() {
         .unwrap()
         .retain(|s| s["Principal"]["AWS"] != json!([]));
     let baseline = baseline.to_string();
-    let key = member_kms
-        .create_key()
-        .description("member app key")
-        .tags(
-            aws_sdk_kms::types::Tag::builder()
-                .tag_key("guardrails:managed")
-                .tag_value("true")
-                .build()
-                .unwrap(),
-        )
-        .policy(r#"{"Version":"2012-10-17","Statement":[{"Sid":"Open","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},{"Sid":"TemporaryDebugAccess","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":"kms:Decrypt","Resource":"*"}]}"#)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
-    assert!(key.arn().unwrap().contains(MEMBER), "{:?}", key.arn());
+    let arn = managed_key(&bed, MEMBER, REGION, "member app key", r#"{"Version":"2012-10-17","Statement":[{"Sid":"Open","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"kms:*","Resource":"*"},{"Sid":"TemporaryDebugAccess","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":"kms:Decrypt","Resource":"*"}]}"#).await;
+    assert!(arn.contains(MEMBER), "{arn}");
+    let key_id = key_id_of(&arn);
 
     let config = hub_config(&bed, &[]);
     let clients = AwsClients::for_function(bed.sdk.clone(), &config.common, "policy-drift");
@@ -94,7 +119,7 @@ async fn an_event_from_a_member_account_is_corrected_through_its_member_role() {
         own: (),
     };
     let outcome = function_handler(
-        LambdaEvent::new(member_event(key.key_id(), MEMBER), Context::default()),
+        LambdaEvent::new(member_event(key_id, MEMBER), Context::default()),
         &deps,
     )
     .await
@@ -105,15 +130,7 @@ async fn an_event_from_a_member_account_is_corrected_through_its_member_role() {
     assert_eq!(outcome.status, Status::Corrected);
 
     // The member account's key now holds the member account's baseline.
-    let policy = member_kms
-        .get_key_policy()
-        .key_id(key.key_id())
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
+    let policy = policy_of(&bed, &arn).await;
     let diff = Policy::parse(&policy)
         .unwrap()
         .diff_against(&Policy::parse(&baseline).unwrap());
@@ -130,13 +147,10 @@ async fn an_event_from_a_member_account_is_corrected_through_its_member_role() {
     assert_eq!(
         notes[0].subject,
         "[test] KMS key policy drift corrected: member app key (eu-west-1)"
-            .replace("member app key", key.key_id())
+            .replace("member app key", key_id)
     );
     let hub_keys = bed.kms.list_keys().send().await.unwrap();
-    assert!(hub_keys
-        .keys()
-        .iter()
-        .all(|k| k.key_id() != Some(key.key_id())));
+    assert!(hub_keys.keys().iter().all(|k| k.key_id() != Some(key_id)));
 }
 
 #[tokio::test]
@@ -172,33 +186,11 @@ const DEBUG_GRANT: &str = r#"{"Sid":"TemporaryDebugAccess","Effect":"Allow","Pri
 
 /// A managed key in `account` and `region` whose policy lets a stranger decrypt.
 async fn drifted_key(bed: &TestBed, account: &str, region: &str) -> String {
-    let sdk = bed
-        .sdk_in(account)
-        .await
-        .to_builder()
-        .region(aws_config::Region::new(region.to_string()))
-        .build();
     let policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Root","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}},{DEBUG_GRANT}]}}"#
     );
-    aws_sdk_kms::Client::new(&sdk)
-        .create_key()
-        .description(format!("app key {account} {region}"))
-        .tags(
-            aws_sdk_kms::types::Tag::builder()
-                .tag_key("guardrails:managed")
-                .tag_value("true")
-                .build()
-                .unwrap(),
-        )
-        .policy(policy)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .arn
-        .unwrap()
+    let description = format!("app key {account} {region}");
+    managed_key(bed, account, region, &description, &policy).await
 }
 
 async fn policy_of(bed: &TestBed, arn: &str) -> String {
@@ -206,15 +198,10 @@ async fn policy_of(bed: &TestBed, arn: &str) -> String {
         arn.split(':').nth(4).unwrap(),
         arn.split(':').nth(3).unwrap(),
     );
-    let sdk = bed
-        .sdk_in(account)
+    kms_in(bed, account, region)
         .await
-        .to_builder()
-        .region(aws_config::Region::new(region.to_string()))
-        .build();
-    aws_sdk_kms::Client::new(&sdk)
         .get_key_policy()
-        .key_id(arn.rsplit('/').next().unwrap())
+        .key_id(key_id_of(arn))
         .policy_name("default")
         .send()
         .await
@@ -413,22 +400,8 @@ async fn root_access_revoker_removes_a_member_accounts_root_through_its_member_r
         "Principal": {"AWS": [member_admin, member_role]}, "Action": "kms:*", "Resource": "*"});
     let root = json!({"Sid": "EnableRootAccess", "Effect": "Allow",
         "Principal": {"AWS": format!("arn:aws:iam::{MEMBER}:root")}, "Action": "kms:*", "Resource": "*"});
-    let member_kms = aws_sdk_kms::Client::new(&member_sdk);
-    let key = member_kms
-        .create_key()
-        .tags(
-            aws_sdk_kms::types::Tag::builder()
-                .tag_key("guardrails:managed")
-                .tag_value("true")
-                .build()
-                .unwrap(),
-        )
-        .policy(json!({"Version": "2012-10-17", "Statement": [root, admins.clone()]}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
+    let policy = json!({"Version": "2012-10-17", "Statement": [root, admins.clone()]});
+    let arn = managed_key(&bed, MEMBER, REGION, "member key", &policy.to_string()).await;
     let config = integration_tests::revoker_config(
         &bed.topic_arn,
         &[
@@ -441,7 +414,7 @@ async fn root_access_revoker_removes_a_member_accounts_root_through_its_member_r
     let deps = root_access_revoker::deps::new(config, clients);
     let event = member_sample(
         "root-access-revoker/put-key-policy.json",
-        key.key_id(),
+        key_id_of(&arn),
         MEMBER,
     );
     let response =
@@ -452,16 +425,7 @@ async fn root_access_revoker_removes_a_member_accounts_root_through_its_member_r
         panic!("expected a key outcome, got {response:?}")
     };
     assert_eq!(outcome.status, Status::Corrected, "{outcome:?}");
-    let policy = member_kms
-        .get_key_policy()
-        .key_id(key.key_id())
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
-    let after = Policy::parse(&policy).unwrap();
+    let after = Policy::parse(&policy_of(&bed, &arn).await).unwrap();
     let expected =
         Policy::parse(&json!({"Version": "2012-10-17", "Statement": [admins]}).to_string())
             .unwrap();
@@ -484,7 +448,7 @@ async fn root_access_revoker_removes_a_member_accounts_root_through_its_member_r
 #[tokio::test]
 async fn alarm_notifier_reads_a_member_accounts_alarm_key_through_its_member_role() {
     let bed = TestBed::start_organization().await;
-    let member_kms = kms_in(&bed, MEMBER).await;
+    let member_kms = kms_in(&bed, MEMBER, REGION).await;
     let key = member_kms
         .create_key()
         .description("member payments key")
@@ -612,7 +576,7 @@ async fn a_member_account_without_its_role_is_reported_and_the_others_are_still_
     );
 
     // An event about the unreachable account's key: reported once, nothing written.
-    let key_id = third_key.rsplit('/').next().unwrap();
+    let key_id = key_id_of(&third_key);
     let outcome = function_handler(
         LambdaEvent::new(member_event(key_id, THIRD), Context::default()),
         &deps,

@@ -346,6 +346,21 @@ impl PartTally {
         }
     }
 
+    /// A tally from its counters by name (the names of [`PartTally::counters`]).
+    pub fn from_counters(count: impl Fn(&str) -> u64, not_swept: Vec<String>) -> PartTally {
+        PartTally {
+            managed: count("managed"),
+            compliant: count("compliant"),
+            corrected: count("corrected"),
+            reported: count("reported"),
+            blocked: count("blocked"),
+            failed: count("failed"),
+            retry_later: count("retry_later"),
+            not_started: count("not_started"),
+            not_swept,
+        }
+    }
+
     /// The counters by name, as the state table sums them.
     pub fn counters(&self) -> [(&'static str, u64); 8] {
         [
@@ -418,6 +433,27 @@ mod tests {
     // Lambda reads an SQS batch's answer as `{"batchItemFailures": [{"itemIdentifier": ID}]}`
     // (AWS Lambda Developer Guide, "Implementing partial batch responses"): nothing else is
     // sent, so no other field can be misread.
+    #[test]
+    fn a_tally_read_back_from_its_counters_is_the_same_tally() {
+        let tally = PartTally {
+            managed: 9,
+            compliant: 1,
+            corrected: 2,
+            reported: 3,
+            blocked: 4,
+            failed: 5,
+            retry_later: 6,
+            not_started: 7,
+            not_swept: vec!["444455556666/us-east-1: AccessDenied".into()],
+        };
+        let counters = tally.counters();
+        let read = PartTally::from_counters(
+            |name| counters.iter().find(|(n, _)| *n == name).map_or(0, |c| c.1),
+            tally.not_swept.clone(),
+        );
+        assert_eq!(read, tally);
+    }
+
     #[test]
     fn sweep_work_answers_with_exactly_the_partial_batch_response() {
         let work = Outcome::SweepWork(WorkReport {

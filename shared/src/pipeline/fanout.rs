@@ -279,17 +279,7 @@ fn progress_of(counted: bool, item: &Item) -> Progress {
         counted,
         done: number("done"),
         parts: number("parts"),
-        totals: PartTally {
-            managed: number("managed"),
-            compliant: number("compliant"),
-            corrected: number("corrected"),
-            reported: number("reported"),
-            blocked: number("blocked"),
-            failed: number("failed"),
-            retry_later: number("retry_later"),
-            not_started: number("not_started"),
-            not_swept,
-        },
+        totals: PartTally::from_counters(number, not_swept),
         summary_sent: item.contains_key("summary_at"),
         time: item
             .get("sweep_time")

@@ -452,25 +452,23 @@ async fn on_work<G: Guardrail>(
         .map_or(DEFAULT_SWEEP_MAX_RECEIVES, |f| f.max_receives);
     let (mut parts, mut failures) = (Vec::new(), Vec::new());
     for delivery in batch {
-        let span = info_span!("part", message_id = %delivery.message_id);
-        let result = if invocation.deadline.too_close() {
-            tracing::warn!(message_id = %delivery.message_id, "sweep part not started: the invocation deadline is near; SQS delivers it again");
-            failures.push(BatchItemFailure {
-                item_identifier: delivery.message_id.clone(),
-            });
-            continue;
-        } else {
-            work_part::<G>(deps, invocation, &ledger, max_receives, delivery)
-                .instrument(span)
-                .await
+        let returned = BatchItemFailure {
+            item_identifier: delivery.message_id.clone(),
         };
-        match result {
+        if invocation.deadline.too_close() {
+            tracing::warn!(message_id = %delivery.message_id, "sweep part not started: the invocation deadline is near; SQS delivers it again");
+            failures.push(returned);
+            continue;
+        }
+        let span = info_span!("part", message_id = %delivery.message_id);
+        match work_part::<G>(deps, invocation, &ledger, max_receives, delivery)
+            .instrument(span)
+            .await
+        {
             Ok(done) => parts.extend(done),
             Err(e) => {
                 tracing::error!(message_id = %delivery.message_id, error_type = e.error_type(), error = %e, "sweep part not finished: SQS delivers it again");
-                failures.push(BatchItemFailure {
-                    item_identifier: delivery.message_id.clone(),
-                });
+                failures.push(returned);
             }
         }
     }

@@ -98,18 +98,14 @@ pub(crate) fn cloudwatch(deps: &Deps, region: &str) -> aws_sdk_cloudwatch::Clien
     deps.clients.regional(&deps.own.cloudwatch, region)
 }
 
-/// CloudWatch in `account`: this account's client, or one on a member account's member role
-/// (built per call: only an alarm without a KeyId dimension needs it).
+/// CloudWatch in `account`: this account's client, or one on a member account's member role.
 pub(crate) fn cloudwatch_in(
     deps: &Deps,
     account: &str,
     region: &str,
 ) -> aws_sdk_cloudwatch::Client {
-    let home = &deps.config.common.account_id;
-    if account.is_empty() || account == home || !deps.clients.serves(account, home) {
-        return cloudwatch(deps, region);
-    }
-    shared::regional_client!(aws_sdk_cloudwatch)(&deps.clients.sdk_for(account), region)
+    deps.clients
+        .regional_in(&deps.own.cloudwatch, account, region)
 }
 
 /// The Lambda entry: the one door, with alarm-notifier's routes.

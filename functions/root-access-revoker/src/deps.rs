@@ -1,7 +1,6 @@
 //! What the revoker needs from AWS beyond the shared clients: IAM and Access Analyzer, each a
 //! [`Regional`] cache built on first use, and the admin roles' facts read once a minute.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use shared::aws::{AwsClients, Regional};
@@ -22,8 +21,6 @@ pub type Deps = shared::pipeline::Deps<Config, Clients>;
 pub struct Clients {
     pub iam: Regional<aws_sdk_iam::Client>,
     pub analyzer: Regional<aws_sdk_accessanalyzer::Client>,
-    /// IAM in member accounts, through their member role: an admin role is read where it is.
-    member_iam: std::sync::Mutex<HashMap<String, aws_sdk_iam::Client>>,
     role_facts: Mutex<Option<(Instant, Vec<AdminRole>)>>,
 }
 
@@ -32,7 +29,6 @@ impl Default for Clients {
         Clients {
             iam: Regional::new(shared::regional_client!(aws_sdk_iam)),
             analyzer: Regional::new(shared::regional_client!(aws_sdk_accessanalyzer)),
-            member_iam: std::sync::Mutex::default(),
             role_facts: Mutex::new(None),
         }
     }
@@ -74,21 +70,11 @@ pub fn iam(deps: &Deps) -> aws_sdk_iam::Client {
         .regional(&deps.own.iam, &deps.config.common.region)
 }
 
-/// IAM in `account`: this account's client, or one on the member account's member role.
+/// IAM in `account`: this account's client, or one on the member account's member role, so
+/// an admin role is read where it is.
 pub fn iam_in(deps: &Deps, account: &str) -> aws_sdk_iam::Client {
-    if account == deps.config.common.account_id || account.is_empty() {
-        return iam(deps);
-    }
-    let region = deps.config.common.region.to_string();
-    deps.own
-        .member_iam
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(account.to_string())
-        .or_insert_with(|| {
-            shared::regional_client!(aws_sdk_iam)(&deps.clients.sdk_for(account), &region)
-        })
-        .clone()
+    deps.clients
+        .regional_in(&deps.own.iam, account, &deps.config.common.region)
 }
 
 pub fn analyzer(deps: &Deps) -> aws_sdk_accessanalyzer::Client {

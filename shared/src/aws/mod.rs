@@ -163,6 +163,15 @@ impl<C: Clone> Regional<C> {
             .clone()
     }
 
+    /// The client under `key` (another account's, in `region`), built from `sdk()` the first
+    /// time.
+    fn get_keyed(&self, key: String, region: &str, sdk: impl FnOnce() -> SdkConfig) -> C {
+        self.lock()
+            .entry(key)
+            .or_insert_with(|| (self.build)(&sdk(), region))
+            .clone()
+    }
+
     /// Uses `client` for `region`; tests hand in mocked or emulator clients this way.
     pub fn insert(&self, region: &str, client: C) {
         self.lock().insert(region.to_string(), client);
@@ -205,12 +214,11 @@ pub struct AwsClients {
     paces: Paces,
 }
 
-/// The clients of member accounts, per (account, Region), all on one session cache.
+/// The member accounts' sessions; their clients live in the same [`Regional`] caches as this
+/// account's, under `account/region`.
 struct Members {
     home: String,
     sessions: std::sync::Arc<accounts::MemberSessions>,
-    kms: Mutex<HashMap<(String, String), aws_sdk_kms::Client>>,
-    tagging: Mutex<HashMap<(String, String), aws_sdk_resourcegroupstagging::Client>>,
 }
 
 impl Members {
@@ -224,20 +232,6 @@ impl Members {
             .credentials_provider(SharedCredentialsProvider::new(credentials))
             .build()
     }
-}
-
-/// A client of `map` for (account, region), built by `build` the first time.
-fn member_client<C: Clone>(
-    map: &Mutex<HashMap<(String, String), C>>,
-    account: &str,
-    region: &str,
-    build: impl FnOnce() -> C,
-) -> C {
-    map.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry((account.to_string(), region.to_string()))
-        .or_insert_with(build)
-        .clone()
 }
 
 impl AwsClients {
@@ -276,8 +270,6 @@ impl AwsClients {
         self.members = Some(Members {
             home: home.to_string(),
             sessions: std::sync::Arc::new(sessions),
-            kms: Mutex::default(),
-            tagging: Mutex::default(),
         });
         self
     }
@@ -293,9 +285,12 @@ impl AwsClients {
         self.paces.wait(account, region, paced).await;
     }
 
-    /// The member account's sessions, when other accounts are reached.
+    /// The member account's sessions, when `account` is another account reached through its
+    /// member role (an empty account is this one).
     fn member<'a>(&'a self, account: &str) -> Option<&'a Members> {
-        self.members.as_ref().filter(|m| m.home != account)
+        self.members
+            .as_ref()
+            .filter(|m| m.home != account && !account.is_empty())
     }
 
     /// Whether keys of `account` can be reached at all: this account, or any account when a
@@ -313,36 +308,25 @@ impl AwsClients {
         }
     }
 
-    /// The SDK configuration for calls in `account`: this account's own, or one on the member
-    /// role's credentials; a function builds its own services' clients from it.
-    pub fn sdk_for(&self, account: &str) -> SdkConfig {
+    /// A service of `cache` in `account` and `region`: this account's client, or one on the
+    /// member role, each built once.
+    pub fn regional_in<C: Clone>(&self, cache: &Regional<C>, account: &str, region: &str) -> C {
         match self.member(account) {
-            None => self.sdk.clone(),
-            Some(members) => members.sdk(&self.sdk, account),
+            None => self.regional(cache, region),
+            Some(members) => cache.get_keyed(format!("{account}/{region}"), region, || {
+                members.sdk(&self.sdk, account)
+            }),
         }
     }
 
     /// KMS in `account` and `region`: this account's client, or one on the member role.
     pub fn kms_in(&self, account: &str, region: &str) -> aws_sdk_kms::Client {
-        match self.member(account) {
-            None => self.kms(region),
-            Some(members) => member_client(&members.kms, account, region, || {
-                regional_client!(aws_sdk_kms)(&members.sdk(&self.sdk, account), region)
-            }),
-        }
+        self.regional_in(&self.kms, account, region)
     }
 
     /// The Tagging API in `account` and `region`.
     pub fn tagging_in(&self, account: &str, region: &str) -> aws_sdk_resourcegroupstagging::Client {
-        match self.member(account) {
-            None => self.tagging(region),
-            Some(members) => member_client(&members.tagging, account, region, || {
-                regional_client!(aws_sdk_resourcegroupstagging)(
-                    &members.sdk(&self.sdk, account),
-                    region,
-                )
-            }),
-        }
+        self.regional_in(&self.tagging, account, region)
     }
 
     pub fn sdk(&self) -> &SdkConfig {

@@ -1202,11 +1202,13 @@ async fn under_injected_faults_every_drifted_key_is_corrected_whole_and_announce
         if let Some(fault) = request["fault"].as_str() {
             *figures.faults.entry(fault.to_string()).or_default() += 1;
         }
-        // An answer the client may never have seen: reset after the request landed, or near
-        // the attempt timeout (a slow fault, or moto slow on a loaded machine). The proxy
-        // times only its own part; the client's wait before the proxy reads the request can
-        // be half the timeout on a loaded 2-core machine, hence the margin.
+        // An answer the client may never have seen: reset after the request landed, the
+        // client gone when the answer was ready, or near the attempt timeout (a slow fault, or
+        // moto slow on a loaded machine). The proxy times only its own part; the client's wait
+        // before the proxy reads the request can be half the timeout on a loaded 2-core
+        // machine, hence the margin.
         let answer_lost = matches!(request["fault"].as_str(), Some("reset_after" | "slow"))
+            || request["client_gone"] == true
             || (request["forwarded"] == true
                 && request["seconds"].as_f64().unwrap_or_default()
                     >= attempt_timeout.as_secs_f64() * 0.5);

@@ -11,6 +11,7 @@ use shared::aws::Regional;
 use shared::notify::outcome::{Delivery, Outcome};
 use shared::notify::Cause;
 use shared::pipeline::{Audit, Guardrail, Invocation, Response};
+use shared::runtime::metrics::Measures;
 use shared::triggers::events::Trigger;
 use shared::triggers::gate::HandledEvents;
 use shared::GuardrailError;
@@ -144,6 +145,21 @@ impl Guardrail for AlarmNotifier {
     }
 
     type Report = AlarmReport;
+
+    fn measure(report: &AlarmReport) -> Measures {
+        match report {
+            AlarmReport::Alarm { .. } => Measures::default(),
+            AlarmReport::SilentAlarms {
+                silent,
+                regions_not_checked,
+                ..
+            } => Measures {
+                findings: silent.len() as u64,
+                regions_not_swept: regions_not_checked.len() as u64,
+                ..Measures::default()
+            },
+        }
+    }
     type Config = Config;
     type Clients = Clients;
     type Facts = KeyFacts;

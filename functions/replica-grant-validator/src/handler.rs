@@ -13,6 +13,7 @@ use shared::pipeline::journal::PlannedWrites;
 use shared::pipeline::notices::SweepMemory;
 use shared::pipeline::resolve::Resolution;
 use shared::pipeline::{handle, Audit, Guardrail, SweepMessages};
+use shared::runtime::metrics::Measures;
 use shared::triggers::events::{parse_trigger, KeyLocator, Trigger};
 use shared::triggers::gate::{EventGate, HandledEvents};
 use shared::GuardrailError;
@@ -78,6 +79,10 @@ impl Guardrail for ReplicaGrantValidator {
     type Clients = Clients;
 
     type Report = Box<ValidationReport>;
+
+    fn measure(report: &Box<ValidationReport>) -> Measures {
+        report.measures()
+    }
 
     /// PutBucketReplication, once the gate admits it: the bucket's rules against the replicas
     /// they name. Everything else goes down the pipeline (whose gate skips what it must).

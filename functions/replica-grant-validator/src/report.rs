@@ -6,6 +6,7 @@ use shared::base::region::Region;
 use shared::config::Mode;
 use shared::notify::outcome::Delivery;
 use shared::notify::outcome::{Action, Finding, FindingKind, SweepReport};
+use shared::runtime::metrics::Measures;
 
 use crate::buckets::BucketReport;
 use crate::replicas::{PolicyCheck, RoleAccess};
@@ -163,6 +164,23 @@ impl ValidationReport {
     pub fn stamp(&mut self, trigger: &str, mode: Mode) {
         self.trigger = trigger.to_string();
         self.mode = mode;
+    }
+
+    /// The counts of the invocation: replicas audited, with findings, corrected.
+    pub fn measures(&self) -> Measures {
+        let replicas = self.keys.iter().flat_map(|k| &k.replicas);
+        let swept = self
+            .sweep
+            .as_ref()
+            .map(Measures::of_sweep)
+            .unwrap_or_default();
+        Measures {
+            keys_audited: replicas.clone().count() as u64,
+            findings: self.keys.iter().filter(|k| k.needs_attention()).count() as u64,
+            corrections: self.keys.iter().filter(|k| k.wrote()).count() as u64,
+            failed: self.keys.iter().filter(|k| k.error.is_some()).count() as u64,
+            ..swept
+        }
     }
 
     pub fn writes(&self) -> usize {

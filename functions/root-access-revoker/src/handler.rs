@@ -13,6 +13,7 @@ use shared::notify::outcome::{Delivery, Outcome};
 use shared::notify::Cause;
 use shared::pipeline::journal::PlannedWrites;
 use shared::pipeline::{Audit, Guardrail, Invocation, Response};
+use shared::runtime::metrics::Measures;
 use shared::triggers::events::Trigger;
 use shared::triggers::gate::{EventGate, HandledEvents};
 use shared::GuardrailError;
@@ -57,6 +58,14 @@ impl Guardrail for RootAccessRevoker {
     type Clients = Clients;
 
     type Report = RevokerReport;
+
+    fn measure(report: &RevokerReport) -> Measures {
+        let RevokerReport::AdminAtRisk { keys, .. } = report;
+        Measures {
+            findings: keys.len() as u64,
+            ..Measures::default()
+        }
+    }
 
     /// With ROOT_ACCESS on every trigger is a skip; IAM events go to the admin-role watch.
     async fn route(

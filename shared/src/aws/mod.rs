@@ -18,6 +18,7 @@ use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::base::error::GuardrailError;
+use crate::base::outbox::Outbox;
 use crate::base::pace::{Paced, Paces, Rates};
 use crate::config::CommonConfig;
 
@@ -212,6 +213,8 @@ pub struct AwsClients {
     members: Option<Members>,
     /// Request pacing per (account, Region), below the KMS quotas.
     paces: Paces,
+    /// Where notifications go instead of SNS (the command-line audit); `None`: published.
+    outbox: Option<Outbox>,
 }
 
 /// The member accounts' sessions; their clients live in the same [`Regional`] caches as this
@@ -245,6 +248,7 @@ impl AwsClients {
             dynamodb: Regional::new(regional_client!(aws_sdk_dynamodb)),
             members: None,
             paces: Paces::default(),
+            outbox: None,
         }
     }
 
@@ -272,6 +276,17 @@ impl AwsClients {
             sessions: std::sync::Arc::new(sessions),
         });
         self
+    }
+
+    /// Keeps every notification in `outbox` instead of publishing it.
+    pub fn with_outbox(mut self, outbox: Outbox) -> AwsClients {
+        self.outbox = Some(outbox);
+        self
+    }
+
+    /// The outbox notifications are kept in, when they are not published.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
     }
 
     /// Paces sweeps and corrections at `rates` per account and Region.

@@ -3,6 +3,7 @@
 
 pub mod arn;
 pub mod error;
+pub mod outbox;
 pub mod pace;
 pub mod region;
 pub mod text;

@@ -10,6 +10,7 @@ use crate::aws::kms::KeyInfo;
 use crate::aws::AwsClients;
 use crate::base::arn::Arn;
 use crate::base::error::{AwsErrorKind, AwsService, Disposition, GuardrailError};
+use crate::base::outbox::Kept;
 use crate::base::text;
 use crate::config::{CommonConfig, Mode};
 use crate::notify::outcome::{Delivery, KeyOutcome, Severity, Status};
@@ -399,6 +400,14 @@ pub async fn deliver(
     common: &CommonConfig,
     notification: &Notification,
 ) -> Result<Delivery, GuardrailError> {
+    if let Some(outbox) = clients.outbox() {
+        let place = outbox.keep(Kept {
+            subject: notification.subject.clone(),
+            body: notification.body.clone(),
+            attributes: notification.attributes.clone(),
+        });
+        return Ok(Delivery::Outbox { place });
+    }
     let sns_error = match notification
         .publish(clients, &common.notify_topic_arn)
         .await

@@ -212,6 +212,10 @@ pub struct RegionReport {
     pub error: Option<KeyFailure>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// Keys with findings and failures shown in the response; the rest are in the logs, so the
 /// response stays small whatever the number of keys.
 pub const MAX_REPORTED_KEYS: usize = 20;
@@ -227,6 +231,9 @@ pub struct SweepReport {
     pub blocked: usize,
     /// Keys that failed in a way only a person can fix (announced once each).
     pub failed: usize,
+    /// Of those, keys the function may no longer read: shut out by a key policy or an SCP.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub shut_out: usize,
     /// Keys whose audit hit a transient failure: the next sweep audits them again.
     pub retry_later: usize,
     /// Keys not started before the invocation deadline: the next sweep covers them.
@@ -321,6 +328,8 @@ pub struct PartTally {
     pub not_started: u64,
     /// `account/Region: why`, for each part or Region that could not be swept.
     pub not_swept: Vec<String>,
+    /// This part's keys the function was shut out of (its metric; not summed in the ledger).
+    pub shut_out: u64,
 }
 
 impl PartTally {
@@ -335,6 +344,7 @@ impl PartTally {
             failed: n(report.failed),
             retry_later: n(report.retry_later),
             not_started: n(report.not_started),
+            shut_out: n(report.shut_out),
             not_swept: report
                 .regions
                 .iter()
@@ -358,6 +368,7 @@ impl PartTally {
             retry_later: count("retry_later"),
             not_started: count("not_started"),
             not_swept,
+            shut_out: 0,
         }
     }
 
@@ -423,6 +434,10 @@ pub enum Delivery {
     /// SNS refused or was unreachable; the message waits in the fallback queue.
     FallbackQueue {
         message_id: String,
+    },
+    /// Kept, not sent (the command-line audit): its place in the outbox.
+    Outbox {
+        place: usize,
     },
 }
 

@@ -16,6 +16,7 @@ use crate::pipeline::journal::PlannedWrites;
 use crate::pipeline::notices::SweepMemory;
 use crate::pipeline::resolve::Resolution;
 use crate::pipeline::sweep::Deadline;
+use crate::runtime::metrics::Measures;
 use crate::triggers::events::{KeyLocator, Trigger};
 use crate::triggers::gate::{EventGate, HandledEvents};
 
@@ -44,6 +45,17 @@ pub enum NoReport {}
 impl Serialize for NoReport {
     fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
         match *self {}
+    }
+}
+
+impl<R> Response<R> {
+    /// What the invocation did, in numbers: the pipeline's outcome counted, or the function's
+    /// own report by `measure`.
+    pub fn measures(&self, measure: fn(&R) -> Measures) -> Measures {
+        match self {
+            Response::Outcome(outcome) => Measures::of_outcome(outcome),
+            Response::Report(report) => measure(report),
+        }
     }
 }
 
@@ -185,6 +197,13 @@ pub trait Guardrail {
     fn respond(outcome: Outcome, details: Vec<Self::Detail>) -> Response<Self::Report> {
         let _ = details;
         Response::Outcome(outcome)
+    }
+
+    /// The counts of an invocation that ended in the function's own report, for its metrics
+    /// (none by default).
+    fn measure(report: &Self::Report) -> Measures {
+        let _ = report;
+        Measures::default()
     }
 
     /// With [`SweepMessages::Digest`]: announces the sweep once and makes its response.

@@ -18,7 +18,7 @@ use crate::base::pace::Paced;
 use crate::base::region::Region;
 use crate::config::{CommonConfig, ManagedSelector};
 use crate::notify::outcome::{
-    KeyFailure, KeyOutcome, RegionReport, Status, SweepReport, UnresolvedEntry,
+    FindingKind, KeyFailure, KeyOutcome, RegionReport, Status, SweepReport, UnresolvedEntry,
 };
 use crate::pipeline::audit::RegionAliases;
 use crate::pipeline::managed::Management;
@@ -410,6 +410,13 @@ async fn collect_runs<S, Fut>(
                     Status::Blocked => report.blocked += 1,
                     Status::Failed => {
                         report.failed += 1;
+                        if outcome
+                            .findings
+                            .iter()
+                            .any(|f| f.kind == FindingKind::ShutOut)
+                        {
+                            report.shut_out += 1;
+                        }
                         report.add_failure(KeyFailure {
                             key,
                             error_type: "Failed".into(),
@@ -428,6 +435,9 @@ async fn collect_runs<S, Fut>(
                     tracing::error!(key = %key, error_type = e.error_type(), error = %e, "key not audited; the next sweep retries it");
                 } else {
                     report.failed += 1;
+                    if e.is_access_denied() {
+                        report.shut_out += 1;
+                    }
                     tracing::error!(key = %key, error_type = e.error_type(), error = %e, "key not audited");
                 }
                 report.add_failure(KeyFailure {

@@ -1,0 +1,376 @@
+//! The command line against moto, as an operator runs it: the real binary, the default
+//! credential chain from the environment, `AWS_ENDPOINT_URL` pointing at a recording proxy in
+//! front of moto, so every call the tool makes is counted.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use integration_tests::{FaultPlan, FaultProxy, TestBed, ADMIN_ROLE_ARN, DRIFTED_POLICY};
+use serde_json::Value;
+
+const MANAGED: (&str, &str) = ("guardrails:managed", "true");
+
+/// The reads an audit or explanation may make; anything else recorded is a write.
+const READS: &[&str] = &[
+    "GetCallerIdentity",
+    "GetResources",
+    "DescribeKey",
+    "GetKeyPolicy",
+    "ListGrants",
+    "ListAliases",
+    "GetKeyRotationStatus",
+    "ListResourceTags",
+    "ListKeys",
+    "GetRole",
+    "DescribeAlarms",
+    "ListTagsForResource",
+];
+
+/// A proxy that injects nothing and records every request.
+fn recorder(bed: &TestBed) -> FaultProxy {
+    FaultProxy::start(
+        &bed.moto,
+        FaultPlan {
+            rate: 0.0,
+            seed: 1,
+            slow: Duration::from_secs(1),
+        },
+    )
+}
+
+/// Runs the binary with only the environment an operator would have.
+fn kms_guardrails(proxy: &FaultProxy, args: &[&str], settings: &[(&str, &str)]) -> Output {
+    let home =
+        std::env::temp_dir().join(format!("kms-guardrails-cli-home-{}", proxy.endpoint.len()));
+    std::fs::create_dir_all(&home).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kms-guardrails"));
+    command
+        .args(args)
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", integration_tests::REGION);
+    for (name, value) in settings {
+        command.env(name, value);
+    }
+    command.output().expect("run kms-guardrails")
+}
+
+fn operations(proxy: &FaultProxy) -> BTreeSet<String> {
+    proxy
+        .requests()
+        .iter()
+        .filter_map(|r| r["operation"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn assert_only_reads(proxy: &FaultProxy) {
+    let made = operations(proxy);
+    let writes: Vec<&String> = made
+        .iter()
+        .filter(|op| !READS.contains(&op.as_str()))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "calls other than reads: {writes:?} (all calls: {made:?})"
+    );
+    assert!(
+        made.contains("GetKeyPolicy"),
+        "the tool read no key policy: {made:?}"
+    );
+}
+
+const SETTINGS: &[(&str, &str)] = &[
+    ("KMS_ADMIN_ROLE_ARNS", ADMIN_ROLE_ARN),
+    ("ENVIRONMENT", "test"),
+];
+
+#[tokio::test]
+async fn audit_reports_every_managed_key_in_trouble_and_writes_nothing() {
+    let bed = TestBed::start().await;
+    let drifted = bed
+        .create_key("drifted", &[MANAGED], Some(DRIFTED_POLICY))
+        .await
+        .key_id;
+    let disabled = bed.create_key("disabled", &[MANAGED], None).await.key_id;
+    bed.kms
+        .disable_key()
+        .key_id(&disabled)
+        .send()
+        .await
+        .unwrap();
+    let unmanaged = bed
+        .create_key("not ours", &[], Some(DRIFTED_POLICY))
+        .await
+        .key_id;
+    let policies_before = (
+        bed.key_policy(&drifted).await,
+        bed.key_policy(&disabled).await,
+    );
+    let proxy = recorder(&bed);
+
+    let table = kms_guardrails(&proxy, &["audit", "--function", "policy-drift"], SETTINGS);
+    let stdout = String::from_utf8_lossy(&table.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&table.stderr));
+    assert_eq!(table.status.code(), Some(1), "findings exit with 1");
+    assert!(
+        stdout.contains(&drifted) && stdout.contains(&disabled),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(&unmanaged),
+        "an unmanaged key is not audited: {stdout}"
+    );
+    assert!(
+        stdout.contains("report mode: nothing was written"),
+        "{stdout}"
+    );
+
+    let json = kms_guardrails(
+        &proxy,
+        &["audit", "--json", "--function", "policy-drift"],
+        SETTINGS,
+    );
+    assert_eq!(json.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&json.stdout).expect("JSON on stdout");
+    assert_eq!(report["account"], integration_tests::ACCOUNT_ID);
+    let part = &report["parts"][0];
+    assert_eq!(part["function"], "policy-drift");
+    assert_eq!(part["result"], "audited");
+    assert_eq!(part["counts"]["KeysAudited"], 2, "{part}");
+    assert_eq!(part["counts"]["Findings"], 2, "{part}");
+    assert_eq!(part["counts"]["Corrections"], 0, "{part}");
+    let keys: BTreeSet<&str> = report["found"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["key_id"].as_str())
+        .collect();
+    assert_eq!(keys, BTreeSet::from([drifted.as_str(), disabled.as_str()]));
+    for found in report["found"].as_array().unwrap() {
+        assert_eq!(found["status"], "reported", "{found}");
+        let message = found["message"].as_str().unwrap();
+        assert!(
+            message.contains("Report mode: nothing was changed"),
+            "{found}"
+        );
+        assert!(
+            message.contains("the key policy differs from the baseline"),
+            "{found}"
+        );
+        if found["key_id"] == disabled.as_str() {
+            assert!(message.contains("- the key is disabled"), "{found}");
+        }
+    }
+
+    // Nothing changed on the keys, nothing published, and every call was a read.
+    assert_eq!(
+        (
+            bed.key_policy(&drifted).await,
+            bed.key_policy(&disabled).await
+        ),
+        policies_before
+    );
+    assert_eq!(bed.key_state(&disabled).await, "Disabled");
+    assert!(
+        bed.notifications().await.is_empty(),
+        "the audit published a message"
+    );
+    assert_only_reads(&proxy);
+}
+
+#[tokio::test]
+async fn audit_of_a_clean_region_exits_zero_and_every_guardrail_says_how_it_went() {
+    let bed = TestBed::start().await;
+    let proxy = recorder(&bed);
+    let out = kms_guardrails(
+        &proxy,
+        &["audit", "--json", "--region", "us-west-2"],
+        SETTINGS,
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let parts = report["parts"].as_array().unwrap();
+    let names: Vec<&str> = parts
+        .iter()
+        .map(|p| p["function"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "policy-drift",
+            "root-access-revoker",
+            "alarm-notifier",
+            "replica-grant-validator"
+        ]
+    );
+    for part in parts {
+        assert_eq!(part["region"], "us-west-2");
+    }
+    // replica-grant-validator has nothing to compare replicas with until its settings are set.
+    let validator = &parts[3];
+    assert_eq!(validator["result"], "not_configured", "{validator}");
+    assert!(
+        validator["problems"]
+            .as_str()
+            .unwrap()
+            .contains("REPLICATION_REGIONS is required"),
+        "{validator}"
+    );
+    assert!(report["found"].as_array().unwrap().is_empty(), "{report}");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(!operations(&proxy)
+        .iter()
+        .any(|op| !READS.contains(&op.as_str())));
+}
+
+#[tokio::test]
+async fn explain_shows_who_may_do_what_and_flags_other_accounts_and_everyone() {
+    let bed = TestBed::start().await;
+    let policy = r#"{
+      "Version": "2012-10-17",
+      "Statement": [
+        {"Sid": "EnableRootAccess", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
+        {"Sid": "Admins", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:role/kms-admin"}, "Action": ["kms:Describe*", "kms:PutKeyPolicy"], "Resource": "*"},
+        {"Sid": "TemporaryDebugAccess", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": ["kms:Decrypt", "kms:DescribeKey"], "Resource": "*"},
+        {"Sid": "AnyoneInTheAccount", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:Encrypt", "Resource": "*", "Condition": {"StringEquals": {"kms:CallerAccount": "111122223333"}}},
+        {"Sid": "NoDeletion", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kms:ScheduleKeyDeletion", "Resource": "*"}
+      ]
+    }"#;
+    let key = bed
+        .create_key("shared", &[MANAGED], Some(policy))
+        .await
+        .key_id;
+    bed.create_alias("alias/shared-data", &key).await;
+    bed.kms
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal("arn:aws:iam::777788889999:role/replication")
+        .operations(aws_sdk_kms::types::GrantOperation::Encrypt)
+        .name("replication")
+        .send()
+        .await
+        .unwrap();
+    let proxy = recorder(&bed);
+
+    let out = kms_guardrails(&proxy, &["explain", "alias/shared-data", "--json"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(e["key_id"], key.as_str());
+    assert_eq!(e["aliases"], serde_json::json!(["alias/shared-data"]));
+    let who = |principal: &str| {
+        e["principals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["principal"] == principal)
+            .unwrap_or_else(|| panic!("{principal} not explained: {e}"))
+            .clone()
+    };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let root = who("arn:aws:iam::111122223333:root");
+    assert_eq!(root["cross_account"], false);
+    assert!(strings(&root["through_iam"]).contains(&"kms:PutKeyPolicy".to_string()));
+    // The Deny on everyone takes ScheduleKeyDeletion from the root too.
+    assert!(
+        strings(&root["denied"]).contains(&"kms:ScheduleKeyDeletion".to_string()),
+        "{root}"
+    );
+    let admin = who("arn:aws:iam::111122223333:role/kms-admin");
+    assert_eq!(
+        strings(&admin["allowed"]),
+        ["kms:DescribeKey", "kms:PutKeyPolicy"],
+        "an exact role ARN is allowed by the policy alone: {admin}"
+    );
+    let other = who("arn:aws:iam::444455556666:root");
+    assert_eq!(other["cross_account"], true);
+    assert_eq!(
+        strings(&other["through_iam"]),
+        ["kms:Decrypt", "kms:DescribeKey"]
+    );
+    let everyone = who("*");
+    assert_eq!(everyone["public"], true);
+    assert_eq!(
+        everyone["conditional"][0]["actions"],
+        serde_json::json!(["kms:Encrypt"])
+    );
+    assert_eq!(
+        everyone["conditional"][0]["conditions"],
+        serde_json::json!(["StringEquals kms:CallerAccount = 111122223333"])
+    );
+    let grant = &e["grants"][0];
+    assert_eq!(
+        grant["grantee"],
+        "arn:aws:iam::777788889999:role/replication"
+    );
+    assert_eq!(grant["cross_account"], true);
+    assert_eq!(
+        e["cross_account"], 2,
+        "the other account's root and the grant"
+    );
+    assert_eq!(e["public"], 1);
+
+    let table = kms_guardrails(&proxy, &["explain", &key], &[]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    eprintln!("{text}");
+    assert!(
+        text.contains("arn:aws:iam::444455556666:root  [CROSS-ACCOUNT]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("*  [PUBLIC: anyone, in any account]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("only if StringEquals kms:CallerAccount = 111122223333"),
+        "{text}"
+    );
+    assert!(text.contains("2 cross-account, 1 public."), "{text}");
+    assert_only_reads(&proxy);
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in [
+        &["--help"][..],
+        &["audit", "--help"],
+        &["explain", "--help"],
+        &["history", "--help"],
+        &["rollback", "--help"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kms-guardrails"))
+            .args(command)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{command:?}");
+        assert!(
+            text.contains("Usage: kms-guardrails"),
+            "{command:?}: {text}"
+        );
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_kms-guardrails"))
+        .args(["audit", "--function", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a usage error is clap's exit status 2"
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values: policy-drift"));
+}

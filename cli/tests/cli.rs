@@ -374,3 +374,123 @@ fn every_command_has_help() {
     );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values: policy-drift"));
 }
+
+const DEPLOYER: &str = "arn:aws:iam::111122223333:role/terraform-ci";
+const ROOT_ONLY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}"#;
+const WITH_APP: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},{"Sid":"App","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/app"},"Action":"kms:Decrypt","Resource":"*"}]}"#;
+
+#[tokio::test]
+async fn history_reads_a_keys_versions_and_rollback_restores_one() {
+    use lambda_runtime::{Context, LambdaEvent};
+    let bed = TestBed::start().await;
+    let key = bed
+        .create_key("app key", &[MANAGED], Some(ROOT_ONLY))
+        .await
+        .key_id;
+    bed.kms
+        .enable_key_rotation()
+        .key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    // policy-drift as deployed (per-key desired state) records version 1 on its sweep and the
+    // deployer's change as version 2.
+    let config = integration_tests::config(
+        &bed.topic_arn,
+        &[
+            ("MODE", "enforce"),
+            ("DESIRED_STATE", "per-key"),
+            ("APPROVED_DEPLOYERS", DEPLOYER),
+        ],
+    );
+    let deps = policy_drift::Deps {
+        config,
+        clients: bed.clients(),
+        own: (),
+    };
+    let run = |event: Value| {
+        policy_drift::function_handler(LambdaEvent::new(event, Context::default()), &deps)
+    };
+    run(integration_tests::sample_event(
+        "policy-drift/scheduled-sweep.json",
+        "unused",
+    ))
+    .await
+    .unwrap();
+    bed.put_key_policy(&key, WITH_APP).await;
+    let mut change = integration_tests::sample_event("policy-drift/put-key-policy.json", &key);
+    change["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = DEPLOYER.into();
+    change["detail"]["userIdentity"]["arn"] =
+        "arn:aws:sts::111122223333:assumed-role/terraform-ci/session".into();
+    change["detail"]["requestParameters"] = serde_json::json!({"keyId": key});
+    run(change).await.unwrap();
+    bed.notifications().await;
+
+    let settings: &[(&str, &str)] = &[
+        ("STATE_TABLE", integration_tests::STATE_TABLE),
+        ("KMS_ADMIN_ROLE_ARNS", ADMIN_ROLE_ARN),
+        ("SERVICE_PRINCIPALS", "logs.eu-west-1.amazonaws.com"),
+        ("APPROVED_DEPLOYERS", DEPLOYER),
+        ("SELF_ROLE_ARN", integration_tests::SELF_ROLE_ARN),
+        ("NOTIFY_TOPIC_ARN", &bed.topic_arn),
+        ("ENVIRONMENT", "test"),
+    ];
+    let proxy = recorder(&bed);
+    let out = kms_guardrails(&proxy, &["history", &key, "--json"], settings);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let history: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let versions = history["versions"].as_array().unwrap();
+    let numbers: Vec<u64> = versions
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers.len(), 2, "{history}");
+    assert_eq!(versions[0]["reason"], "enrolled from the key's state");
+    assert_eq!(versions[1]["reason"], "approved change");
+    assert_eq!(
+        versions[1]["approved_by"],
+        "arn:aws:sts::111122223333:assumed-role/terraform-ci/session"
+    );
+    let table = kms_guardrails(&proxy, &["history", &key], settings);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.starts_with("Desired state of arn:aws:kms:eu-west-1:111122223333:key/"),
+        "{text}"
+    );
+    assert!(text.contains("approved change"), "{text}");
+    assert!(text.contains("VERSION  APPROVED AT"), "{text}");
+    // history reads only: the state table and nothing else.
+    let made = operations(&proxy);
+    assert!(
+        made.iter().all(
+            |op| ["GetCallerIdentity", "Query", "GetItem", "DescribeKey"].contains(&op.as_str())
+        ),
+        "{made:?}"
+    );
+
+    let out = kms_guardrails(&proxy, &["rollback", &key, "1"], settings);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("version 1 recorded again as version 3"),
+        "{text}"
+    );
+    let policy = shared::policy::model::Policy::parse(&bed.key_policy(&key).await).unwrap();
+    assert!(
+        policy.semantically_equal(&shared::policy::model::Policy::parse(ROOT_ONLY).unwrap()),
+        "the key holds version 1 again"
+    );
+    let sent = bed.notifications().await;
+    assert_eq!(sent.len(), 1, "the rollback is announced once");
+    assert!(sent[0].message.contains("rollback"), "{}", sent[0].message);
+}

@@ -460,6 +460,8 @@ mod tests {
             retry_later: 6,
             not_started: 7,
             not_swept: vec!["444455556666/us-east-1: AccessDenied".into()],
+            // Not a ledger counter: each part emits its own, the summary does not sum it.
+            shut_out: 0,
         };
         let counters = tally.counters();
         let read = PartTally::from_counters(

@@ -132,3 +132,105 @@ impl std::iter::Sum for Measures {
         iter.fold(Measures::default(), |a, b| a + b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::outcome::{Finding, KeyFailure, RegionReport};
+
+    fn key(status: Status, kinds: &[FindingKind]) -> KeyOutcome {
+        let mut outcome = KeyOutcome::new(&crate::testing::key(
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        ));
+        outcome.status = status;
+        outcome.findings = kinds.iter().map(|k| Finding::new(*k, "x")).collect();
+        outcome
+    }
+
+    #[test]
+    fn an_event_counts_its_one_key_and_a_skip_counts_nothing() {
+        let corrected = Measures::of_outcome(&Outcome::Key(key(
+            Status::Corrected,
+            &[FindingKind::PolicyDrift],
+        )));
+        assert_eq!(
+            (
+                corrected.keys_audited,
+                corrected.findings,
+                corrected.corrections
+            ),
+            (1, 1, 1)
+        );
+        let shut_out = Measures::of_key(&key(Status::Failed, &[FindingKind::ShutOut]));
+        assert_eq!(
+            (shut_out.failed, shut_out.shut_out, shut_out.findings),
+            (1, 1, 1)
+        );
+        let compliant = Measures::of_key(&key(Status::Compliant, &[]));
+        assert_eq!((compliant.keys_audited, compliant.findings), (1, 0));
+        assert_eq!(
+            Measures::of_key(&key(Status::Skipped, &[])),
+            Measures::default()
+        );
+        let two = Measures::of_outcome(&Outcome::Keys(vec![
+            key(Status::Blocked, &[FindingKind::CorrectionBlocked]),
+            key(Status::Reported, &[FindingKind::RotationDisabled]),
+        ]));
+        assert_eq!((two.keys_audited, two.findings, two.blocked), (2, 2, 1));
+    }
+
+    #[test]
+    fn a_sweep_counts_every_key_not_only_those_shown_and_each_region_not_swept() {
+        let region = |error: bool| RegionReport {
+            account: "111122223333".into(),
+            region: crate::testing::region("eu-west-1"),
+            keys_listed: 0,
+            error: error.then(|| KeyFailure {
+                key: String::new(),
+                error_type: "AccessDenied".into(),
+                error: "denied".into(),
+            }),
+        };
+        let report = SweepReport {
+            regions: vec![region(false), region(true), region(true)],
+            managed: 120,
+            compliant: 100,
+            corrected: 9,
+            reported: 5,
+            blocked: 2,
+            failed: 4,
+            shut_out: 3,
+            ..SweepReport::default()
+        };
+        let m = Measures::of_outcome(&Outcome::Sweep(report));
+        assert_eq!(
+            m.counts(),
+            [
+                ("KeysAudited", 120),
+                ("Findings", 20),
+                ("Corrections", 9),
+                ("Blocked", 2),
+                ("Failed", 4),
+                ("RegionsNotSwept", 2),
+                ("ShutOut", 3),
+            ]
+        );
+    }
+
+    #[test]
+    fn measures_add_up_and_keep_the_longest_sweep() {
+        let a = Measures {
+            keys_audited: 2,
+            sweep_duration: Some(Duration::from_secs(3)),
+            ..Measures::default()
+        };
+        let b = Measures {
+            keys_audited: 5,
+            sweep_duration: Some(Duration::from_secs(7)),
+            ..Measures::default()
+        };
+        let total: Measures = [a, b].into_iter().sum();
+        assert_eq!(total.keys_audited, 7);
+        assert_eq!(total.sweep_duration, Some(Duration::from_secs(7)));
+    }
+}

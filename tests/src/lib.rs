@@ -2,6 +2,7 @@
 //! whose SQS subscription lets tests and the demo read notifications back.
 
 pub mod replication;
+pub mod runtime_api;
 pub mod template;
 
 use shared::config::FunctionConfig;

@@ -32,6 +32,7 @@ use crate::pipeline::membership;
 use crate::pipeline::notices::{region_subject, sweep_notices, Remembered, SweepMemory};
 use crate::pipeline::resolve::{resolve, Resolution};
 use crate::pipeline::sweep::{self, Deadline, Scope, Swept};
+use crate::runtime::metrics::{self, Measures};
 use crate::triggers::events::{parse_trigger, CloudTrailDetail, KeyLocator, Trigger};
 use crate::triggers::work::WorkDelivery;
 
@@ -61,8 +62,11 @@ pub async fn handle<G: Guardrail>(
     event: LambdaEvent<Value>,
     deps: &DepsOf<G>,
 ) -> Result<Response<G::Report>, GuardrailError> {
+    let started = std::time::Instant::now();
+    let mut sweep = false;
     let result = match parse_trigger(&event.payload) {
         Ok(trigger) => {
+            sweep = matches!(trigger, Trigger::Scheduled { .. } | Trigger::SweepWork(_));
             let seed = match &trigger {
                 Trigger::Scheduled { id, .. } => id.as_deref().unwrap_or("sweep"),
                 _ => "",
@@ -88,6 +92,15 @@ pub async fn handle<G: Guardrail>(
     if let Err(e) = &result {
         tracing::error!(error_type = e.error_type(), error = %e, "invocation failed");
     }
+    let mut measures = match &result {
+        Ok(response) => response.measures(G::measure),
+        // Lambda's own Errors metric counts the failed invocation.
+        Err(_) => Measures::default(),
+    };
+    if sweep {
+        measures.sweep_duration = Some(started.elapsed());
+    }
+    metrics::emit(&measures);
     result
 }
 

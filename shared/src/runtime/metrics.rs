@@ -2,7 +2,11 @@
 //! embedded metric format, and the command-line audit's counts. Derived from the invocation's
 //! outcome alone, so a decision is never made twice.
 
+use std::io::Write;
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use metrics_cloudwatch_embedded::{Builder, Collector};
 
 use crate::notify::outcome::{FindingKind, KeyOutcome, Outcome, PartTally, Status, SweepReport};
 
@@ -104,6 +108,55 @@ impl Measures {
             ("RegionsNotSwept", self.regions_not_swept),
             ("ShutOut", self.shut_out),
         ]
+    }
+}
+
+/// The recorder a Lambda binary installs at start; a process without one (the command line,
+/// tests in process) emits nothing.
+static COLLECTOR: OnceLock<&'static Collector> = OnceLock::new();
+
+/// The metric of how long a sweep took, in milliseconds.
+pub const SWEEP_DURATION: &str = "SweepDuration";
+
+/// Installs the EMF recorder for `function`: once, in `main`, before the first invocation.
+pub fn install(function: &'static str) {
+    let built = Builder::new()
+        .cloudwatch_namespace(NAMESPACE)
+        .with_dimension(DIMENSION, function)
+        // Every count on every line, zeros included: a dashboard shows 0, not a gap.
+        .emit_zeros(true)
+        .init();
+    match built {
+        Ok(collector) => {
+            for (name, _) in Measures::default().counts() {
+                metrics::describe_counter!(name, metrics::Unit::Count, "");
+                metrics::counter!(name).increment(0);
+            }
+            metrics::describe_histogram!(SWEEP_DURATION, metrics::Unit::Milliseconds, "");
+            let _ = COLLECTOR.set(collector);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics recorder not installed: no metrics"),
+    }
+}
+
+/// Writes one EMF line with `measures` on stdout, where Lambda sends it to CloudWatch Logs.
+pub fn emit(measures: &Measures) {
+    let Some(collector) = COLLECTOR.get() else {
+        return;
+    };
+    for (name, value) in measures.counts() {
+        metrics::counter!(name).increment(value);
+    }
+    if let Some(duration) = measures.sweep_duration {
+        metrics::histogram!(SWEEP_DURATION).record(duration.as_secs_f64() * 1000.0);
+    }
+    // One write of the whole line: a log line from another thread cannot land inside it.
+    let mut line = Vec::with_capacity(1024);
+    match collector.flush(&mut line) {
+        Ok(()) => {
+            let _ = std::io::stdout().lock().write_all(&line);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics not written"),
     }
 }
 

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use shared::aws::AwsClients;
 use shared::base::outbox::{Kept, Outbox};
 use shared::config::FunctionConfig;
+use shared::notify::outcome::Outcome;
 use shared::pipeline::{Guardrail, Response};
 use shared::runtime::metrics::Measures;
 use shared::GuardrailError;
@@ -129,6 +130,10 @@ pub struct Part {
 pub enum PartResult {
     Audited {
         counts: BTreeMap<&'static str, u64>,
+    },
+    /// The guardrail is off by its settings (root-access-revoker with ROOT_ACCESS on).
+    Skipped {
+        reason: String,
     },
     /// Its settings are missing or wrong: set them as for the deployed function.
     NotConfigured {
@@ -288,6 +293,7 @@ fn audited<R>(
     measure: fn(&R) -> Measures,
 ) -> PartResult {
     match result {
+        Ok(Response::Outcome(Outcome::Skipped { reason, .. })) => PartResult::Skipped { reason },
         Ok(response) => PartResult::Audited {
             counts: response.measures(measure).counts().into_iter().collect(),
         },

@@ -73,6 +73,11 @@ pub fn audit(report: &AuditReport) -> String {
                     counts.get("KeysAudited").copied().unwrap_or(0).to_string(),
                     counts.get("Findings").copied().unwrap_or(0).to_string(),
                 ),
+                PartResult::Skipped { reason } => (
+                    format!("skipped: {}", cell(reason, 300)),
+                    "-".into(),
+                    "-".into(),
+                ),
                 PartResult::NotConfigured { problems } => (
                     format!("not configured: {}", cell(problems, 300)),
                     "-".into(),

@@ -210,6 +210,17 @@ async fn audit_of_a_clean_region_exits_zero_and_every_guardrail_says_how_it_went
     for part in parts {
         assert_eq!(part["region"], "us-west-2");
     }
+    assert_eq!(parts[0]["result"], "audited", "{}", parts[0]);
+    // ROOT_ACCESS is on by default: the revoker is off, and says so.
+    assert_eq!(parts[1]["result"], "skipped", "{}", parts[1]);
+    assert!(
+        parts[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ROOT_ACCESS is on"),
+        "{}",
+        parts[1]
+    );
     // replica-grant-validator has nothing to compare replicas with until its settings are set.
     let validator = &parts[3];
     assert_eq!(validator["result"], "not_configured", "{validator}");

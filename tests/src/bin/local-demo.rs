@@ -8,7 +8,8 @@
 //! root-access-revoker, alarm-notifier or replica-grant-validator; SCENARIO one of its samples
 //! in events/FUNCTION/ (alarm-notifier and replica-grant-validator: any of them), or for
 //! policy-drift `per-key`: per-key desired state from enrolment to rollback.
-//! MODE=report shows the dry run.
+//! MODE=report shows the dry run. `local-demo audit`: the `kms-guardrails` command line's
+//! audit and explain against the emulator.
 
 use integration_tests::{config, sample_event, TestBed, DRIFTED_POLICY};
 use lambda_runtime::{Context, LambdaEvent};
@@ -16,6 +17,9 @@ use policy_drift::{function_handler, Deps};
 
 #[path = "../demo/validator.rs"]
 mod validator_demo;
+
+#[path = "../demo/audit.rs"]
+mod audit_demo;
 
 /// root-access-revoker's samples the demo can replay.
 const REVOKER_SCENARIOS: &[&str] = &[
@@ -103,6 +107,9 @@ async fn show_key(bed: &TestBed, key_id: &str) {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("audit") {
+        return audit_demo::audit_demo().await;
+    }
     let function = match args.first().map(String::as_str) {
         Some(
             f @ ("policy-drift"

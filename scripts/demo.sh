@@ -7,6 +7,7 @@
 #   bash scripts/demo.sh root-access-revoker [put-key-policy|create-key|delete-role|
 #                         update-assume-role-policy|scheduled-sweep]
 #   bash scripts/demo.sh alarm-notifier [any sample name in events/alarm-notifier/ | scheduled-sweep]
+#   bash scripts/demo.sh audit   # the kms-guardrails command line (audit, explain) against the emulator
 #   MODE=report bash scripts/demo.sh        # dry run: nothing written, notification still sent
 set -euo pipefail
 cd "$(dirname "$0")/.."

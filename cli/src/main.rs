@@ -61,7 +61,7 @@ enum Command {
         /// Key id, key ARN, alias name (alias/...) or alias ARN.
         key: String,
     },
-    /// The versions of a key's desired state (policy-drift with DESIRED_STATE=per-key), newest
+    /// The versions of a key's desired state (policy-drift with DESIRED_STATE=per-key), oldest
     /// first. Needs STATE_TABLE. Never writes anything.
     History {
         /// Key id or key ARN.

@@ -26,6 +26,18 @@ use shared::aws::AwsClients;
 
 /// The account moto plays; the sample events in `events/` use the same one.
 pub const ACCOUNT_ID: &str = "111122223333";
+/// The functions' metrics as the dashboard and the alarms are built against them: each a count,
+/// except SweepDuration (milliseconds, sweeps only).
+pub const METRICS_CONTRACT: [&str; 8] = [
+    "KeysAudited",
+    "Findings",
+    "Corrections",
+    "Blocked",
+    "Failed",
+    "RegionsNotSwept",
+    "ShutOut",
+    "SweepDuration",
+];
 pub const REGION: &str = "eu-west-1";
 /// The key id the sample events name; tests substitute the id moto gave their key.
 pub const SAMPLE_KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";

@@ -8,17 +8,6 @@ use integration_tests::{
 };
 use serde_json::Value;
 
-const METRICS: [&str; 8] = [
-    "KeysAudited",
-    "Findings",
-    "Corrections",
-    "Blocked",
-    "Failed",
-    "RegionsNotSwept",
-    "ShutOut",
-    "SweepDuration",
-];
-
 /// The embedded-metric-format documents among `stdout`'s lines (the CloudWatch Logs
 /// specification: a JSON object whose `_aws.CloudWatchMetrics` declares them).
 fn emf_lines(stdout: &str) -> Vec<Value> {
@@ -61,7 +50,7 @@ fn metrics_of(function: &str, stdout: &str) -> Value {
             )
         })
         .collect();
-    for name in METRICS {
+    for name in integration_tests::METRICS_CONTRACT {
         if name == "SweepDuration" && doc.get(name).is_none() {
             continue;
         }

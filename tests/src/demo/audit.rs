@@ -8,22 +8,7 @@ pub async fn audit_demo() -> Result<(), Box<dyn std::error::Error>> {
     let bed = TestBed::start().await;
     let managed = [("guardrails:managed", "true")];
     let config = integration_tests::config(&bed.topic_arn, &[]);
-    let baseline = shared::policy::baseline::render(
-        &config.baseline,
-        integration_tests::ACCOUNT_ID,
-        integration_tests::REGION,
-        "aws",
-    )?;
-    let compliant = bed
-        .create_key("app-data key", &managed, Some(&baseline.document))
-        .await
-        .key_id;
-    bed.kms
-        .enable_key_rotation()
-        .key_id(&compliant)
-        .send()
-        .await?;
-    bed.create_alias("alias/app-data", &compliant).await;
+    crate::seed_key_at_baseline(&bed, &config).await?;
     let drifted = bed
         .create_key("payments key", &managed, Some(DRIFTED_POLICY))
         .await
@@ -34,17 +19,14 @@ pub async fn audit_demo() -> Result<(), Box<dyn std::error::Error>> {
         .send()
         .await?;
     bed.create_alias("alias/payments", &drifted).await;
-    let disabled = bed
-        .create_key("archive key", &managed, Some(&baseline.document))
-        .await
-        .key_id;
+    let disabled = bed.create_key("archive key", &managed, None).await.key_id;
     bed.kms.disable_key().key_id(&disabled).send().await?;
     bed.create_alias("alias/archive", &disabled).await;
     let unmanaged = bed
         .create_key("not managed", &[], Some(DRIFTED_POLICY))
         .await
         .key_id;
-    println!("Seeded on the emulator: alias/app-data (at the baseline), alias/payments (another account added to its policy), alias/archive (disabled, rotation off), and {unmanaged} (not managed).\n");
+    println!("Seeded on the emulator: alias/app-data (at the baseline), alias/payments (another account added to its policy), alias/archive (disabled, KMS's default policy, rotation off), and {unmanaged} (not managed).\n");
 
     let run = |args: &[&str]| -> Result<i32, Box<dyn std::error::Error>> {
         println!("$ kms-guardrails {}", args.join(" "));

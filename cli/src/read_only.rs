@@ -1,5 +1,5 @@
-//! The audit's promise that it writes nothing, kept below every client: the HTTP client
-//! refuses any request whose operation is not a read, whatever code path asked for it.
+//! The promise that audit, explain and history write nothing, kept below every client: the
+//! HTTP client refuses any request whose operation is not a read, whatever code path asked.
 
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
@@ -44,7 +44,7 @@ impl HttpConnector for ReadOnlyConnector {
             return self.inner.call(request);
         }
         let refused = format!(
-            "kms-guardrails audit writes nothing: {} refused before it left this machine",
+            "kms-guardrails only reads here (rollback alone writes): {} refused before it left this machine",
             operation.name()
         );
         HttpConnectorFuture::ready(Err(ConnectorError::other(

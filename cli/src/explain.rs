@@ -364,3 +364,47 @@ fn grant_view(account: &str, grant: &ExistingGrant) -> GrantView {
             .is_some_and(|a| a != account),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explained(policy: &str) -> Explanation {
+        of_policy("111122223333", &Policy::parse(policy).unwrap(), &[])
+    }
+
+    #[test]
+    fn a_service_is_read_from_its_statement_and_a_condition_keeps_it_conditional() {
+        let e = explained(
+            r#"{"Version":"2012-10-17","Statement":[
+              {"Sid":"Logs","Effect":"Allow","Principal":{"Service":"logs.eu-west-1.amazonaws.com"},"Action":["kms:Encrypt*","kms:Decrypt"],"Resource":"*","Condition":{"ArnLike":{"kms:EncryptionContext:aws:logs:arn":"arn:aws:logs:eu-west-1:111122223333:*"}}},
+              {"Sid":"Backup","Effect":"Allow","Principal":{"Service":"backup.amazonaws.com"},"Action":"kms:DescribeKey","Resource":"*"}]}"#,
+        );
+        let logs = &e.principals[0];
+        assert_eq!(logs.kind, PrincipalKind::Service);
+        assert!(logs.allowed.is_empty());
+        assert_eq!(logs.conditional[0].actions, ["kms:Decrypt", "kms:Encrypt"]);
+        assert_eq!(
+            logs.conditional[0].conditions,
+            ["ArnLike kms:EncryptionContext:aws:logs:arn = arn:aws:logs:eu-west-1:111122223333:*"]
+        );
+        let backup = &e.principals[1];
+        assert_eq!(backup.allowed, ["kms:DescribeKey"]);
+        assert!(!backup.cross_account && !backup.public);
+        assert_eq!((e.cross_account, e.public), (0, 0));
+    }
+
+    #[test]
+    fn not_action_covers_every_other_action_and_a_bare_account_is_its_root() {
+        let e = explained(
+            r#"{"Version":"2012-10-17","Statement":[
+              {"Effect":"Allow","Principal":{"AWS":"444455556666"},"NotAction":["kms:PutKeyPolicy","kms:ScheduleKeyDeletion"],"Resource":"*"}]}"#,
+        );
+        let other = &e.principals[0];
+        assert_eq!(other.principal, "arn:aws:iam::444455556666:root");
+        assert!(other.cross_account);
+        assert_eq!(other.through_iam.len(), KEY_ACTIONS.len() - 2);
+        assert!(!other.through_iam.contains(&"kms:PutKeyPolicy".to_string()));
+        assert_eq!(e.cross_account, 1);
+    }
+}

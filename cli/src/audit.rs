@@ -184,12 +184,13 @@ impl AuditReport {
     }
 }
 
-/// Runs `functions` in every Region of `session`, calling `progress` before each part.
+/// Runs `functions` in every Region of `session`, telling `progress` how many parts are done
+/// and which one starts.
 pub async fn run(
     session: &Session,
     functions: &[Function],
     env: &dyn Fn(&str) -> Option<String>,
-    progress: &dyn Fn(&str),
+    progress: &dyn Fn(usize, &str),
 ) -> AuditReport {
     let mut report = AuditReport {
         account: session.account.clone(),
@@ -200,7 +201,10 @@ pub async fn run(
     };
     for region in &session.regions {
         for &function in functions {
-            progress(&format!("{} in {region}", function.name()));
+            progress(
+                report.parts.len(),
+                &format!("{} in {region}", function.name()),
+            );
             let outbox = Outbox::default();
             let lookup = |name: &str| setting(session, region, name, env);
             let result = audit_one(session, function, region, &lookup, &outbox).await;

@@ -129,9 +129,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             };
             let steps = (functions.len() * session.regions.len()) as u64;
             let bar = render::progress(steps, cli.json);
-            let report = audit::run(&session, &functions, &env, &|step| {
+            let report = audit::run(&session, &functions, &env, &|done, step| {
+                bar.set_position(done as u64);
                 bar.set_message(step.to_string());
-                bar.inc(1);
             })
             .await;
             bar.finish_and_clear();

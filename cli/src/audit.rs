@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use shared::aws::AwsClients;
 use shared::base::outbox::{Kept, Outbox};
 use shared::config::FunctionConfig;
+use shared::notify::metrics::Measures;
 use shared::notify::outcome::Outcome;
 use shared::pipeline::{Guardrail, Response};
-use shared::runtime::metrics::Measures;
 use shared::GuardrailError;
 
 use crate::session::Session;

@@ -7,7 +7,7 @@
 //! - `config`: the typed configuration every function shares.
 //! - `aws`: SDK configuration, the per-Region client cache, KMS, grant and tagging calls.
 //! - `desired`: each key's recorded desired state, its versions, and the floor every key keeps.
-//! - `notify`: outcomes, the message frame and delivery.
+//! - `notify`: outcomes, the message frame and delivery, the metrics.
 //! - `pipeline`: the `Guardrail` trait and everything around it: resolution, membership,
 //!   the sweep, the retry-or-report rule.
 //! - `runtime`: start-up and logs.

@@ -281,7 +281,7 @@ const CONTRACT_METRICS: [&str; 8] = integration_tests::METRICS_CONTRACT;
 fn the_dashboards_metrics_contract_is_the_one_the_code_emits() {
     // The metrics the functions emit are exactly the contract the dashboard and the alarms
     // are built against, in its namespace and with its dimension.
-    use shared::runtime::metrics::{Measures, DIMENSION, NAMESPACE, SWEEP_DURATION};
+    use shared::notify::metrics::{Measures, DIMENSION, NAMESPACE, SWEEP_DURATION};
     assert_eq!(NAMESPACE, METRICS_NAMESPACE);
     assert_eq!(DIMENSION, METRICS_DIMENSION);
     let mut emitted: Vec<&str> = Measures::default()

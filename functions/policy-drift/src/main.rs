@@ -7,7 +7,7 @@ use shared::config::FunctionConfig;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::runtime::telemetry::init();
-    shared::runtime::metrics::install("policy-drift");
+    shared::notify::metrics::install("policy-drift");
     let config = shared::runtime::config_or_exit(Config::from_env());
     let clients = AwsClients::for_function(load_sdk_config().await, &config.common, "policy-drift");
     // Built now, in the init phase, not on the first event.

@@ -6,6 +6,7 @@
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use shared::aws::kms::KeyInfo;
+use shared::notify::metrics::Measures;
 use shared::notify::outcome::{Outcome, SweepReport};
 use shared::notify::Cause;
 use shared::pipeline::guardrail::{Audited, Invocation};
@@ -13,7 +14,6 @@ use shared::pipeline::journal::PlannedWrites;
 use shared::pipeline::notices::SweepMemory;
 use shared::pipeline::resolve::Resolution;
 use shared::pipeline::{handle, Audit, Guardrail, SweepMessages};
-use shared::runtime::metrics::Measures;
 use shared::triggers::events::{parse_trigger, KeyLocator, Trigger};
 use shared::triggers::gate::{EventGate, HandledEvents};
 use shared::GuardrailError;

@@ -4,9 +4,9 @@
 use serde::Serialize;
 use shared::base::region::Region;
 use shared::config::Mode;
+use shared::notify::metrics::Measures;
 use shared::notify::outcome::Delivery;
 use shared::notify::outcome::{Action, Finding, FindingKind, SweepReport};
-use shared::runtime::metrics::Measures;
 
 use crate::buckets::BucketReport;
 use crate::replicas::{PolicyCheck, RoleAccess};

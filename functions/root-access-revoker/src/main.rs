@@ -7,7 +7,7 @@ use shared::config::FunctionConfig;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::runtime::telemetry::init();
-    shared::runtime::metrics::install("root-access-revoker");
+    shared::notify::metrics::install("root-access-revoker");
     let config = shared::runtime::config_or_exit(Config::from_env());
     let clients = AwsClients::for_function(
         load_sdk_config().await,

@@ -1,5 +1,6 @@
-//! Notifications for people, published to SNS.
+//! What people are told: notifications published to SNS, and metrics in CloudWatch.
 
+pub mod metrics;
 pub mod outcome;
 
 use std::collections::BTreeMap;

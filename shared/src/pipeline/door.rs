@@ -14,6 +14,7 @@ use crate::aws::kms::KeyInfo;
 use crate::base::error::{Disposition, GuardrailError};
 use crate::base::pace::Paced;
 use crate::config::{FanOut, FunctionConfig, DEFAULT_SWEEP_MAX_RECEIVES};
+use crate::notify::metrics::{self, Measures};
 use crate::notify::outcome::{
     BatchItemFailure, FanOutReport, Finding, FindingKind, KeyOutcome, Outcome, PartDone, PartTally,
     Status, SweepReport, WorkReport,
@@ -32,7 +33,6 @@ use crate::pipeline::membership;
 use crate::pipeline::notices::{region_subject, sweep_notices, Remembered, SweepMemory};
 use crate::pipeline::resolve::{resolve, Resolution};
 use crate::pipeline::sweep::{self, Deadline, Scope, Swept};
-use crate::runtime::metrics::{self, Measures};
 use crate::triggers::events::{parse_trigger, CloudTrailDetail, KeyLocator, Trigger};
 use crate::triggers::work::WorkDelivery;
 

@@ -9,6 +9,7 @@ use crate::aws::kms::KeyInfo;
 use crate::aws::AwsClients;
 use crate::base::error::GuardrailError;
 use crate::config::FunctionConfig;
+use crate::notify::metrics::Measures;
 use crate::notify::outcome::{Outcome, SweepReport};
 use crate::notify::Cause;
 use crate::pipeline::audit::Audit;
@@ -16,7 +17,6 @@ use crate::pipeline::journal::PlannedWrites;
 use crate::pipeline::notices::SweepMemory;
 use crate::pipeline::resolve::Resolution;
 use crate::pipeline::sweep::Deadline;
-use crate::runtime::metrics::Measures;
 use crate::triggers::events::{KeyLocator, Trigger};
 use crate::triggers::gate::{EventGate, HandledEvents};
 

@@ -1,7 +1,6 @@
 //! Start-up for every function: configuration problems reach Lambda as an init error whose
 //! `errorType` is `InvalidConfiguration` (the Runtime API's `/init/error`), not a bare exit.
 
-pub mod metrics;
 pub mod telemetry;
 
 use std::io::{Read, Write};

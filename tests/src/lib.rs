@@ -775,6 +775,126 @@ impl Intercept for PublishLog {
     }
 }
 
+/// The announcements a function saw delivered: per `key_id`, its SNS Publish and fallback-queue
+/// SendMessage calls that ended in a success the SDK returned to the function. A delivery the
+/// service took but whose answer the client never got (reset, past the attempt timeout) is not
+/// counted: counted from the client's side, so no clock or socket guess decides it.
+#[derive(Debug, Clone, Default)]
+pub struct AnswersSeen(Arc<Mutex<std::collections::HashMap<String, usize>>>);
+
+/// The `key_id` of the announcement an attempt carries, kept from the request to the end of the
+/// call.
+#[derive(Debug, Clone)]
+struct AnnouncedKey(String);
+
+impl aws_smithy_types::config_bag::Storable for AnnouncedKey {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl AnswersSeen {
+    /// Deliveries of announcements about `key_id` the function saw succeed.
+    pub fn of(&self, key_id: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key_id)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// `key_id` of a Publish (form fields) or a fallback SendMessage (JSON body whose
+    /// `MessageBody` holds the message and its attributes).
+    fn key_of(body: &str) -> Option<String> {
+        if let Ok(json) = serde_json::from_str::<Value>(body) {
+            let message: Value = serde_json::from_str(json["MessageBody"].as_str()?).ok()?;
+            let key = &message["attributes"]["key_id"];
+            return key["Value"].as_str().or(key.as_str()).map(str::to_string);
+        }
+        let fields: FormFields = body
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| {
+                (
+                    shared::base::text::percent_decode(k),
+                    shared::base::text::percent_decode(v),
+                )
+            })
+            .collect();
+        if !fields.iter().any(|(k, v)| k == "Action" && v == "Publish") {
+            return None;
+        }
+        let entry = fields
+            .iter()
+            .find(|(k, v)| {
+                k.starts_with("MessageAttributes.entry.") && k.ends_with(".Name") && v == "key_id"
+            })
+            .map(|(k, _)| k.trim_end_matches(".Name").to_string())?;
+        let value = format!("{entry}.Value.StringValue");
+        fields
+            .into_iter()
+            .find(|(k, _)| *k == value)
+            .map(|(_, v)| v)
+    }
+
+    /// `clients` with SNS and SQS clients in `region` that count what they saw delivered.
+    pub fn install(&self, sdk: &SdkConfig, region: &str, clients: AwsClients) -> AwsClients {
+        let sns = aws_sdk_sns::config::Builder::from(sdk)
+            .region(Region::new(region.to_string()))
+            .interceptor(self.clone())
+            .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(sdk)
+            .region(Region::new(region.to_string()))
+            .interceptor(self.clone())
+            .build();
+        clients
+            .with_sns_client(region, aws_sdk_sns::Client::from_conf(sns))
+            .with_sqs_client(region, aws_sdk_sqs::Client::from_conf(sqs))
+    }
+}
+
+impl Intercept for AnswersSeen {
+    fn name(&self) -> &'static str {
+        "AnswersSeen"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let body = context
+            .request()
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        if let Some(key) = Self::key_of(&body) {
+            cfg.interceptor_state().store_put(AnnouncedKey(key));
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let (Some(Ok(_)), Some(AnnouncedKey(key))) =
+            (context.output_or_error(), cfg.load::<AnnouncedKey>())
+        {
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(key.clone())
+                .or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
 impl TestBed {
     /// Clients whose SNS Publish requests are recorded.
     pub fn clients_recording_publish(&self) -> (AwsClients, PublishLog) {

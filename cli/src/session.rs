@@ -49,9 +49,18 @@ impl Session {
         }
         let sdk = loader.load().await;
         let Some(home) = sdk.region().map(|r| r.to_string()) else {
-            return Err(CliError::Setup(
-                "no AWS Region: pass --region, or set one in your profile or AWS_REGION".into(),
-            ));
+            return Err(CliError::Setup(match profile {
+                // The SDK finds no Region both for a profile that is not defined and for one
+                // without `region`; both are fixed in the same place.
+                Some(profile) => format!(
+                    "no AWS Region: profile {profile:?} is not defined in your AWS config file \
+                     (~/.aws/config, or AWS_CONFIG_FILE) or sets no region; check it with \
+                     `aws configure list-profiles`, or pass --region"
+                ),
+                None => {
+                    "no AWS Region: pass --region, or set one in your profile or AWS_REGION".into()
+                }
+            }));
         };
         let identity = aws_sdk_sts::Client::new(&sdk)
             .get_caller_identity()

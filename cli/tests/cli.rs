@@ -386,6 +386,24 @@ fn every_command_has_help() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values: policy-drift"));
 }
 
+#[test]
+fn a_profile_that_is_not_defined_is_named_in_the_error() {
+    let home = std::env::temp_dir().join("kms-guardrails-cli-no-profile");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kms-guardrails"))
+        .args(["audit", "--profile", "nope"])
+        .env_clear()
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("profile \"nope\" is not defined") && stderr.contains("--region"),
+        "{stderr}"
+    );
+}
+
 const DEPLOYER: &str = "arn:aws:iam::111122223333:role/terraform-ci";
 const ROOT_ONLY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}"#;
 const WITH_APP: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},{"Sid":"App","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/app"},"Action":"kms:Decrypt","Resource":"*"}]}"#;

@@ -775,40 +775,74 @@ impl Intercept for PublishLog {
     }
 }
 
-/// The announcements a function saw delivered: per `key_id`, its SNS Publish and fallback-queue
-/// SendMessage calls that ended in a success the SDK returned to the function. A delivery the
-/// service took but whose answer the client never got (reset, past the attempt timeout) is not
-/// counted: counted from the client's side, so no clock or socket guess decides it.
+/// What a function saw of its announcements, counted from the client's side (no clock or
+/// socket guess decides it): per `announcement_id`, the SNS Publish and fallback-queue
+/// SendMessage calls that returned a success to the function, and the calls that failed to mark
+/// its state-table record settled. A delivery SNS or SQS took but whose answer the function
+/// never got (reset, past the attempt timeout) is not seen.
 #[derive(Debug, Clone, Default)]
-pub struct AnswersSeen(Arc<Mutex<std::collections::HashMap<String, usize>>>);
+pub struct AnswersSeen(Arc<Mutex<AnswerCounts>>);
 
-/// The `key_id` of the announcement an attempt carries, kept from the request to the end of the
-/// call.
+#[derive(Debug, Default)]
+struct AnswerCounts {
+    delivered: std::collections::HashMap<String, usize>,
+    settles_failed: std::collections::HashMap<String, usize>,
+}
+
+/// What an attempt is about, kept from the request to the end of the call.
 #[derive(Debug, Clone)]
-struct AnnouncedKey(String);
+enum Watched {
+    /// A delivery of this announcement.
+    Delivery(String),
+    /// Marking settled the record of this announcement.
+    Settle(String),
+}
 
-impl aws_smithy_types::config_bag::Storable for AnnouncedKey {
+impl aws_smithy_types::config_bag::Storable for Watched {
     type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
 }
 
 impl AnswersSeen {
-    /// Deliveries of announcements about `key_id` the function saw succeed.
-    pub fn of(&self, key_id: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key_id)
+    fn counts(&self) -> std::sync::MutexGuard<'_, AnswerCounts> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Deliveries of announcement `id` the function saw succeed.
+    pub fn delivered(&self, id: &str) -> usize {
+        self.counts().delivered.get(id).copied().unwrap_or_default()
+    }
+
+    /// Calls that failed to mark the record of announcement `id` settled.
+    pub fn settles_failed(&self, id: &str) -> usize {
+        self.counts()
+            .settles_failed
+            .get(id)
             .copied()
             .unwrap_or_default()
     }
 
-    /// `key_id` of a Publish (form fields) or a fallback SendMessage (JSON body whose
-    /// `MessageBody` holds the message and its attributes).
-    fn key_of(body: &str) -> Option<String> {
+    /// Calls that failed to mark any record settled.
+    pub fn settles_failed_in_all(&self) -> usize {
+        self.counts().settles_failed.values().sum()
+    }
+
+    /// What a request body is about: a Publish (form fields), a fallback SendMessage or a
+    /// DynamoDB PutItem (JSON).
+    fn watched(body: &str) -> Option<Watched> {
         if let Ok(json) = serde_json::from_str::<Value>(body) {
+            if json["Item"]["state"]["S"] == "settled" {
+                // The record's sort key is `<key arn>#<run>#<nanos>`; its announcement is the
+                // run's message about the key.
+                let (key_and_run, _) = json["Item"]["sk"]["S"].as_str()?.rsplit_once('#')?;
+                let (key_arn, run) = key_and_run.rsplit_once('#')?;
+                return Some(Watched::Settle(shared::pipeline::journal::announcement_id(
+                    key_arn, run,
+                )));
+            }
             let message: Value = serde_json::from_str(json["MessageBody"].as_str()?).ok()?;
-            let key = &message["attributes"]["key_id"];
-            return key["Value"].as_str().or(key.as_str()).map(str::to_string);
+            let id = &message["attributes"]["announcement_id"];
+            let id = id["Value"].as_str().or(id.as_str())?;
+            return Some(Watched::Delivery(id.to_string()));
         }
         let fields: FormFields = body
             .split('&')
@@ -826,29 +860,40 @@ impl AnswersSeen {
         let entry = fields
             .iter()
             .find(|(k, v)| {
-                k.starts_with("MessageAttributes.entry.") && k.ends_with(".Name") && v == "key_id"
+                k.starts_with("MessageAttributes.entry.")
+                    && k.ends_with(".Name")
+                    && v == "announcement_id"
             })
             .map(|(k, _)| k.trim_end_matches(".Name").to_string())?;
         let value = format!("{entry}.Value.StringValue");
         fields
             .into_iter()
             .find(|(k, _)| *k == value)
-            .map(|(_, v)| v)
+            .map(|(_, v)| Watched::Delivery(v))
     }
 
-    /// `clients` with SNS and SQS clients in `region` that count what they saw delivered.
+    /// `clients` with SNS, SQS and DynamoDB clients in `region` that count what they saw.
     pub fn install(&self, sdk: &SdkConfig, region: &str, clients: AwsClients) -> AwsClients {
+        let region = Region::new(region.to_string());
         let sns = aws_sdk_sns::config::Builder::from(sdk)
-            .region(Region::new(region.to_string()))
+            .region(region.clone())
             .interceptor(self.clone())
             .build();
         let sqs = aws_sdk_sqs::config::Builder::from(sdk)
-            .region(Region::new(region.to_string()))
+            .region(region.clone())
+            .interceptor(self.clone())
+            .build();
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .region(region.clone())
             .interceptor(self.clone())
             .build();
         clients
-            .with_sns_client(region, aws_sdk_sns::Client::from_conf(sns))
-            .with_sqs_client(region, aws_sdk_sqs::Client::from_conf(sqs))
+            .with_sns_client(region.as_ref(), aws_sdk_sns::Client::from_conf(sns))
+            .with_sqs_client(region.as_ref(), aws_sdk_sqs::Client::from_conf(sqs))
+            .with_dynamodb_client(
+                region.as_ref(),
+                aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            )
     }
 }
 
@@ -869,8 +914,8 @@ impl Intercept for AnswersSeen {
             .bytes()
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default();
-        if let Some(key) = Self::key_of(&body) {
-            cfg.interceptor_state().store_put(AnnouncedKey(key));
+        if let Some(watched) = Self::watched(&body) {
+            cfg.interceptor_state().store_put(watched);
         }
         Ok(())
     }
@@ -881,15 +926,16 @@ impl Intercept for AnswersSeen {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let (Some(Ok(_)), Some(AnnouncedKey(key))) =
-            (context.output_or_error(), cfg.load::<AnnouncedKey>())
-        {
-            *self
-                .0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(key.clone())
-                .or_default() += 1;
+        let succeeded = matches!(context.output_or_error(), Some(Ok(_)));
+        let mut counts = self.counts();
+        match cfg.load::<Watched>() {
+            Some(Watched::Delivery(id)) if succeeded => {
+                *counts.delivered.entry(id.clone()).or_default() += 1;
+            }
+            Some(Watched::Settle(id)) if !succeeded => {
+                *counts.settles_failed.entry(id.clone()).or_default() += 1;
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use crate::notify::outcome::{Finding, FindingKind, KeyOutcome, Severity, Status}
 use crate::notify::{deliver, Cause, KeyMessage, Speaker};
 
 use crate::pipeline::audit::{Aliases, Audit};
-use crate::pipeline::journal::{fnv1a, Journal};
+use crate::pipeline::journal::{announcement_id, Journal};
 
 /// The context every function's per-key work runs in.
 #[derive(Clone, Copy)]
@@ -139,12 +139,6 @@ impl Guard<'_> {
         };
         self.finish(key, cause, Aliases::PerKey, audit).await
     }
-}
-
-/// The same for every message about one key's handling by one run (a correction, its retries,
-/// its late announcement): subscribers drop repeats by it, as SNS delivers at least once.
-pub fn announcement_id(key_arn: &str, run: &str) -> String {
-    fnv1a(&format!("{key_arn}#{run}"))
 }
 
 /// AccessDenied on the reads every audit starts with: someone took the function's access.

@@ -25,7 +25,7 @@ use crate::notify::outcome::{KeyOutcome, Status};
 use crate::notify::{change_block, key_block, key_subject, Cause, Notification, Speaker};
 
 /// Calls to remove a settled record before giving up (each with the SDK's own retries).
-const SETTLE_TRIES: usize = 3;
+pub const SETTLE_TRIES: usize = 3;
 /// What a settled record holds in `state`, and how long it stays to turn late requests away.
 const SETTLED: &str = "settled";
 const SETTLED_KEEP: Duration = Duration::from_secs(24 * 3600);
@@ -172,6 +172,12 @@ pub fn fingerprint(outcome: &KeyOutcome, failure: Option<&GuardrailError>) -> St
     fnv1a(&text)
 }
 
+/// The same for every message about one key's handling by one run (a correction, its retries,
+/// its late announcement): subscribers drop repeats by it, as SNS delivers at least once.
+pub fn announcement_id(key_arn: &str, run: &str) -> String {
+    fnv1a(&format!("{key_arn}#{run}"))
+}
+
 /// FNV-1a, 64 bits: the same digest in every build (the standard hasher is not promised to be).
 pub fn fnv1a(text: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -259,7 +265,7 @@ impl Now {
 pub fn late_notification(pending: &Pending, now: Now, function: &str) -> Notification {
     let mut body = pending.body.clone();
     body.push_str(&format!(
-        "\nThis message comes late: the invocation that started these corrections (for event or sweep {}) recorded them, then ended before its message was confirmed delivered (it timed out, crashed, or neither SNS nor the fallback queue took the message).\n",
+        "\nThis message comes late: the invocation that started these corrections (for event or sweep {}) recorded them, then ended before its message was confirmed delivered (it timed out, crashed, or neither SNS nor the fallback queue took the message) or before the state table could mark it delivered. A message about this key with the same announcement_id, if you received one, already said this.\n",
         text::value(&pending.run)
     ));
     body.push_str(match now {
@@ -279,7 +285,10 @@ pub fn late_notification(pending: &Pending, now: Now, function: &str) -> Notific
         .attribute("severity", "high")
         .attribute("status", "corrected")
         .attribute("late", "true")
-        .attribute("announcement_id", fnv1a(&pending.sort_key))
+        .attribute(
+            "announcement_id",
+            announcement_id(&pending.key_arn, &pending.run),
+        )
 }
 
 /// The state table as one function uses it.
@@ -707,5 +716,16 @@ mod tests {
         );
         let unknown = late_notification(&record, Now::NotAudited, "policy-drift");
         assert!(unknown.body.contains("is not known here"));
+    }
+
+    #[test]
+    fn a_late_announcement_carries_the_id_of_its_runs_own_message() {
+        // The run's own message may have been delivered before its record could be settled:
+        // the same id lets subscribers drop the late copy.
+        let record = pending("sweep-7", 1_000);
+        let late = late_notification(&record, Now::InOrder, "policy-drift");
+        let id = late.attributes.get("announcement_id").cloned();
+        assert_eq!(id, Some(announcement_id(&record.key_arn, "sweep-7")));
+        assert_ne!(id, Some(announcement_id(&record.key_arn, "sweep-8")));
     }
 }

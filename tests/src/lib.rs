@@ -738,6 +738,29 @@ impl PublishLog {
     }
 }
 
+/// A request's body as text (empty when streamed).
+fn request_body(context: &BeforeTransmitInterceptorContextRef<'_>) -> String {
+    context
+        .request()
+        .body()
+        .bytes()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+/// A Query-protocol body's form fields, decoded, in order.
+fn form_fields(body: &str) -> FormFields {
+    body.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| {
+            (
+                shared::base::text::percent_decode(k),
+                shared::base::text::percent_decode(v),
+            )
+        })
+        .collect()
+}
+
 impl Intercept for PublishLog {
     fn name(&self) -> &'static str {
         "PublishLog"
@@ -749,22 +772,8 @@ impl Intercept for PublishLog {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let body = context
-            .request()
-            .body()
-            .bytes()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default();
-        let fields: Vec<(String, String)> = body
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| {
-                (
-                    shared::base::text::percent_decode(k),
-                    shared::base::text::percent_decode(v),
-                )
-            })
-            .collect();
+        let body = request_body(context);
+        let fields = form_fields(&body);
         if fields.iter().any(|(k, v)| k == "Action" && v == "Publish") {
             self.0
                 .lock()
@@ -844,16 +853,7 @@ impl AnswersSeen {
             let id = id["Value"].as_str().or(id.as_str())?;
             return Some(Watched::Delivery(id.to_string()));
         }
-        let fields: FormFields = body
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| {
-                (
-                    shared::base::text::percent_decode(k),
-                    shared::base::text::percent_decode(v),
-                )
-            })
-            .collect();
+        let fields = form_fields(body);
         if !fields.iter().any(|(k, v)| k == "Action" && v == "Publish") {
             return None;
         }
@@ -908,12 +908,7 @@ impl Intercept for AnswersSeen {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let body = context
-            .request()
-            .body()
-            .bytes()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default();
+        let body = request_body(context);
         if let Some(watched) = Self::watched(&body) {
             cfg.interceptor_state().store_put(watched);
         }

@@ -1,7 +1,7 @@
 //! `audit`: each guardrail's scheduled sweep, run here in report mode against the caller's
 //! account and Regions. What it would announce is kept, not published; the HTTP client refuses
-//! any write (see `read_only`), and the function is never told of a state table, queue or
-//! member role, so it has nothing to write to.
+//! any write (see `read_only`), the function is never told of a queue or member role, and the
+//! state table is only read (per-key desired state), so it has nothing to write to.
 
 use std::collections::BTreeMap;
 
@@ -45,17 +45,16 @@ impl Function {
     }
 }
 
-/// Settings a deployed function has and an audit must not: where it would write.
+/// Settings a deployed function has and an audit must not: where it would write. The state
+/// table stays: with `DESIRED_STATE=per-key` each key is compared with its own record, read
+/// through clients that record nothing there (`AwsClients::with_state_read_only`).
 const WRITE_TARGETS: &[&str] = &[
-    "STATE_TABLE",
     "DEDUP_TABLE",
     "FALLBACK_QUEUE_URL",
     "SWEEP_QUEUE_URL",
     "MEMBER_ROLE_NAME",
     "MEMBER_EXTERNAL_ID",
     "SWEEP_ACCOUNTS",
-    // Per-key desired state lives in the state table: the audit compares with the baseline.
-    "DESIRED_STATE",
 ];
 
 /// A function's setting in an audit of `region`: report mode, the caller's account and
@@ -231,7 +230,11 @@ async fn audit_one(
     lookup: &dyn Fn(&str) -> Option<String>,
     outbox: &Outbox,
 ) -> PartResult {
-    let clients = || AwsClients::new(session.sdk.clone()).with_outbox(outbox.clone());
+    let clients = || {
+        AwsClients::new(session.sdk.clone())
+            .with_outbox(outbox.clone())
+            .with_state_read_only()
+    };
     let event = || sweep_event(session, region);
     match function {
         Function::PolicyDrift => match policy_drift::Config::from_lookup(lookup) {

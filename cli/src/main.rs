@@ -48,7 +48,10 @@ enum Command {
     ///
     /// The desired state comes from the same variables as the deployed functions
     /// (KMS_ADMIN_ROLE_ARNS, ROOT_ACCESS, BASELINE_POLICY, MANAGED_TAG, REPLICATION_ROLE_ARNS,
-    /// ...); the account, Regions and identity are your credentials'.
+    /// ...); the account, Regions and identity are your credentials'. With
+    /// DESIRED_STATE=per-key and STATE_TABLE, policy-drift compares each key with its own
+    /// record there (read only: nothing is recorded, so a key without a record is shown as it
+    /// would be enrolled).
     Audit {
         /// Only these guardrails (repeat or separate with commas). Default: all four.
         #[arg(long, value_enum, value_delimiter = ',')]

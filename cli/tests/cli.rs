@@ -523,3 +523,131 @@ async fn history_reads_a_keys_versions_and_rollback_restores_one() {
     assert_eq!(sent.len(), 1, "the rollback is announced once");
     assert!(sent[0].message.contains("rollback"), "{}", sent[0].message);
 }
+
+#[tokio::test]
+async fn audit_with_per_key_desired_state_compares_each_key_with_its_own_record_and_records_nothing(
+) {
+    use lambda_runtime::{Context, LambdaEvent};
+    let bed = TestBed::start().await;
+    let kept = bed
+        .create_key("kept as recorded", &[MANAGED], Some(ROOT_ONLY))
+        .await
+        .key_id;
+    let changed = bed
+        .create_key("changed by hand", &[MANAGED], Some(ROOT_ONLY))
+        .await
+        .key_id;
+    // policy-drift as deployed (per-key desired state) enrols both keys on its sweep.
+    let config = integration_tests::config(
+        &bed.topic_arn,
+        &[
+            ("MODE", "enforce"),
+            ("DESIRED_STATE", "per-key"),
+            ("APPROVED_DEPLOYERS", DEPLOYER),
+        ],
+    );
+    let deps = policy_drift::Deps {
+        config,
+        clients: bed.clients(),
+        own: (),
+    };
+    policy_drift::function_handler(
+        LambdaEvent::new(
+            integration_tests::sample_event("policy-drift/scheduled-sweep.json", "unused"),
+            Context::default(),
+        ),
+        &deps,
+    )
+    .await
+    .unwrap();
+    // Then someone who is not a deployer changes one key (its event never arrived), and a key
+    // is made that no sweep has seen yet.
+    bed.put_key_policy(&changed, WITH_APP).await;
+    let unrecorded = bed
+        .create_key("not yet enrolled", &[MANAGED], Some(ROOT_ONLY))
+        .await
+        .key_id;
+    bed.notifications().await;
+    let table_before = bed.state_items().await;
+
+    let per_key: &[(&str, &str)] = &[
+        ("DESIRED_STATE", "per-key"),
+        ("STATE_TABLE", integration_tests::STATE_TABLE),
+        ("APPROVED_DEPLOYERS", DEPLOYER),
+        ("KMS_ADMIN_ROLE_ARNS", ADMIN_ROLE_ARN),
+        ("SELF_ROLE_ARN", integration_tests::SELF_ROLE_ARN),
+        ("ENVIRONMENT", "test"),
+    ];
+    let proxy = recorder(&bed);
+    let out = kms_guardrails(
+        &proxy,
+        &["audit", "--json", "--function", "policy-drift"],
+        per_key,
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "the changed key is a finding");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["parts"][0]["counts"]["KeysAudited"], 3, "{report}");
+    let found = report["found"].as_array().unwrap();
+    let about = |key: &str| -> Vec<&Value> {
+        found
+            .iter()
+            .filter(|f| f["key_id"].as_str() == Some(key))
+            .collect()
+    };
+    // The key as recorded is not drift, though its policy is not the baseline.
+    assert!(about(&kept).is_empty(), "{report}");
+    let drift = about(&changed);
+    assert_eq!(drift.len(), 1, "{report}");
+    assert_eq!(drift[0]["severity"], "high", "{report}");
+    let message = drift[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("the key policy differs from its recorded desired state (version 1)"),
+        "{message}"
+    );
+    // The key without a record is shown as the deployed function would enrol it: information.
+    let enrolment = about(&unrecorded);
+    assert_eq!(enrolment.len(), 1, "{report}");
+    assert_eq!(enrolment[0]["severity"], "info", "{report}");
+    assert!(
+        enrolment[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is recorded as version 1"),
+        "{report}"
+    );
+
+    // Nothing was recorded or remembered: the state table is as it was, and every call was a
+    // read (the table's included).
+    assert_eq!(bed.state_items().await, table_before);
+    let made = operations(&proxy);
+    let writes: Vec<&String> = made
+        .iter()
+        .filter(|op| !READS.contains(&op.as_str()) && op.as_str() != "Query")
+        .collect();
+    assert!(writes.is_empty(), "calls other than reads: {made:?}");
+    assert!(
+        made.contains("Query"),
+        "the records were not read: {made:?}"
+    );
+    assert!(bed.notifications().await.is_empty());
+
+    // Against the baseline, the same account looks different: every key departs from it.
+    let baseline = kms_guardrails(
+        &proxy,
+        &["audit", "--json", "--function", "policy-drift"],
+        SETTINGS,
+    );
+    let report: Value = serde_json::from_slice(&baseline.stdout).expect("JSON on stdout");
+    let drifted: BTreeSet<&str> = report["found"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] != "info")
+        .filter_map(|f| f["key_id"].as_str())
+        .collect();
+    assert_eq!(
+        drifted,
+        BTreeSet::from([kept.as_str(), changed.as_str(), unrecorded.as_str()])
+    );
+}

@@ -192,14 +192,23 @@ async fn rollback(
         event_id: id.clone(),
         reason: Reason::Rollback { from: wanted },
     };
-    if store.put(key.arn.as_str(), &version).await? == Put::Taken {
-        return Err(GuardrailError::Aws {
-            operation: "PutItem",
-            key: text::value(key.arn.as_str()),
-            kind: AwsErrorKind::ServerError,
-            code: "DesiredStateChanged".to_string(),
-            message: format!("another change recorded version {} first; read the history again and repeat the rollback if it still applies", version.number),
-        });
+    match store.put(key.arn.as_str(), &version).await? {
+        Put::Recorded => {}
+        Put::Taken => {
+            return Err(GuardrailError::Aws {
+                operation: "PutItem",
+                key: text::value(key.arn.as_str()),
+                kind: AwsErrorKind::ServerError,
+                code: "DesiredStateChanged".to_string(),
+                message: format!("another change recorded version {} first; read the history again and repeat the rollback if it still applies", version.number),
+            });
+        }
+        Put::NotRecorded => {
+            return Err(refused(format!(
+                "the state table is read-only here, so version {wanted} was not recorded again and nothing was written to {}",
+                key.arn
+            )));
+        }
     }
     let cause = Cause::Command {
         id: &id,

@@ -67,9 +67,14 @@ pub async fn commit(deps: &Deps, key: &KeyInfo, plan: Plan) -> Result<Plan, Guar
         return Ok(plan);
     };
     let arn = key.arn.as_str();
-    if store.put(arn, version).await? == Put::Recorded {
-        info!(key = %key.arn, version = version.number, "desired state recorded");
-        return Ok(plan);
+    match store.put(arn, version).await? {
+        Put::Recorded => {
+            info!(key = %key.arn, version = version.number, "desired state recorded");
+            return Ok(plan);
+        }
+        // An audit: the plan is reported as the deployed function would announce it.
+        Put::NotRecorded => return Ok(plan),
+        Put::Taken => {}
     }
     // Taken: our own write whose answer was lost, or another invocation's.
     match store.latest(arn).await? {

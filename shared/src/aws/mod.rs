@@ -215,6 +215,18 @@ pub struct AwsClients {
     paces: Paces,
     /// Where notifications go instead of SNS (the command-line audit); `None`: published.
     outbox: Option<Outbox>,
+    /// Whether the state table may be written (see [`StateAccess`]).
+    state: StateAccess,
+}
+
+/// What a function may do with the state table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateAccess {
+    /// Record, remember and read: as deployed.
+    ReadWrite,
+    /// Read each key's desired state, record nothing: the command-line audit, which must show
+    /// every finding (no announcement memory) and leave no trace (no journal, no new version).
+    ReadOnly,
 }
 
 /// The member accounts' sessions; their clients live in the same [`Regional`] caches as this
@@ -249,6 +261,7 @@ impl AwsClients {
             members: None,
             paces: Paces::default(),
             outbox: None,
+            state: StateAccess::ReadWrite,
         }
     }
 
@@ -282,6 +295,16 @@ impl AwsClients {
     pub fn with_outbox(mut self, outbox: Outbox) -> AwsClients {
         self.outbox = Some(outbox);
         self
+    }
+
+    /// Reads the state table's desired state and records nothing there.
+    pub fn with_state_read_only(mut self) -> AwsClients {
+        self.state = StateAccess::ReadOnly;
+        self
+    }
+
+    pub fn state_access(&self) -> StateAccess {
+        self.state
     }
 
     /// The outbox notifications are kept in, when they are not published.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::aws::AwsClients;
+use crate::aws::{AwsClients, StateAccess};
 use crate::base::error::GuardrailError;
 use crate::config::{CommonConfig, StateStore};
 use crate::desired::{DesiredState, Reason, Version};
@@ -18,11 +18,14 @@ pub enum Put {
     Recorded,
     /// Another invocation recorded this version number first.
     Taken,
+    /// Nothing was written: the state table is read-only here (the command-line audit).
+    NotRecorded,
 }
 
 pub struct DesiredStore<'a> {
     client: aws_sdk_dynamodb::Client,
     store: &'a StateStore,
+    access: StateAccess,
 }
 
 type Item = HashMap<String, AttributeValue>;
@@ -81,6 +84,7 @@ impl<'a> DesiredStore<'a> {
         Some(DesiredStore {
             client: clients.dynamodb(&store.region),
             store,
+            access: clients.state_access(),
         })
     }
 
@@ -131,6 +135,9 @@ impl<'a> DesiredStore<'a> {
     /// Writes `version` unless its number is taken. A lost answer to our own write also reads
     /// as `Taken`; the caller then finds its own state as the latest.
     pub async fn put(&self, key_arn: &str, version: &Version) -> Result<Put, GuardrailError> {
+        if self.access == StateAccess::ReadOnly {
+            return Ok(Put::NotRecorded);
+        }
         let result = self
             .client
             .put_item()

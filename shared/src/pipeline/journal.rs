@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::aws::kms::KeyInfo;
-use crate::aws::AwsClients;
+use crate::aws::{AwsClients, StateAccess};
 use crate::base::error::GuardrailError;
 use crate::base::text;
 use crate::config::{CommonConfig, StateStore};
@@ -331,12 +331,16 @@ fn number_of(item: &Item, name: &str) -> u64 {
 }
 
 impl<'a> Journal<'a> {
-    /// The function's journal, or `None` without `STATE_TABLE`.
+    /// The function's journal, or `None` without `STATE_TABLE` or when the state table is
+    /// read-only (an audit neither records nor remembers).
     pub fn open(
         clients: &AwsClients,
         common: &'a CommonConfig,
         function: &'static str,
     ) -> Option<Journal<'a>> {
+        if clients.state_access() == StateAccess::ReadOnly {
+            return None;
+        }
         let store = common.state.as_ref()?;
         Some(Journal {
             client: clients.dynamodb(&store.region),

@@ -163,7 +163,25 @@ pub enum Verdict {
     Incomplete,
 }
 
+impl PartResult {
+    /// Managed keys this audit did not finish: a failure a retry can fix (throttling, a
+    /// timeout). Nothing can be said of them, so the audit is not clean.
+    pub fn keys_not_finished(&self) -> u64 {
+        match self {
+            PartResult::Audited { counts } => counts.get("KeysNotFinished").copied().unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
 impl AuditReport {
+    pub fn keys_not_finished(&self) -> u64 {
+        self.parts
+            .iter()
+            .map(|p| p.result.keys_not_finished())
+            .sum()
+    }
+
     pub fn verdict(&self) -> Verdict {
         let failed = self
             .parts
@@ -175,7 +193,7 @@ impl AuditReport {
             .any(|p| matches!(p.result, PartResult::Audited { .. }));
         if self.found.iter().any(Found::is_finding) {
             Verdict::Found
-        } else if failed || !audited {
+        } else if failed || !audited || self.keys_not_finished() > 0 {
             Verdict::Incomplete
         } else {
             Verdict::Clean
@@ -324,4 +342,84 @@ fn sweep_event(session: &Session, region: &str) -> LambdaEvent<Value> {
         "detail": {}
     });
     LambdaEvent::new(event, Context::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(result: PartResult) -> Part {
+        Part {
+            function: "policy-drift",
+            region: "eu-west-1".into(),
+            result,
+        }
+    }
+
+    fn audited(keys: u64, not_finished: u64) -> PartResult {
+        PartResult::Audited {
+            counts: BTreeMap::from([("KeysAudited", keys), ("KeysNotFinished", not_finished)]),
+        }
+    }
+
+    fn report(parts: Vec<Part>, found: Vec<Found>) -> AuditReport {
+        AuditReport {
+            account: "111122223333".into(),
+            caller: "arn:aws:iam::111122223333:role/auditor".into(),
+            regions: vec!["eu-west-1".into()],
+            parts,
+            found,
+        }
+    }
+
+    fn found(severity: &str) -> Found {
+        Found {
+            function: "policy-drift",
+            region: "eu-west-1".into(),
+            severity: severity.into(),
+            status: "reported".into(),
+            key_id: Some("1234abcd-12ab-34cd-56ef-1234567890ab".into()),
+            subject: "KMS key policy drift found".into(),
+            message: "the key policy differs".into(),
+        }
+    }
+
+    #[test]
+    fn an_audit_is_clean_only_when_every_key_was_audited_to_the_end() {
+        assert_eq!(
+            report(vec![part(audited(3, 0))], vec![]).verdict(),
+            Verdict::Clean
+        );
+        // A throttled key was not audited: nothing can be said of it, so not "nothing found".
+        let throttled = report(vec![part(audited(3, 1))], vec![]);
+        assert_eq!(throttled.verdict(), Verdict::Incomplete);
+        assert_eq!(throttled.keys_not_finished(), 1);
+        // What was found still decides the exit status, and information alone is not a finding.
+        assert_eq!(
+            report(vec![part(audited(3, 1))], vec![found("high")]).verdict(),
+            Verdict::Found
+        );
+        assert_eq!(
+            report(vec![part(audited(3, 0))], vec![found("info")]).verdict(),
+            Verdict::Clean
+        );
+    }
+
+    #[test]
+    fn an_audit_that_could_not_run_a_guardrail_is_incomplete() {
+        let failed = PartResult::Failed {
+            error: "GetResources: AccessDenied".into(),
+        };
+        assert_eq!(
+            report(vec![part(audited(3, 0)), part(failed)], vec![]).verdict(),
+            Verdict::Incomplete
+        );
+        let not_configured = PartResult::NotConfigured {
+            problems: "REPLICATION_REGIONS is required".into(),
+        };
+        assert_eq!(
+            report(vec![part(not_configured)], vec![]).verdict(),
+            Verdict::Incomplete
+        );
+    }
 }

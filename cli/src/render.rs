@@ -69,7 +69,10 @@ pub fn audit(report: &AuditReport) -> String {
         .map(|part| {
             let (result, keys, found) = match &part.result {
                 PartResult::Audited { counts } => (
-                    "audited".to_string(),
+                    match part.result.keys_not_finished() {
+                        0 => "audited".to_string(),
+                        n => format!("audited, except {n} key(s) not finished: AWS answered with a failure a retry can fix (throttling, a timeout); run the audit again"),
+                    },
                     counts.get("KeysAudited").copied().unwrap_or(0).to_string(),
                     counts.get("Findings").copied().unwrap_or(0).to_string(),
                 ),
@@ -133,8 +136,12 @@ pub fn audit(report: &AuditReport) -> String {
     out.push_str(&match report.verdict() {
         Verdict::Clean => "Nothing found.".to_string(),
         Verdict::Found => format!(
-            "{findings} finding{} (report mode: nothing was written). --json shows each message in full.",
-            if findings == 1 { "" } else { "s" }
+            "{findings} finding{} (report mode: nothing was written). --json shows each message in full.{}",
+            if findings == 1 { "" } else { "s" },
+            match report.keys_not_finished() {
+                0 => String::new(),
+                n => format!(" {n} key(s) were not audited to the end: run the audit again."),
+            }
         ),
         Verdict::Incomplete => {
             "The audit did not finish: see RESULT above (settings are the deployed functions' variables; errors name the call and what to do).".to_string()

@@ -28,8 +28,9 @@ use shared::aws::AwsClients;
 pub const ACCOUNT_ID: &str = "111122223333";
 /// The functions' metrics as the dashboard and the alarms are built against them: each a count,
 /// except SweepDuration (milliseconds, sweeps only).
-pub const METRICS_CONTRACT: [&str; 8] = [
+pub const METRICS_CONTRACT: [&str; 9] = [
     "KeysAudited",
+    "KeysNotFinished",
     "Findings",
     "Corrections",
     "Blocked",

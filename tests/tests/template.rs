@@ -275,7 +275,7 @@ const METRICS_NAMESPACE: &str = "KmsGuardrails";
 const METRICS_DIMENSION: &str = "Function";
 /// Every metric of the contract. All are counts summed over a period, except SweepDuration
 /// (milliseconds, only on sweeps), whose maximum is what matters.
-const CONTRACT_METRICS: [&str; 8] = integration_tests::METRICS_CONTRACT;
+const CONTRACT_METRICS: [&str; 9] = integration_tests::METRICS_CONTRACT;
 
 #[test]
 fn the_dashboards_metrics_contract_is_the_one_the_code_emits() {

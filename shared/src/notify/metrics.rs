@@ -20,6 +20,9 @@ pub const DIMENSION: &str = "Function";
 pub struct Measures {
     /// Managed keys whose audit finished (or began and failed).
     pub keys_audited: u64,
+    /// Managed keys a sweep left to the next one: a failure a retry can fix (throttling, a
+    /// timeout), or the invocation's deadline.
+    pub keys_not_finished: u64,
     /// Keys (or roles, alarms, replicas) with something found: corrected, reported, blocked or
     /// failed.
     pub findings: u64,
@@ -73,6 +76,7 @@ impl Measures {
         let n = |v: usize| v as u64;
         Measures {
             keys_audited: n(report.managed),
+            keys_not_finished: n(report.retry_later + report.not_started),
             findings: n(report.corrected + report.reported + report.blocked + report.failed),
             corrections: n(report.corrected),
             blocked: n(report.blocked),
@@ -87,6 +91,7 @@ impl Measures {
     pub fn of_tally(tally: &PartTally) -> Measures {
         Measures {
             keys_audited: tally.managed,
+            keys_not_finished: tally.retry_later + tally.not_started,
             findings: tally.corrected + tally.reported + tally.blocked + tally.failed,
             corrections: tally.corrected,
             blocked: tally.blocked,
@@ -98,9 +103,10 @@ impl Measures {
     }
 
     /// The metrics by name and value, in the order they are emitted.
-    pub fn counts(&self) -> [(&'static str, u64); 7] {
+    pub fn counts(&self) -> [(&'static str, u64); 8] {
         [
             ("KeysAudited", self.keys_audited),
+            ("KeysNotFinished", self.keys_not_finished),
             ("Findings", self.findings),
             ("Corrections", self.corrections),
             ("Blocked", self.blocked),
@@ -166,6 +172,7 @@ impl std::ops::Add for Measures {
     fn add(self, other: Measures) -> Measures {
         Measures {
             keys_audited: self.keys_audited + other.keys_audited,
+            keys_not_finished: self.keys_not_finished + other.keys_not_finished,
             findings: self.findings + other.findings,
             corrections: self.corrections + other.corrections,
             blocked: self.blocked + other.blocked,
@@ -253,6 +260,8 @@ mod tests {
             blocked: 2,
             failed: 4,
             shut_out: 3,
+            retry_later: 6,
+            not_started: 1,
             ..SweepReport::default()
         };
         let m = Measures::of_outcome(&Outcome::Sweep(report));
@@ -260,6 +269,7 @@ mod tests {
             m.counts(),
             [
                 ("KeysAudited", 120),
+                ("KeysNotFinished", 7),
                 ("Findings", 20),
                 ("Corrections", 9),
                 ("Blocked", 2),

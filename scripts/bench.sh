@@ -12,7 +12,7 @@
 #     --quick: 10 starts, sweeps of 100 and 1,000 keys; --only N: section N alone
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh >/dev/null
+bash scripts/bootstrap.sh lambda >/dev/null
 runs=30
 sizes=(100 1000 10000)
 only=""

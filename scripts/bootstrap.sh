@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the project's Python tools into .venv/ (git-ignored), one virtualenv per tool set
-# because their pins clash. Re-running is cheap: a virtualenv is rebuilt only when its
+# because their pins clash: moto and the template checkers always, cargo-lambda with `lambda`. Re-running is cheap: a virtualenv is rebuilt only when its
 # requirements file changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,3 +19,7 @@ venv() {
 
 venv moto scripts/requirements-moto.txt
 venv template scripts/requirements-template.txt
+# cargo-lambda (with its zig) only for those who build packages: `bootstrap.sh lambda`.
+if [[ " $* " == *" lambda "* ]]; then
+  venv lambda scripts/requirements-lambda.txt
+fi

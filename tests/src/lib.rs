@@ -841,13 +841,10 @@ impl AnswersSeen {
     fn watched(body: &str) -> Option<Watched> {
         if let Ok(json) = serde_json::from_str::<Value>(body) {
             if json["Item"]["state"]["S"] == "settled" {
-                // The record's sort key is `<key arn>#<run>#<nanos>`; its announcement is the
-                // run's message about the key.
-                let (key_and_run, _) = json["Item"]["sk"]["S"].as_str()?.rsplit_once('#')?;
-                let (key_arn, run) = key_and_run.rsplit_once('#')?;
-                return Some(Watched::Settle(shared::pipeline::journal::announcement_id(
-                    key_arn, run,
-                )));
+                let sort_key = json["Item"]["sk"]["S"].as_str()?;
+                return Some(Watched::Settle(
+                    shared::pipeline::journal::Journal::announcement_of_record(sort_key)?,
+                ));
             }
             let message: Value = serde_json::from_str(json["MessageBody"].as_str()?).ok()?;
             let id = &message["attributes"]["announcement_id"];

@@ -371,6 +371,14 @@ impl<'a> Journal<'a> {
         format!("{}#{}#{nanos:x}", key.arn, cause.run())
     }
 
+    /// The announcement a record under `sort_key` (from [`Journal::record_key`]) belongs to:
+    /// its run's message about its key. For readers of the table, such as the fault tests.
+    pub fn announcement_of_record(sort_key: &str) -> Option<String> {
+        let (key_and_run, _nanos) = sort_key.rsplit_once('#')?;
+        let (key_arn, run) = key_and_run.rsplit_once('#')?;
+        Some(announcement_id(key_arn, run))
+    }
+
     /// Records a correction under `sort_key` before its first write. An `Err` means nothing
     /// may be written: without the record a crash could lose the announcement.
     pub async fn record(
@@ -592,6 +600,25 @@ mod tests {
             statuses: statuses.iter().map(|s| (KEY.to_string(), *s)).collect(),
             ..RunView::default()
         }
+    }
+
+    #[test]
+    fn a_record_names_the_announcement_of_its_run_and_key() {
+        let key = crate::testing::key(KEY);
+        let cause = Cause::Sweep {
+            id: "sweep-7",
+            time: None,
+        };
+        let sort_key = Journal::record_key(&key, cause);
+        assert_eq!(
+            Journal::announcement_of_record(&sort_key),
+            Some(announcement_id(KEY, "sweep-7"))
+        );
+        assert_ne!(
+            Journal::announcement_of_record(&sort_key),
+            Some(announcement_id(KEY, "sweep-8"))
+        );
+        assert_eq!(Journal::announcement_of_record("no separators"), None);
     }
 
     #[test]

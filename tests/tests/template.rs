@@ -658,6 +658,24 @@ fn every_function_of_the_template_appears_in_the_dashboards_lambda_widgets() {
     );
 }
 
+/// The `SweepSchedule` parameter's default, `rate(N unit)`, in seconds.
+fn default_sweep_interval_seconds(template: &str) -> u64 {
+    let lines = resource_lines(template, "SweepSchedule");
+    let default = values_in(&lines, "Default:");
+    let rate = default[0]
+        .strip_prefix("rate(")
+        .and_then(|r| r.strip_suffix(')'))
+        .expect("SweepSchedule's default is a rate expression");
+    let (n, unit) = rate.split_once(' ').expect("rate(N unit)");
+    let unit = match unit.trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3_600,
+        "day" => 86_400,
+        other => panic!("unit {other}"),
+    };
+    n.parse::<u64>().unwrap() * unit
+}
+
 #[test]
 fn shut_out_and_regions_not_swept_alarm_to_the_topic_and_show_on_the_dashboard() {
     let template = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
@@ -721,7 +739,19 @@ fn shut_out_and_regions_not_swept_alarm_to_the_topic_and_show_on_the_dashboard()
             "GreaterThanOrEqualToThreshold",
             "{alarm}"
         );
-        assert_eq!(one("EvaluationPeriods:"), "1", "{alarm}");
+        // Any breaching 5 minutes of a window that spans more than one sweep at the default
+        // schedule, so the alarm does not turn OK between two sweeps that both find the cause;
+        // AWS allows at most a day of periods under an hour.
+        let window = one("EvaluationPeriods:").parse::<u64>().unwrap() * 300;
+        assert_eq!(one("DatapointsToAlarm:"), "1", "{alarm}");
+        assert!(
+            window <= 86_400,
+            "{alarm}: {window} s is over AWS's one day"
+        );
+        assert!(
+            window >= 2 * default_sweep_interval_seconds(&template),
+            "{alarm}: a {window} s window turns OK between two sweeps"
+        );
         assert_eq!(one("TreatMissingData:"), "notBreaching", "{alarm}");
         assert_eq!(one("AlarmActions:"), "[!Ref NotificationTopic]", "{alarm}");
         assert_eq!(one("OKActions:"), "[!Ref NotificationTopic]", "{alarm}");
